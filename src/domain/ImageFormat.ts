@@ -1,0 +1,40 @@
+/** Image formats the gateway can detect from the first bytes of an image. */
+export type ImageFormat = "png" | "jpeg" | "webp"
+
+export const mimeTypeOf = (format: ImageFormat): string => `image/${format}`
+
+const startsWith = (bytes: Uint8Array, prefix: ReadonlyArray<number>, offset = 0) =>
+  bytes.length >= offset + prefix.length && prefix.every((byte, i) => bytes[offset + i] === byte)
+
+const PNG = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]
+const JPEG = [0xff, 0xd8, 0xff]
+const RIFF = [0x52, 0x49, 0x46, 0x46]
+const WEBP = [0x57, 0x45, 0x42, 0x50]
+
+/** Detects the format from magic bytes; the upstream may send any of the three, so PNG is never assumed. */
+export const detectImageFormat = (bytes: Uint8Array): ImageFormat | undefined => {
+  if (startsWith(bytes, PNG)) return "png"
+  if (startsWith(bytes, JPEG)) return "jpeg"
+  if (startsWith(bytes, RIFF) && startsWith(bytes, WEBP, 8)) return "webp"
+  return undefined
+}
+
+/** Decodes only the first 12 bytes (16 base64 characters): enough for the magic numbers, cheap for 1 MiB images. */
+export const detectBase64ImageFormat = (base64: string): ImageFormat | undefined => {
+  try {
+    const head = atob(base64.slice(0, 16))
+    const bytes = new Uint8Array(head.length)
+    for (let i = 0; i < head.length; i++) bytes[i] = head.charCodeAt(i)
+    return detectImageFormat(bytes)
+  } catch {
+    return undefined
+  }
+}
+
+/** One image produced by any upstream, kept as base64 because that is what both the upstream and the response use. */
+export interface GeneratedImage {
+  readonly base64: string
+  readonly format: ImageFormat
+  /** Upstream attempts it took, retries included. */
+  readonly attempts: number
+}

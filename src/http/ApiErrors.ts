@@ -1,0 +1,97 @@
+import { Schema } from "effect"
+import { HttpApiSchema } from "effect/http-api"
+
+/**
+ * The HTTP face of every failure: OpenAI's `{"error": {message, type, param, code}}`
+ * body with the status and the retry headers the SDKs read. Handlers map
+ * domain errors to these classes; nothing else decides a status code.
+ */
+
+export const ErrorObject = Schema.Struct({
+  message: Schema.String,
+  type: Schema.String,
+  param: Schema.NullOr(Schema.String),
+  code: Schema.NullOr(Schema.String)
+})
+export type ErrorObject = typeof ErrorObject.Type
+
+export const ErrorBody = Schema.Struct({ error: ErrorObject })
+export type ErrorBody = typeof ErrorBody.Type
+
+export const errorBody = (type: string, message: string, param: string | null = null, code: string | null = null): ErrorBody => ({
+  error: { message, type, param, code }
+})
+
+const ErrorHeaders = {
+  "x-should-retry": Schema.optional(Schema.String),
+  "retry-after": Schema.optional(Schema.String)
+}
+type ErrorHeaders = { readonly "x-should-retry"?: string; readonly "retry-after"?: string }
+
+const Fields = {
+  message: Schema.String,
+  param: Schema.NullOr(Schema.String),
+  code: Schema.NullOr(Schema.String)
+}
+type Fields = { readonly message: string; readonly param: string | null; readonly code: string | null }
+
+/** Encodes an error class as the OpenAI body plus headers, under one fixed status. */
+const openAi = <S extends Schema.Top & { readonly Type: Fields }>(
+  status: number,
+  type: string,
+  make: (fields: Fields & { readonly retryAfter?: string }) => S["Type"],
+  headers: (error: S["Type"]) => ErrorHeaders = () => ({})
+) =>
+  HttpApiSchema.encodeToWithHeaders<S, typeof ErrorBody, typeof ErrorHeaders>(
+    { body: ErrorBody.pipe(HttpApiSchema.status(status)), headers: ErrorHeaders },
+    {
+      decode: ({ body, headers: received }) =>
+        make({
+          message: body.error.message,
+          param: body.error.param,
+          code: body.error.code,
+          ...(received["retry-after"] === undefined ? {} : { retryAfter: received["retry-after"] })
+        }),
+      encode: (error) => ({ body: errorBody(type, error.message, error.param, error.code), headers: headers(error) })
+    }
+  )
+
+const noRetry = () => ({ "x-should-retry": "false" })
+
+export class BadRequest extends Schema.TaggedError<BadRequest>()("BadRequest", Fields) {}
+export const BadRequestWire = BadRequest.pipe(openAi<typeof BadRequest>(400, "invalid_request_error", (f) => new BadRequest(f)))
+
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", Fields) {}
+export const UnauthorizedWire = Unauthorized.pipe(openAi<typeof Unauthorized>(401, "invalid_request_error", (f) => new Unauthorized(f)))
+
+export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", Fields) {}
+export const NotFoundWire = NotFound.pipe(openAi<typeof NotFound>(404, "invalid_request_error", (f) => new NotFound(f)))
+
+export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited", {
+  ...Fields,
+  retryAfterSeconds: Schema.Int
+}) {}
+export const RateLimitedWire = RateLimited.pipe(
+  openAi<typeof RateLimited>(
+    429,
+    "rate_limit_error",
+    (f) => new RateLimited({ ...f, retryAfterSeconds: Number(f.retryAfter ?? 1) }),
+    (error) => ({ "retry-after": String(error.retryAfterSeconds) })
+  )
+)
+
+export class UpstreamFailed extends Schema.TaggedError<UpstreamFailed>()("UpstreamFailed", Fields) {}
+export const UpstreamFailedWire = UpstreamFailed.pipe(
+  openAi<typeof UpstreamFailed>(502, "upstream_error", (f) => new UpstreamFailed(f), noRetry)
+)
+
+export class UpstreamTimedOut extends Schema.TaggedError<UpstreamTimedOut>()("UpstreamTimedOut", Fields) {}
+export const UpstreamTimedOutWire = UpstreamTimedOut.pipe(
+  openAi<typeof UpstreamTimedOut>(504, "upstream_error", (f) => new UpstreamTimedOut(f), noRetry)
+)
+
+/** The deployment is wrong (bad config, no API_KEYS): only the operator can fix it, so clients must not retry. */
+export class ServerMisconfigured extends Schema.TaggedError<ServerMisconfigured>()("ServerMisconfigured", Fields) {}
+export const ServerMisconfiguredWire = ServerMisconfigured.pipe(
+  openAi<typeof ServerMisconfigured>(500, "server_error", (f) => new ServerMisconfigured(f), noRetry)
+)

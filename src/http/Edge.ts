@@ -1,0 +1,193 @@
+import { Cause, Effect } from "effect"
+import { HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { HttpApi } from "effect/http-api"
+import { GatewayConfig } from "../services/GatewayConfig.ts"
+import { Api } from "./Api.ts"
+import { type ErrorBody, errorBody } from "./ApiErrors.ts"
+
+/**
+ * The one place every request passes: request ids, CORS, body limits, and the
+ * OpenAI error shape for what HttpApi never sees (unknown routes, wrong
+ * methods, unexpected defects). Logs one line per request.
+ */
+
+const routes: Array<{ readonly method: string; readonly pattern: RegExp }> = []
+HttpApi.reflect(Api, {
+  onGroup: () => {},
+  onEndpoint: ({ endpoint }) => {
+    const source = endpoint.path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/:[A-Za-z]+/g, "[^/]+")
+    routes.push({ method: endpoint.method, pattern: new RegExp(`^${source}/?$`) })
+  }
+})
+
+/** The methods the API serves at a path, for telling 405 from 404. */
+export const allowedMethods = (path: string): ReadonlyArray<string> =>
+  routes.filter((route) => route.pattern.test(path)).map((route) => route.method)
+
+const isRouteNotFound = (error: unknown) =>
+  HttpServerError.isHttpServerError(error) && error.reason._tag === "RouteNotFound"
+
+export const EXPOSED_HEADERS = ["x-request-id", "x-images-failed", "retry-after", "x-should-retry"].join(", ")
+
+const json = (status: number, body: ErrorBody, headers: Record<string, string> = {}) =>
+  HttpServerResponse.jsonUnsafe(body, { status, headers })
+
+const isJsonContentType = (value: string | undefined) =>
+  value === undefined || /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(value.trim())
+
+const pathOf = (url: string) => {
+  try {
+    return new URL(url, "http://gateway").pathname
+  } catch {
+    return url
+  }
+}
+
+const readBounded = async (body: ReadableStream<Uint8Array>, limit: number): Promise<Uint8Array | undefined> => {
+  const reader = body.getReader()
+  const chunks: Array<Uint8Array> = []
+  let size = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    size += value.byteLength
+    if (size > limit) {
+      await reader.cancel()
+      return undefined
+    }
+    chunks.push(value)
+  }
+  const joined = new Uint8Array(size)
+  let offset = 0
+  for (const chunk of chunks) {
+    joined.set(chunk, offset)
+    offset += chunk.byteLength
+  }
+  return joined
+}
+
+export const EdgeMiddleware = HttpRouter.middleware(
+  Effect.gen(function*() {
+    const config = yield* GatewayConfig
+    const anyOrigin = config.corsOrigins.includes("*")
+
+    const corsHeaders = (origin: string | undefined): Record<string, string> => {
+      if (anyOrigin) return { "access-control-allow-origin": "*", "access-control-expose-headers": EXPOSED_HEADERS }
+      if (origin === undefined || !config.corsOrigins.includes(origin)) return { vary: "origin" }
+      return { "access-control-allow-origin": origin, "access-control-expose-headers": EXPOSED_HEADERS, vary: "origin" }
+    }
+
+    const tooLarge = () =>
+      json(
+        413,
+        errorBody("invalid_request_error", `The request body is larger than this gateway accepts (${config.maxBodyBytes} bytes).`, null, "request_too_large")
+      )
+
+    /** Rejects what no endpoint accepts before any handler reads the body. */
+    const precheck = Effect.fnUntraced(function*(request: HttpServerRequest.HttpServerRequest) {
+      if (request.method !== "POST" && request.method !== "PUT" && request.method !== "PATCH") return undefined
+      const contentType = request.headers["content-type"]
+      if (!isJsonContentType(contentType)) {
+        return {
+          response: json(
+            415,
+            errorBody(
+              "invalid_request_error",
+              `Unsupported Content-Type '${contentType}'. Send the request body as JSON with 'Content-Type: application/json'.`,
+              null,
+              "unsupported_media_type"
+            )
+          )
+        }
+      }
+      const length = request.headers["content-length"]
+      if (length !== undefined) return Number(length) > config.maxBodyBytes ? { response: tooLarge() } : undefined
+      // No Content-Length (chunked): read at most the limit, then hand the handlers a buffered copy.
+      const source = request.source as Request
+      if (source.body === null) return undefined
+      const body = yield* Effect.promise(() => readBounded(source.body as ReadableStream<Uint8Array>, config.maxBodyBytes))
+      if (body === undefined) return { response: tooLarge() }
+      return { request: HttpServerRequest.fromWeb(new Request(source, { body })) }
+    })
+
+    const fromFailure = (request: HttpServerRequest.HttpServerRequest, cause: Cause.Cause<unknown>) => {
+      const failure = Cause.findErrorOption(cause)
+      if (failure._tag === "Some" && isRouteNotFound(failure.value)) {
+        const path = pathOf(request.url)
+        const allowed = allowedMethods(path)
+        if (allowed.length > 0) {
+          return Effect.succeed(
+            json(
+              405,
+              errorBody("invalid_request_error", `Method ${request.method} is not allowed on ${path}. Use ${allowed.join(", ")}.`, null, "method_not_allowed"),
+              { allow: [...allowed, "OPTIONS"].join(", ") }
+            )
+          )
+        }
+        return Effect.succeed(
+          json(404, errorBody("invalid_request_error", `Unknown request URL: ${request.method} ${path}.`, null, "unknown_url"))
+        )
+      }
+      return Effect.logError("unhandled failure", cause).pipe(
+        Effect.as(
+          json(500, errorBody("server_error", "The gateway failed unexpectedly while handling this request.", null, "internal_error"), {
+            "x-should-retry": "false"
+          })
+        )
+      )
+    }
+
+    return (httpEffect) =>
+      Effect.suspend(() => {
+        const requestId = `req_${crypto.randomUUID().replaceAll("-", "")}`
+        return handle(httpEffect, requestId).pipe(Effect.annotateLogs({ requestId }))
+      })
+
+    function handle<E>(
+      httpEffect: Effect.Effect<HttpServerResponse.HttpServerResponse, E, HttpServerRequest.HttpServerRequest>,
+      requestId: string
+    ): Effect.Effect<HttpServerResponse.HttpServerResponse, E, HttpServerRequest.HttpServerRequest> {
+      // Every failure is answered here; E stays in the type only because the router's middleware contract asks for it.
+      return Effect.gen(function*() {
+        const started = Date.now()
+        const original = yield* HttpServerRequest.HttpServerRequest
+        const cors = corsHeaders(original.headers.origin)
+        let response: HttpServerResponse.HttpServerResponse
+        if (original.method === "OPTIONS") {
+          response = HttpServerResponse.empty({
+            status: 204,
+            headers: {
+              ...cors,
+              "access-control-allow-methods": "GET, POST, OPTIONS",
+              "access-control-allow-headers":
+                original.headers["access-control-request-headers"] ?? "authorization, content-type",
+              "access-control-max-age": "86400"
+            }
+          })
+        } else {
+          const checked = yield* precheck(original)
+          if (checked !== undefined && "response" in checked) {
+            response = checked.response
+          } else {
+            const request = checked?.request ?? original
+            response = yield* httpEffect.pipe(
+              Effect.provideService(HttpServerRequest.HttpServerRequest, request),
+              Effect.catchCause((cause) =>
+                // A client that went away: let the runtime end the request as it does.
+                Cause.hasInterruptsOnly(cause) ? Effect.failCause(cause as Cause.Cause<never>) : fromFailure(request, cause)
+              )
+            )
+          }
+        }
+        yield* Effect.logInfo("request", {
+          method: original.method,
+          path: pathOf(original.url),
+          status: response.status,
+          latencyMs: Date.now() - started
+        })
+        return HttpServerResponse.setHeaders(response, { ...cors, "x-request-id": requestId })
+      })
+    }
+  }),
+  { global: true }
+)

@@ -1,0 +1,37 @@
+import { Effect, SchemaIssue } from "effect"
+import { HttpApiMiddleware } from "effect/http-api"
+import type { HttpApiSchemaError } from "effect/http-api/HttpApiError"
+import { BadRequest } from "./ApiErrors.ts"
+import { RequestValidation } from "./Middleware.ts"
+
+const format = SchemaIssue.makeFormatterStandardSchemaV1()
+
+const pathOf = (path: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> | undefined) =>
+  (path ?? []).map((segment) => String(typeof segment === "object" ? segment.key : segment)).join(".")
+
+/** The first issue, phrased as OpenAI phrases it, with `param` naming the field. */
+export const toBadRequest = (error: HttpApiSchemaError): BadRequest => {
+  const issue = format(error.cause.issue).issues[0]
+  const param = pathOf(issue?.path)
+  // Nullable fields read "Expected number | null"; callers care about the type they should send.
+  const message = (issue?.message ?? "Invalid request").replace(/( \| null)+/g, "")
+  if (param === "") {
+    const text =
+      message === "Expected a valid JSON body"
+        ? "We could not parse the JSON body of your request. The OpenAI API expects a JSON payload."
+        : `The request body is invalid: ${message}. Expected a JSON object.`
+    return new BadRequest({ message: text, param: null, code: null })
+  }
+  if (message === "Missing key") {
+    return new BadRequest({ message: `Missing required parameter: '${param}'.`, param, code: null })
+  }
+  const text = message.includes(`'${param}'`) ? message : `Invalid value for '${param}': ${message.charAt(0).toLowerCase()}${message.slice(1)}.`
+  return new BadRequest({ message: text, param, code: "invalid_value" })
+}
+
+const requestKinds = new Set(["Params", "Headers", "Query", "Payload"])
+
+/** Only request decoding is the caller's fault; a response that fails to encode stays a 500. */
+export const RequestValidationLive = HttpApiMiddleware.layerSchemaErrorTransform(RequestValidation, (error) =>
+  requestKinds.has(error.kind) ? Effect.fail(toBadRequest(error)) : Effect.fail(error)
+)

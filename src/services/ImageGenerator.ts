@@ -1,0 +1,89 @@
+import { Array as Arr, Clock, Context, Effect, Layer, Result } from "effect"
+import type { ModelNotFound, UpstreamError } from "../domain/Errors.ts"
+import type { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
+import type { GeneratedImage } from "../domain/ImageFormat.ts"
+import { nearestAspectRatio, parseSize } from "../domain/ImageSize.ts"
+import type { ModelEntry } from "../domain/Model.ts"
+import { AiSdkRequest, AiSdkUpstream } from "./AiSdkUpstream.ts"
+import { GatewayConfig } from "./GatewayConfig.ts"
+import { LocalPreview } from "./LocalPreview.ts"
+import { ModelRegistry } from "./ModelRegistry.ts"
+
+export interface GenerationResult {
+  /** Unix seconds. */
+  readonly created: number
+  readonly model: ModelEntry
+  /** The images that succeeded, in request order; never empty. */
+  readonly images: ReadonlyArray<GeneratedImage>
+  /** How many of the `n` images failed after retries. */
+  readonly failed: number
+}
+
+/**
+ * Turns one OpenAI image request into `n` upstream calls, run concurrently
+ * up to MAX_CONCURRENT_UPSTREAM. Partial success is success; only when every
+ * image fails does the request fail, with the first image's error.
+ */
+export class ImageGenerator extends Context.Service<ImageGenerator, {
+  generate(request: ImageGenerationRequest): Effect.Effect<GenerationResult, ModelNotFound | UpstreamError>
+}>()("ai-image-gateway/services/ImageGenerator") {
+  static readonly layerNoDeps = Layer.effect(
+    ImageGenerator,
+    Effect.gen(function*() {
+      const config = yield* GatewayConfig
+      const registry = yield* ModelRegistry
+      const aiSdk = yield* AiSdkUpstream
+      const local = yield* LocalPreview
+
+      const generateOne = (model: ModelEntry, request: ImageGenerationRequest): Effect.Effect<GeneratedImage, UpstreamError> => {
+        const size = parseSize(request.size)
+        switch (model.upstream) {
+          case "local":
+            return local.generate(request.prompt, size)
+          case "ai-sdk": {
+            const aspectRatio = nearestAspectRatio(size, model.aspectRatios)
+            return aiSdk.generate(
+              new AiSdkRequest({
+                prompt: request.prompt,
+                provider: model.provider,
+                modelId: model.upstreamModelId,
+                ...(aspectRatio === undefined ? {} : { aspectRatio })
+              })
+            )
+          }
+        }
+      }
+
+      const generate = Effect.fn("ImageGenerator.generate")(function*(request: ImageGenerationRequest) {
+        const model = yield* registry.resolve(request.model)
+        const n = request.n ?? 1
+        yield* Effect.annotateCurrentSpan({ model: model.id, n })
+        yield* Effect.logDebug("generating", { prompt: request.prompt })
+        const started = yield* Clock.currentTimeMillis
+        const results = yield* Effect.forEach(Arr.range(1, n), () => Effect.result(generateOne(model, request)), {
+          concurrency: config.maxConcurrentUpstream
+        })
+        const images = results.filter(Result.isSuccess).map((result) => result.success)
+        const failures = results.filter(Result.isFailure).map((result) => result.failure)
+        const attempts = [...images.map((image) => image.attempts), ...failures.map((error) => error.attempts)]
+        yield* Effect.logInfo("generation finished", {
+          model: model.id,
+          requested: n,
+          succeeded: images.length,
+          failed: failures.length,
+          attempts: attempts.reduce((sum, count) => sum + count, 0),
+          latencyMs: (yield* Clock.currentTimeMillis) - started
+        })
+        const firstFailure = failures[0]
+        if (images.length === 0 && firstFailure !== undefined) return yield* Effect.fail(firstFailure)
+        return { created: Math.floor(started / 1000), model, images, failed: failures.length } satisfies GenerationResult
+      })
+
+      return ImageGenerator.of({ generate })
+    })
+  )
+
+  static readonly layer = this.layerNoDeps.pipe(
+    Layer.provide([ModelRegistry.layerNoDeps, AiSdkUpstream.layer, LocalPreview.layer])
+  )
+}

@@ -1,0 +1,98 @@
+import { Context, Effect, Layer } from "effect"
+import * as Base64 from "effect/encoding/Base64"
+import { encode as encodePng } from "fast-png"
+import type { GeneratedImage } from "../domain/ImageFormat.ts"
+import type { ImageSize } from "../domain/ImageSize.ts"
+
+/** Longest side the offline model renders; larger requests keep their aspect ratio at this size. */
+export const LOCAL_MAX_SIDE = 1024
+export const LOCAL_DEFAULT_SIDE = 512
+
+/** FNV-1a: a stable 32-bit seed from the prompt and size. */
+const hash = (text: string): number => {
+  let h = 0x811c9dc5
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i)
+    h = Math.imul(h, 0x01000193)
+  }
+  return h >>> 0
+}
+
+/** mulberry32: small deterministic PRNG, so the same prompt always paints the same picture. */
+const prng = (seed: number) => () => {
+  seed = (seed + 0x6d2b79f5) | 0
+  let t = seed
+  t = Math.imul(t ^ (t >>> 15), t | 1)
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+}
+
+export const previewDimensions = (size: ImageSize): { width: number; height: number } => {
+  if (size._tag === "Auto") return { width: LOCAL_DEFAULT_SIDE, height: LOCAL_DEFAULT_SIDE }
+  const scale = Math.min(1, LOCAL_MAX_SIDE / Math.max(size.width, size.height))
+  return {
+    width: Math.max(1, Math.round(size.width * scale)),
+    height: Math.max(1, Math.round(size.height * scale))
+  }
+}
+
+/**
+ * Paints an abstract picture: a two-colour diagonal gradient with soft discs,
+ * every colour and position drawn from the prompt's hash. Different prompts
+ * give visibly different images; the same prompt gives identical bytes.
+ */
+export const renderPreview = (prompt: string, size: ImageSize): Uint8Array => {
+  const { width, height } = previewDimensions(size)
+  const random = prng(hash(`${prompt}\u0000${width}x${height}`))
+  const colour = () => [random() * 255, random() * 255, random() * 255] as const
+  const from = colour()
+  const to = colour()
+  const discs = Array.from({ length: 3 + Math.floor(random() * 5) }, () => ({
+    x: random() * width,
+    y: random() * height,
+    r: (0.1 + random() * 0.3) * Math.min(width, height),
+    rgb: colour()
+  }))
+  const pixels = new Uint8Array(width * height * 3)
+  const diagonal = width + height
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const t = (x + y) / diagonal
+      let r = from[0] + (to[0] - from[0]) * t
+      let g = from[1] + (to[1] - from[1]) * t
+      let b = from[2] + (to[2] - from[2]) * t
+      for (const disc of discs) {
+        const dx = x - disc.x
+        const dy = y - disc.y
+        const d2 = dx * dx + dy * dy
+        const r2 = disc.r * disc.r
+        if (d2 < r2) {
+          const alpha = 0.75 * (1 - d2 / r2)
+          r += (disc.rgb[0] - r) * alpha
+          g += (disc.rgb[1] - g) * alpha
+          b += (disc.rgb[2] - b) * alpha
+        }
+      }
+      const i = (y * width + x) * 3
+      pixels[i] = r
+      pixels[i + 1] = g
+      pixels[i + 2] = b
+    }
+  }
+  return encodePng({ width, height, data: pixels, channels: 3, depth: 8 }, { zlib: { level: 3 } })
+}
+
+/** The offline model `local/preview`: no network, always available where it is enabled. */
+export class LocalPreview extends Context.Service<LocalPreview, {
+  generate(prompt: string, size: ImageSize): Effect.Effect<GeneratedImage>
+}>()("ai-image-gateway/services/LocalPreview") {
+  static readonly layer = Layer.succeed(
+    LocalPreview,
+    LocalPreview.of({
+      generate: Effect.fn("LocalPreview.generate")(function*(prompt: string, size: ImageSize) {
+        const png = renderPreview(prompt, size)
+        return { base64: Base64.encode(png), format: "png", attempts: 1 } satisfies GeneratedImage
+      })
+    })
+  )
+}
