@@ -1,67 +1,12 @@
 import { env } from "cloudflare:workers"
-import { ConfigProvider, Effect, Layer, References } from "effect"
-import { HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
-import { HttpApiBuilder } from "effect/http-api"
-import type { GatewayMisconfigured } from "./domain/Errors.ts"
-import { Api } from "./http/Api.ts"
-import { errorBody } from "./http/ApiErrors.ts"
-import { AuthorizationLive } from "./http/AuthorizationLive.ts"
-import { EdgeMiddleware } from "./http/Edge.ts"
-import { ImagesHttp } from "./http/ImagesHttp.ts"
-import { ModelsHttp } from "./http/ModelsHttp.ts"
-import { RequestValidationLive } from "./http/RequestValidationLive.ts"
-import { SystemHttp } from "./http/SystemHttp.ts"
-import { AiSdkUpstream } from "./services/AiSdkUpstream.ts"
-import { GatewayConfig } from "./services/GatewayConfig.ts"
-import { ImageGenerator } from "./services/ImageGenerator.ts"
-import { LocalPreview } from "./services/LocalPreview.ts"
-import { ModelRegistry } from "./services/ModelRegistry.ts"
-
-const Services = ImageGenerator.layerNoDeps.pipe(
-  Layer.provideMerge(ModelRegistry.layerNoDeps),
-  Layer.provide([AiSdkUpstream.layer, LocalPreview.layer])
-)
-
-const ApiRoutes = HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
-  Layer.provide([ImagesHttp, ModelsHttp, SystemHttp]),
-  Layer.provide([AuthorizationLive, RequestValidationLive]),
-  Layer.provide(Services)
-)
-
-const LogLevelFromConfig = Layer.effect(
-  References.MinimumLogLevel,
-  Effect.gen(function*() {
-    return (yield* GatewayConfig).logLevel
-  })
-)
-
-const Gateway = Layer.mergeAll(ApiRoutes, EdgeMiddleware, LogLevelFromConfig).pipe(Layer.provide(GatewayConfig.layer))
+import { ConfigProvider } from "effect"
+import { makeHandler } from "./http/App.ts"
 
 /**
- * A configuration the gateway cannot run with still gets a Worker that
- * answers: every request receives the reason, in OpenAI's error shape,
- * instead of the isolate failing with an opaque 1101.
+ * The composition root. Built once per isolate at module load (building does
+ * no I/O), reading configuration from the Worker's vars and secrets.
  */
-const Misconfigured = (error: GatewayMisconfigured) =>
-  HttpRouter.add(
-    "*",
-    "*",
-    Effect.succeed(
-      HttpServerResponse.jsonUnsafe(errorBody("server_error", error.message, null, "gateway_misconfigured"), {
-        status: 500,
-        headers: { "x-should-retry": "false" }
-      })
-    )
-  )
-
-const App = Gateway.pipe(
-  Layer.catchTag("GatewayMisconfigured", Misconfigured),
-  Layer.provide(HttpServer.layerServices),
-  Layer.provide(ConfigProvider.layer(ConfigProvider.fromUnknown(env)))
-)
-
-// The edge middleware logs one line per request, so the router's own access log is off.
-const app = HttpRouter.toWebHandler(App, { disableLogger: true })
+const app = makeHandler(ConfigProvider.fromUnknown(env))
 
 export default {
   fetch: (request) => app.handler(request)

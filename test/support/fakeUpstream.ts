@@ -1,0 +1,163 @@
+/**
+ * A local stand-in for the ai-sdk-image-generator app. It speaks the real
+ * protocol (POST /api/generate-images, `{prompt, provider, modelId}` in,
+ * `{provider, image}` out) and injects faults on demand.
+ *
+ * A test steers it from the prompt: `[[id=t1 faults=503,ok format=jpeg delay=50]]`.
+ * - `id`: groups calls so a test can count them (`GET /__calls?id=t1`).
+ * - `faults`: consumed one per call, then `ok` forever. Items: `ok`, a status
+ *   (`400`, `500`, `503`...), `429:<seconds>` (429 with Retry-After), `hang`
+ *   (never answers), `html` (200 with an HTML page), `noimage` (200 JSON, no image),
+ *   `html502` (502 with an HTML page).
+ * - `format`: png (default), jpeg, webp. `delay`: ms before answering. `bytes`: image size.
+ *
+ * Run standalone: `node test/support/fakeUpstream.ts --port 8788 [--delay 2000] [--bytes 1048576]`.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
+import type { AddressInfo } from "node:net"
+
+export interface FakeUpstreamOptions {
+  readonly port?: number | undefined
+  readonly host?: string | undefined
+  /** Delay before every answer, unless the prompt says otherwise. */
+  readonly delayMs?: number | undefined
+  /** Size of the image bytes (before base64). */
+  readonly imageBytes?: number | undefined
+}
+
+export interface FakeUpstream {
+  readonly url: string
+  readonly close: () => Promise<void>
+}
+
+const MAGIC: Record<string, ReadonlyArray<number>> = {
+  png: [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a],
+  jpeg: [0xff, 0xd8, 0xff, 0xe0],
+  webp: [0x52, 0x49, 0x46, 0x46, 0x00, 0x00, 0x00, 0x00, 0x57, 0x45, 0x42, 0x50]
+}
+
+const imageCache = new Map<string, string>()
+const imageBase64 = (format: string, size: number): string => {
+  const key = `${format}:${size}`
+  const cached = imageCache.get(key)
+  if (cached !== undefined) return cached
+  const bytes = Buffer.alloc(Math.max(size, 16))
+  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 31 + 7) & 0xff
+  Buffer.from(MAGIC[format] ?? MAGIC.png!).copy(bytes, 0)
+  const encoded = bytes.toString("base64")
+  imageCache.set(key, encoded)
+  return encoded
+}
+
+const directives = (prompt: string): Record<string, string> => {
+  const match = /\[\[([^\]]*)\]\]/.exec(prompt)
+  if (match === null) return {}
+  return Object.fromEntries(
+    (match[1] ?? "")
+      .trim()
+      .split(/\s+/)
+      .filter((part) => part.includes("="))
+      .map((part) => [part.slice(0, part.indexOf("=")), part.slice(part.indexOf("=") + 1)])
+  )
+}
+
+const readBody = (request: IncomingMessage) =>
+  new Promise<string>((resolve, reject) => {
+    const chunks: Array<Buffer> = []
+    request.on("data", (chunk: Buffer) => chunks.push(chunk))
+    request.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")))
+    request.on("error", reject)
+  })
+
+const sendJson = (response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+  response.writeHead(status, { "content-type": "application/json", ...headers })
+  response.end(JSON.stringify(body))
+}
+
+const HTML = "<!DOCTYPE html><html><head><title>Error</title></head><body><h1>Application error</h1><p>secret internals</p></body></html>"
+
+export const startFakeUpstream = (options: FakeUpstreamOptions = {}): Promise<FakeUpstream> => {
+  const calls = new Map<string, Array<Record<string, unknown>>>()
+  const sockets = new Set<import("node:net").Socket>()
+
+  const server: Server = createServer(async (request, response) => {
+    const url = new URL(request.url ?? "/", "http://fake")
+    if (request.method === "GET" && url.pathname === "/__calls") {
+      const id = url.searchParams.get("id") ?? ""
+      const requests = calls.get(id) ?? []
+      return sendJson(response, 200, { calls: requests.length, requests })
+    }
+    if (request.method !== "POST" || url.pathname !== "/api/generate-images") {
+      return sendJson(response, 404, { error: "Not found" })
+    }
+    let body: Record<string, unknown>
+    try {
+      body = JSON.parse(await readBody(request)) as Record<string, unknown>
+    } catch {
+      return sendJson(response, 400, { error: "Invalid request parameters" })
+    }
+    const { prompt, provider, modelId } = body
+    if (typeof prompt !== "string" || typeof provider !== "string" || typeof modelId !== "string") {
+      return sendJson(response, 400, { error: "Invalid request parameters" })
+    }
+    const steer = directives(prompt)
+    const id = steer.id ?? ""
+    const seen = calls.get(id) ?? []
+    seen.push({ ...body, headers: { origin: request.headers.origin, referer: request.headers.referer } })
+    calls.set(id, seen)
+    const faults = (steer.faults ?? "").split(",").filter((f) => f !== "")
+    const fault = faults[seen.length - 1] ?? "ok"
+    const delay = Number(steer.delay ?? options.delayMs ?? 0)
+    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay))
+
+    if (fault === "hang") return // never answers; the client's timeout has to end it
+    if (fault === "html") {
+      response.writeHead(200, { "content-type": "text/html" })
+      return response.end(HTML)
+    }
+    if (fault === "html502") {
+      response.writeHead(502, { "content-type": "text/html" })
+      return response.end(HTML)
+    }
+    if (fault === "noimage") return sendJson(response, 200, { provider })
+    if (fault.startsWith("429")) {
+      const seconds = fault.split(":")[1] ?? "1"
+      return sendJson(response, 429, { error: "Too many requests" }, { "retry-after": seconds })
+    }
+    if (/^\d{3}$/.test(fault)) {
+      const status = Number(fault)
+      const error = status === 400 ? "Invalid request parameters" : "Failed to generate image. Please try again later."
+      return sendJson(response, status, { error })
+    }
+    const format = steer.format ?? "png"
+    const size = Number(steer.bytes ?? options.imageBytes ?? 64)
+    return sendJson(response, 200, { provider, image: imageBase64(format, size) })
+  })
+  server.on("connection", (socket) => {
+    sockets.add(socket)
+    socket.on("close", () => sockets.delete(socket))
+  })
+
+  return new Promise((resolve) => {
+    server.listen(options.port ?? 0, options.host ?? "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo
+      resolve({
+        url: `http://127.0.0.1:${port}`,
+        close: () =>
+          new Promise<void>((done) => {
+            for (const socket of sockets) socket.destroy()
+            server.close(() => done())
+          })
+      })
+    })
+  })
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const arg = (name: string) => {
+    const index = process.argv.indexOf(`--${name}`)
+    return index === -1 ? undefined : Number(process.argv[index + 1])
+  }
+  const upstream = await startFakeUpstream({ port: arg("port") ?? 8788, delayMs: arg("delay"), imageBytes: arg("bytes") })
+  console.log(`fake upstream listening on ${upstream.url}`)
+}

@@ -1,0 +1,48 @@
+import { exports } from "cloudflare:workers"
+import { inject } from "vitest"
+
+export const KEY = "test-key"
+
+/** Calls the Worker under test inside workerd, exactly as a client would. */
+export const call = (path: string, init: RequestInit & { key?: string | null } = {}) => {
+  const { key = KEY, ...rest } = init
+  const headers = new Headers(rest.headers)
+  if (key !== null) headers.set("authorization", `Bearer ${key}`)
+  return exports.default.fetch(new Request(`https://gateway.test${path}`, { ...rest, headers }))
+}
+
+export const generate = (body: unknown, init: RequestInit & { key?: string | null } = {}) =>
+  call("/v1/images/generations", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: typeof body === "string" || body instanceof ReadableStream ? body : JSON.stringify(body),
+    ...init
+  })
+
+/** A prompt that steers the fake upstream, with an id unique to the calling test. */
+export const steered = (directives: string, text = "a lighthouse at dusk") => {
+  const id = crypto.randomUUID()
+  return { id, prompt: `${text} [[id=${id} ${directives}]]` }
+}
+
+export const upstreamCalls = async (id: string): Promise<{ calls: number; requests: Array<Record<string, unknown>> }> => {
+  const response = await fetch(`${inject("fakeUpstreamUrl")}/__calls?id=${id}`)
+  return (await response.json()) as { calls: number; requests: Array<Record<string, unknown>> }
+}
+
+export interface ErrorJson {
+  readonly error: { readonly message: string; readonly type: string; readonly param: string | null; readonly code: string | null }
+}
+
+/** Asserts the OpenAI error shape and returns it. */
+export const errorOf = async (response: Response): Promise<ErrorJson["error"]> => {
+  if (!(response.headers.get("content-type") ?? "").startsWith("application/json")) {
+    throw new Error(`expected JSON, got ${response.headers.get("content-type")}`)
+  }
+  const body = (await response.json()) as ErrorJson
+  const keys = Object.keys(body.error).sort()
+  if (keys.join(",") !== "code,message,param,type" || Object.keys(body).length !== 1) {
+    throw new Error(`not OpenAI's error shape: ${JSON.stringify(body)}`)
+  }
+  return body.error
+}

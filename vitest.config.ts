@@ -1,0 +1,58 @@
+import { cloudflareTest } from "@cloudflare/vitest-plugin"
+import { defineConfig } from "vitest/config"
+
+/**
+ * Three projects, all in `npm test`:
+ * - unit: pure logic and services in Node, with @effect/vitest and TestClock;
+ * - workers: the Worker itself inside workerd, against the fake upstream;
+ * - e2e: `wrangler dev` started as `npm start` would, driven by the official `openai` client.
+ */
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        test: {
+          name: "unit",
+          include: ["test/unit/**/*.test.ts"],
+          environment: "node",
+          globalSetup: ["test/support/globalSetup.ts"]
+        }
+      },
+      {
+        plugins: [
+          cloudflareTest(({ inject }) => ({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: {
+                ENVIRONMENT: "production",
+                API_KEYS: "test-key,second-key",
+                UPSTREAM_URL: inject("fakeUpstreamUrl"),
+                UPSTREAM_TIMEOUT_MS: "1500",
+                UPSTREAM_BACKOFF_MS: "20",
+                UPSTREAM_BACKOFF_MAX_MS: "200",
+                ENABLE_LOCAL_MODEL: "true",
+                LOG_LEVEL: "Warn"
+              }
+            }
+          }))
+        ],
+        test: {
+          name: "workers",
+          include: ["test/workers/**/*.test.ts"],
+          globalSetup: ["test/support/globalSetup.ts"],
+          testTimeout: 20_000
+        }
+      },
+      {
+        test: {
+          name: "e2e",
+          include: ["test/e2e/**/*.test.ts"],
+          environment: "node",
+          globalSetup: ["test/e2e/globalSetup.ts"],
+          testTimeout: 60_000,
+          hookTimeout: 120_000
+        }
+      }
+    ]
+  }
+})
