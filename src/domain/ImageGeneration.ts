@@ -19,7 +19,10 @@ export const ImageCount = Schema.Int.check(
 )
 
 export const SizeParam = Schema.String.check(
-  Schema.makeFilter((size: string) => size === "auto" || SIZE_PATTERN.test(size), message("'size' must be 'WIDTHxHEIGHT' (for example '1024x1024') or 'auto'"))
+  Schema.makeFilter(
+    (size: string) => size === "auto" || SIZE_PATTERN.test(size),
+    message("'size' must be 'WIDTHxHEIGHT' (for example '1024x1024') or 'auto'")
+  )
 )
 
 export const ResponseFormat = Schema.Literals(["url", "b64_json"])

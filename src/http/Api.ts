@@ -2,12 +2,7 @@ import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
 import { ImageGenerationRequest, ImagesResponse } from "../domain/ImageGeneration.ts"
 import { ModelList, ModelObject } from "../domain/Model.ts"
-import {
-  NotFoundWire,
-  RateLimitedWire,
-  UpstreamFailedWire,
-  UpstreamTimedOutWire
-} from "./ApiErrors.ts"
+import { NotFoundWire, RateLimitedWire, UpstreamFailedWire, UpstreamTimedOutWire } from "./ApiErrors.ts"
 import { Authorization, RequestValidation } from "./Middleware.ts"
 
 /** `x-images-failed`: how many of the `n` images failed when the others succeeded. */
@@ -73,4 +68,3 @@ export class Api extends HttpApi.make("ai-image-gateway")
       version: VERSION
     })
   ) {}
-

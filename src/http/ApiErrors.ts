@@ -62,7 +62,9 @@ export class BadRequest extends Schema.TaggedError<BadRequest>()("BadRequest", F
 export const BadRequestWire = BadRequest.pipe(openAi<typeof BadRequest>(400, "invalid_request_error", (f) => new BadRequest(f)))
 
 export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", Fields) {}
-export const UnauthorizedWire = Unauthorized.pipe(openAi<typeof Unauthorized>(401, "invalid_request_error", (f) => new Unauthorized(f)))
+export const UnauthorizedWire = Unauthorized.pipe(
+  openAi<typeof Unauthorized>(401, "invalid_request_error", (f) => new Unauthorized(f))
+)
 
 export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", Fields) {}
 export const NotFoundWire = NotFound.pipe(openAi<typeof NotFound>(404, "invalid_request_error", (f) => new NotFound(f)))

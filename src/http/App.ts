@@ -2,6 +2,11 @@ import { ConfigProvider, Effect, Layer, References } from "effect"
 import { HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import type { GatewayMisconfigured } from "../domain/Errors.ts"
+import { AiSdkUpstream } from "../services/AiSdkUpstream.ts"
+import { GatewayConfig } from "../services/GatewayConfig.ts"
+import { ImageGenerator } from "../services/ImageGenerator.ts"
+import { LocalPreview } from "../services/LocalPreview.ts"
+import { ModelRegistry } from "../services/ModelRegistry.ts"
 import { Api } from "./Api.ts"
 import { errorBody } from "./ApiErrors.ts"
 import { AuthorizationLive } from "./AuthorizationLive.ts"
@@ -10,11 +15,6 @@ import { ImagesHttp } from "./ImagesHttp.ts"
 import { ModelsHttp } from "./ModelsHttp.ts"
 import { RequestValidationLive } from "./RequestValidationLive.ts"
 import { SystemHttp } from "./SystemHttp.ts"
-import { AiSdkUpstream } from "../services/AiSdkUpstream.ts"
-import { GatewayConfig } from "../services/GatewayConfig.ts"
-import { ImageGenerator } from "../services/ImageGenerator.ts"
-import { LocalPreview } from "../services/LocalPreview.ts"
-import { ModelRegistry } from "../services/ModelRegistry.ts"
 
 const Services = ImageGenerator.layerNoDeps.pipe(
   Layer.provideMerge(ModelRegistry.layerNoDeps),
@@ -29,7 +29,7 @@ const ApiRoutes = HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pi
 
 const LogLevelFromConfig = Layer.effect(
   References.MinimumLogLevel,
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     return (yield* GatewayConfig).logLevel
   })
 )

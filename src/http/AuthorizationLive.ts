@@ -44,10 +44,10 @@ const noKeysConfigured = new ServerMisconfigured({
 
 export const AuthorizationLive = Layer.effect(
   Authorization,
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const { apiKeys } = yield* GatewayConfig
     return Authorization.of({
-      bearer: Effect.fn("Authorization.bearer")(function*(httpEffect, { credential }) {
+      bearer: Effect.fn("Authorization.bearer")(function* (httpEffect, { credential }) {
         if (apiKeys.length === 0) return yield* noKeysConfigured
         const presented = Redacted.value(credential).trim()
         if (presented === "") return yield* missingKey

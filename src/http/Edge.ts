@@ -24,8 +24,7 @@ HttpApi.reflect(Api, {
 export const allowedMethods = (path: string): ReadonlyArray<string> =>
   routes.filter((route) => route.pattern.test(path)).map((route) => route.method)
 
-const isRouteNotFound = (error: unknown) =>
-  HttpServerError.isHttpServerError(error) && error.reason._tag === "RouteNotFound"
+const isRouteNotFound = (error: unknown) => HttpServerError.isHttpServerError(error) && error.reason._tag === "RouteNotFound"
 
 export const EXPOSED_HEADERS = ["x-request-id", "x-images-failed", "retry-after", "x-should-retry"].join(", ")
 
@@ -67,7 +66,7 @@ const readBounded = async (body: ReadableStream<Uint8Array>, limit: number): Pro
 }
 
 export const EdgeMiddleware = HttpRouter.middleware(
-  Effect.gen(function*() {
+  Effect.gen(function* () {
     const config = yield* GatewayConfig
     const anyOrigin = config.corsOrigins.includes("*")
 
@@ -80,11 +79,16 @@ export const EdgeMiddleware = HttpRouter.middleware(
     const tooLarge = () =>
       json(
         413,
-        errorBody("invalid_request_error", `The request body is larger than this gateway accepts (${config.maxBodyBytes} bytes).`, null, "request_too_large")
+        errorBody(
+          "invalid_request_error",
+          `The request body is larger than this gateway accepts (${config.maxBodyBytes} bytes).`,
+          null,
+          "request_too_large"
+        )
       )
 
     /** Rejects what no endpoint accepts before any handler reads the body. */
-    const precheck = Effect.fnUntraced(function*(request: HttpServerRequest.HttpServerRequest) {
+    const precheck = Effect.fnUntraced(function* (request: HttpServerRequest.HttpServerRequest) {
       if (request.method !== "POST" && request.method !== "PUT" && request.method !== "PATCH") return undefined
       const contentType = request.headers["content-type"]
       if (!isJsonContentType(contentType)) {
@@ -119,7 +123,12 @@ export const EdgeMiddleware = HttpRouter.middleware(
           return Effect.succeed(
             json(
               405,
-              errorBody("invalid_request_error", `Method ${request.method} is not allowed on ${path}. Use ${allowed.join(", ")}.`, null, "method_not_allowed"),
+              errorBody(
+                "invalid_request_error",
+                `Method ${request.method} is not allowed on ${path}. Use ${allowed.join(", ")}.`,
+                null,
+                "method_not_allowed"
+              ),
               { allow: [...allowed, "OPTIONS"].join(", ") }
             )
           )
@@ -130,9 +139,13 @@ export const EdgeMiddleware = HttpRouter.middleware(
       }
       return Effect.logError("unhandled failure", cause).pipe(
         Effect.as(
-          json(500, errorBody("server_error", "The gateway failed unexpectedly while handling this request.", null, "internal_error"), {
-            "x-should-retry": "false"
-          })
+          json(
+            500,
+            errorBody("server_error", "The gateway failed unexpectedly while handling this request.", null, "internal_error"),
+            {
+              "x-should-retry": "false"
+            }
+          )
         )
       )
     }
@@ -148,7 +161,7 @@ export const EdgeMiddleware = HttpRouter.middleware(
       requestId: string
     ): Effect.Effect<HttpServerResponse.HttpServerResponse, E, HttpServerRequest.HttpServerRequest> {
       // Every failure is answered here; E stays in the type only because the router's middleware contract asks for it.
-      return Effect.gen(function*() {
+      return Effect.gen(function* () {
         const started = Date.now()
         const original = yield* HttpServerRequest.HttpServerRequest
         const cors = corsHeaders(original.headers.origin)
@@ -159,8 +172,7 @@ export const EdgeMiddleware = HttpRouter.middleware(
             headers: {
               ...cors,
               "access-control-allow-methods": "GET, POST, OPTIONS",
-              "access-control-allow-headers":
-                original.headers["access-control-request-headers"] ?? "authorization, content-type",
+              "access-control-allow-headers": original.headers["access-control-request-headers"] ?? "authorization, content-type",
               "access-control-max-age": "86400"
             }
           })

@@ -1,7 +1,7 @@
 import { Effect } from "effect"
 import { HttpApiBuilder, HttpApiSchema } from "effect/http-api"
-import type { ImageGenerationRequest, ImagesResponse } from "../domain/ImageGeneration.ts"
 import { mimeTypeOf } from "../domain/ImageFormat.ts"
+import type { ImageGenerationRequest, ImagesResponse } from "../domain/ImageGeneration.ts"
 import { type GenerationResult, ImageGenerator } from "../services/ImageGenerator.ts"
 import { Api } from "./Api.ts"
 import { modelNotFound, upstreamError } from "./ErrorMapping.ts"
@@ -20,7 +20,7 @@ export const toImagesResponse = (request: ImageGenerationRequest, result: Genera
 export const ImagesHttp = HttpApiBuilder.group(
   Api,
   "images",
-  Effect.fn(function*(handlers) {
+  Effect.fn(function* (handlers) {
     const generator = yield* ImageGenerator
     return handlers.handle("generate", ({ payload }) =>
       generator.generate(payload).pipe(

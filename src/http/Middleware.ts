@@ -11,7 +11,6 @@ export class Authorization extends HttpApiMiddleware.Service<Authorization>()("a
  * Turns request decoding failures (malformed JSON, a field of the wrong type or
  * out of range) into OpenAI's 400 naming the field. Implemented in `RequestValidationLive.ts`.
  */
-export class RequestValidation extends HttpApiMiddleware.Service<RequestValidation>()(
-  "ai-image-gateway/http/RequestValidation",
-  { error: BadRequestWire }
-) {}
+export class RequestValidation extends HttpApiMiddleware.Service<RequestValidation>()("ai-image-gateway/http/RequestValidation", {
+  error: BadRequestWire
+}) {}

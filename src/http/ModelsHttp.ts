@@ -15,7 +15,7 @@ export const toModelObject = (entry: ModelEntry) => ({
 export const ModelsHttp = HttpApiBuilder.group(
   Api,
   "models",
-  Effect.fn(function*(handlers) {
+  Effect.fn(function* (handlers) {
     const registry = yield* ModelRegistry
     const list = { object: "list" as const, data: registry.catalogue.models.map(toModelObject) }
     const retrieve = (id: string) =>

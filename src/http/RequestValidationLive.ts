@@ -25,7 +25,9 @@ export const toBadRequest = (error: HttpApiSchemaError): BadRequest => {
   if (message === "Missing key") {
     return new BadRequest({ message: `Missing required parameter: '${param}'.`, param, code: null })
   }
-  const text = message.includes(`'${param}'`) ? message : `Invalid value for '${param}': ${message.charAt(0).toLowerCase()}${message.slice(1)}.`
+  const text = message.includes(`'${param}'`)
+    ? message
+    : `Invalid value for '${param}': ${message.charAt(0).toLowerCase()}${message.slice(1)}.`
   return new BadRequest({ message: text, param, code: "invalid_value" })
 }
 

@@ -6,7 +6,7 @@ import { Api, VERSION } from "./Api.ts"
 export const SystemHttp = HttpApiBuilder.group(
   Api,
   "system",
-  Effect.fn(function*(handlers) {
+  Effect.fn(function* (handlers) {
     const registry = yield* ModelRegistry
     return handlers.handle("health", () =>
       Effect.succeed({ status: "ok" as const, version: VERSION, models: registry.catalogue.models.length })

@@ -90,12 +90,15 @@ const stripDataUrl = (image: string) => {
 }
 
 /** Client for the ai-sdk-image-generator app: one image per call. */
-export class AiSdkUpstream extends Context.Service<AiSdkUpstream, {
-  generate(request: AiSdkRequest): Effect.Effect<GeneratedImage, UpstreamError>
-}>()("ai-image-gateway/services/AiSdkUpstream") {
+export class AiSdkUpstream extends Context.Service<
+  AiSdkUpstream,
+  {
+    generate(request: AiSdkRequest): Effect.Effect<GeneratedImage, UpstreamError>
+  }
+>()("ai-image-gateway/services/AiSdkUpstream") {
   static readonly layerNoDeps = Layer.effect(
     AiSdkUpstream,
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const config = yield* GatewayConfig
       const url = new URL(GENERATE_PATH, config.upstreamUrl).toString()
       const headers = { origin: config.upstreamUrl.origin, referer: `${config.upstreamUrl.origin}/`, ...config.upstreamHeaders }
@@ -108,7 +111,7 @@ export class AiSdkUpstream extends Context.Service<AiSdkUpstream, {
       const timeout = Duration.millis(config.upstreamTimeoutMs)
 
       const attempt = (request: AiSdkRequest): Effect.Effect<GeneratedImage, UpstreamFailure> =>
-        Effect.gen(function*() {
+        Effect.gen(function* () {
           const response = yield* HttpClientRequest.post(url).pipe(
             HttpClientRequest.setHeaders(headers),
             HttpClientRequest.acceptJson,
@@ -148,7 +151,7 @@ export class AiSdkUpstream extends Context.Service<AiSdkUpstream, {
           })
         )
 
-      const generate = Effect.fn("AiSdkUpstream.generate")(function*(request: AiSdkRequest) {
+      const generate = Effect.fn("AiSdkUpstream.generate")(function* (request: AiSdkRequest) {
         yield* Effect.annotateCurrentSpan({ provider: request.provider, modelId: request.modelId })
         let attempts = 0
         const counted = Effect.suspend(() => {
@@ -156,7 +159,9 @@ export class AiSdkUpstream extends Context.Service<AiSdkUpstream, {
           return attempt(request)
         })
         return yield* counted.pipe(
-          Effect.tapError((failure) => Effect.logWarning("upstream attempt failed", { attempt: attempts, failure: failure._tag })),
+          Effect.tapError((failure) =>
+            Effect.logWarning("upstream attempt failed", { attempt: attempts, failure: failure._tag })
+          ),
           Effect.retry(policy),
           Effect.map((image) => ({ ...image, attempts })),
           Effect.mapError((reason) => new UpstreamError({ reason, attempts }))

@@ -1,4 +1,4 @@
-import { Config, Context, Effect, Layer, LogLevel, Option, Redacted, Schema } from "effect"
+import { Config, Context, Effect, Layer, type LogLevel, Option, Redacted, Schema } from "effect"
 import { GatewayMisconfigured } from "../domain/Errors.ts"
 import { ModelOverride } from "../domain/Model.ts"
 
@@ -71,9 +71,14 @@ const mustBePositive = (values: Record<string, number>) => {
  * Reads the whole configuration once. Failures carry the variable's name and
  * never its value, so a secret set in the wrong variable is not echoed back.
  */
-export const loadSettings: Effect.Effect<GatewaySettings, GatewayMisconfigured> = Effect.gen(function*() {
+export const loadSettings: Effect.Effect<GatewaySettings, GatewayMisconfigured> = Effect.gen(function* () {
   const raw = yield* settings.pipe(
-    Effect.mapError((error) => new GatewayMisconfigured({ message: `Invalid gateway configuration: ${error.message}` }))
+    Effect.mapError(
+      (error) =>
+        new GatewayMisconfigured({
+          message: `Invalid gateway configuration: ${error.message}`
+        })
+    )
   )
   const invalid = mustBePositive({
     UPSTREAM_TIMEOUT_MS: raw.upstreamTimeoutMs,
@@ -84,7 +89,9 @@ export const loadSettings: Effect.Effect<GatewaySettings, GatewayMisconfigured> 
     MAX_BODY_BYTES: raw.maxBodyBytes
   })
   if (Option.isSome(invalid)) {
-    return yield* new GatewayMisconfigured({ message: `Invalid gateway configuration: ${invalid.value}` })
+    return yield* new GatewayMisconfigured({
+      message: `Invalid gateway configuration: ${invalid.value}`
+    })
   }
   const development = raw.environment === "development"
   const keys = Option.match(raw.apiKeys, {
@@ -102,28 +109,28 @@ export const loadSettings: Effect.Effect<GatewaySettings, GatewayMisconfigured> 
   }
 })
 
-export class GatewayConfig extends Context.Service<GatewayConfig, GatewaySettings>()(
-  "ai-image-gateway/services/GatewayConfig"
-) {
+export class GatewayConfig extends Context.Service<GatewayConfig, GatewaySettings>()("ai-image-gateway/services/GatewayConfig") {
   static readonly layer = Layer.effect(GatewayConfig, loadSettings)
-  static readonly layerTest = (overrides: Partial<GatewaySettings> = {}) =>
-    Layer.succeed(GatewayConfig, {
-      environment: "production",
-      apiKeys: [Redacted.make("test-key")],
-      upstreamUrl: new URL("http://upstream.test"),
-      upstreamHeaders: {},
-      upstreamTimeoutMs: 60_000,
-      upstreamMaxAttempts: 3,
-      upstreamBackoffMs: 500,
-      upstreamBackoffMaxMs: 10_000,
-      maxConcurrentUpstream: 4,
-      defaultModel: Option.none(),
-      aliases: {},
-      models: [],
-      enableLocalModel: true,
-      corsOrigins: ["*"],
-      maxBodyBytes: 1024 * 1024,
-      logLevel: "Info",
-      ...overrides
-    })
+  static readonly layerTest = (overrides: Partial<GatewaySettings> = {}) => Layer.succeed(GatewayConfig, testSettings(overrides))
 }
+
+/** Settings for tests: production defaults with one key, `test-key`, and the offline model on. */
+export const testSettings = (overrides: Partial<GatewaySettings> = {}): GatewaySettings => ({
+  environment: "production",
+  apiKeys: [Redacted.make("test-key")],
+  upstreamUrl: new URL("http://upstream.test"),
+  upstreamHeaders: {},
+  upstreamTimeoutMs: 60_000,
+  upstreamMaxAttempts: 3,
+  upstreamBackoffMs: 500,
+  upstreamBackoffMaxMs: 10_000,
+  maxConcurrentUpstream: 4,
+  defaultModel: Option.none(),
+  aliases: {},
+  models: [],
+  enableLocalModel: true,
+  corsOrigins: ["*"],
+  maxBodyBytes: 1024 * 1024,
+  logLevel: "Info",
+  ...overrides
+})

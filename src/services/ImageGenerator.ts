@@ -1,7 +1,7 @@
 import { Array as Arr, Clock, Context, Effect, Layer, Result } from "effect"
 import type { ModelNotFound, UpstreamError } from "../domain/Errors.ts"
-import type { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
 import type { GeneratedImage } from "../domain/ImageFormat.ts"
+import type { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
 import { nearestAspectRatio, parseSize } from "../domain/ImageSize.ts"
 import type { ModelEntry } from "../domain/Model.ts"
 import { AiSdkRequest, AiSdkUpstream } from "./AiSdkUpstream.ts"
@@ -24,12 +24,15 @@ export interface GenerationResult {
  * up to MAX_CONCURRENT_UPSTREAM. Partial success is success; only when every
  * image fails does the request fail, with the first image's error.
  */
-export class ImageGenerator extends Context.Service<ImageGenerator, {
-  generate(request: ImageGenerationRequest): Effect.Effect<GenerationResult, ModelNotFound | UpstreamError>
-}>()("ai-image-gateway/services/ImageGenerator") {
+export class ImageGenerator extends Context.Service<
+  ImageGenerator,
+  {
+    generate(request: ImageGenerationRequest): Effect.Effect<GenerationResult, ModelNotFound | UpstreamError>
+  }
+>()("ai-image-gateway/services/ImageGenerator") {
   static readonly layerNoDeps = Layer.effect(
     ImageGenerator,
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const config = yield* GatewayConfig
       const registry = yield* ModelRegistry
       const aiSdk = yield* AiSdkUpstream
@@ -54,7 +57,7 @@ export class ImageGenerator extends Context.Service<ImageGenerator, {
         }
       }
 
-      const generate = Effect.fn("ImageGenerator.generate")(function*(request: ImageGenerationRequest) {
+      const generate = Effect.fn("ImageGenerator.generate")(function* (request: ImageGenerationRequest) {
         const model = yield* registry.resolve(request.model)
         const n = request.n ?? 1
         yield* Effect.annotateCurrentSpan({ model: model.id, n })

@@ -83,16 +83,19 @@ export const renderPreview = (prompt: string, size: ImageSize): Uint8Array => {
 }
 
 /** The offline model `local/preview`: no network, always available where it is enabled. */
-export class LocalPreview extends Context.Service<LocalPreview, {
-  generate(prompt: string, size: ImageSize): Effect.Effect<GeneratedImage>
-}>()("ai-image-gateway/services/LocalPreview") {
+export class LocalPreview extends Context.Service<
+  LocalPreview,
+  {
+    generate(prompt: string, size: ImageSize): Effect.Effect<GeneratedImage>
+  }
+>()("ai-image-gateway/services/LocalPreview") {
   static readonly layer = Layer.succeed(
     LocalPreview,
     LocalPreview.of({
-      generate: Effect.fn("LocalPreview.generate")(function*(prompt: string, size: ImageSize) {
-        const png = renderPreview(prompt, size)
-        return { base64: Base64.encode(png), format: "png", attempts: 1 } satisfies GeneratedImage
-      })
+      generate: (prompt: string, size: ImageSize) =>
+        Effect.sync(
+          (): GeneratedImage => ({ base64: Base64.encode(renderPreview(prompt, size)), format: "png", attempts: 1 })
+        ).pipe(Effect.withSpan("LocalPreview.generate"))
     })
   )
 }

@@ -52,16 +52,19 @@ export const buildCatalogue = (settings: GatewaySettings): Catalogue | string =>
   return { defaultModel, models: [...byId.values()], aliases }
 }
 
-export class ModelRegistry extends Context.Service<ModelRegistry, {
-  readonly catalogue: Catalogue
-  /** Resolves a public id or an alias; `undefined`/`null` means the default model. */
-  resolve(model: string | null | undefined): Effect.Effect<ModelEntry, ModelNotFound>
-  /** Resolves only exact public ids (what `GET /v1/models/{id}` serves). */
-  get(id: string): Effect.Effect<ModelEntry, ModelNotFound>
-}>()("ai-image-gateway/services/ModelRegistry") {
+export class ModelRegistry extends Context.Service<
+  ModelRegistry,
+  {
+    readonly catalogue: Catalogue
+    /** Resolves a public id or an alias; `undefined`/`null` means the default model. */
+    resolve(model: string | null | undefined): Effect.Effect<ModelEntry, ModelNotFound>
+    /** Resolves only exact public ids (what `GET /v1/models/{id}` serves). */
+    get(id: string): Effect.Effect<ModelEntry, ModelNotFound>
+  }
+>()("ai-image-gateway/services/ModelRegistry") {
   static readonly layerNoDeps = Layer.effect(
     ModelRegistry,
-    Effect.gen(function*() {
+    Effect.gen(function* () {
       const built = buildCatalogue(yield* GatewayConfig)
       if (typeof built === "string") {
         return yield* new GatewayMisconfigured({ message: `Invalid gateway configuration: ${built}` })

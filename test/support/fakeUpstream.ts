@@ -74,7 +74,8 @@ const sendJson = (response: ServerResponse, status: number, body: unknown, heade
   response.end(JSON.stringify(body))
 }
 
-const HTML = "<!DOCTYPE html><html><head><title>Error</title></head><body><h1>Application error</h1><p>secret internals</p></body></html>"
+const HTML =
+  "<!DOCTYPE html><html><head><title>Error</title></head><body><h1>Application error</h1><p>secret internals</p></body></html>"
 
 export const startFakeUpstream = (options: FakeUpstreamOptions = {}): Promise<FakeUpstream> => {
   const calls = new Map<string, Array<Record<string, unknown>>>()

@@ -137,7 +137,12 @@ describe("GET /v1/models", () => {
     expect(first.object).toBe("list")
     expect(first.data.length).toBeGreaterThanOrEqual(23)
     expect(first).toEqual(second)
-    expect(first.data).toContainEqual({ id: "replicate/flux-schnell", object: "model", created: expect.any(Number), owned_by: "replicate" })
+    expect(first.data).toContainEqual({
+      id: "replicate/flux-schnell",
+      object: "model",
+      created: expect.any(Number),
+      owned_by: "replicate"
+    })
     expect(first.data.map((m) => m.id)).toContain("local/preview")
   })
 

@@ -1,0 +1,94 @@
+import { type ChildProcess, spawn } from "node:child_process"
+import { createServer } from "node:net"
+import type { TestProject } from "vitest/node"
+import { startFakeUpstream } from "../support/fakeUpstream.ts"
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    gatewayUrl: string
+    fakeUpstreamUrl: string
+  }
+}
+
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = createServer()
+    server.on("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      const port = typeof address === "object" && address !== null ? address.port : 0
+      server.close(() => resolve(port))
+    })
+  })
+
+const waitForHealth = async (url: string, child: ChildProcess, output: () => string) => {
+  const deadline = Date.now() + 90_000
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`npm start exited with ${child.exitCode}:\n${output()}`)
+    try {
+      const response = await fetch(`${url}/health`)
+      if (response.ok) return
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250))
+  }
+  throw new Error(`the gateway did not become healthy in time:\n${output()}`)
+}
+
+/**
+ * Starts the gateway exactly as a developer does, with `npm start` (wrangler dev,
+ * ENVIRONMENT=development, the development key), pointed at the fake upstream.
+ */
+export default async function setup(project: TestProject) {
+  const upstream = await startFakeUpstream()
+  const port = await freePort()
+  const inspector = await freePort()
+  let log = ""
+  const child = spawn(
+    "npm",
+    [
+      "start",
+      "--",
+      "--ip",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--inspector-port",
+      String(inspector),
+      "--var",
+      `UPSTREAM_URL:${upstream.url}`,
+      "--var",
+      "UPSTREAM_BACKOFF_MS:20",
+      "--var",
+      "UPSTREAM_BACKOFF_MAX_MS:200",
+      "--var",
+      "UPSTREAM_TIMEOUT_MS:5000",
+      "--var",
+      "LOG_LEVEL:Warn"
+    ],
+    { detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" } }
+  )
+  child.stdout?.on("data", (chunk: Buffer) => (log += chunk.toString()))
+  child.stderr?.on("data", (chunk: Buffer) => (log += chunk.toString()))
+  const gatewayUrl = `http://127.0.0.1:${port}`
+  const stop = async () => {
+    if (child.pid !== undefined && child.exitCode === null) {
+      try {
+        process.kill(-child.pid, "SIGTERM")
+      } catch {
+        // already gone
+      }
+    }
+    await upstream.close()
+  }
+  try {
+    await waitForHealth(gatewayUrl, child, () => log)
+  } catch (error) {
+    await stop()
+    throw error
+  }
+  project.provide("gatewayUrl", gatewayUrl)
+  project.provide("fakeUpstreamUrl", upstream.url)
+  return stop
+}

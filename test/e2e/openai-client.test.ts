@@ -1,0 +1,85 @@
+import OpenAI from "openai"
+import { describe, expect, inject, it } from "vitest"
+import { DEVELOPMENT_API_KEY } from "../../src/services/GatewayConfig.ts"
+
+/** The official `openai` client against `npm start`, as any OpenAI user would point it at the gateway. */
+const client = (options: { apiKey?: string; maxRetries?: number } = {}) =>
+  new OpenAI({
+    baseURL: `${inject("gatewayUrl")}/v1`,
+    apiKey: options.apiKey ?? DEVELOPMENT_API_KEY,
+    maxRetries: options.maxRetries ?? 2
+  })
+
+const steered = (directives: string) => {
+  const id = crypto.randomUUID()
+  return { id, prompt: `an orange cat on a windowsill [[id=${id} ${directives}]]` }
+}
+
+const upstreamCalls = async (id: string) =>
+  ((await (await fetch(`${inject("fakeUpstreamUrl")}/__calls?id=${id}`)).json()) as { calls: number }).calls
+
+describe("official openai client against npm start", () => {
+  it("images.generate with n: 3 returns 3 images from 3 upstream calls", async () => {
+    const { id, prompt } = steered("")
+    const { data: images, request_id } = await client()
+      .images.generate({ model: "replicate/flux-schnell", prompt, n: 3, size: "1024x1024" })
+      .withResponse()
+    expect(images.data).toHaveLength(3)
+    for (const image of images.data ?? []) expect(image.b64_json?.length).toBeGreaterThan(10)
+    expect(images.output_format).toBe("png")
+    expect(request_id).toMatch(/^req_/)
+    expect(await upstreamCalls(id)).toBe(3)
+  })
+
+  it("works offline with local/preview and returns a PNG, also as a data URL", async () => {
+    const b64 = await client().images.generate({ model: "local/preview", prompt: "a castle", size: "256x256" })
+    expect(
+      Buffer.from(b64.data?.[0]?.b64_json ?? "", "base64")
+        .subarray(1, 4)
+        .toString()
+    ).toBe("PNG")
+    const url = await client().images.generate({ model: "local/preview", prompt: "a castle", response_format: "url" })
+    expect(url.data?.[0]?.url).toMatch(/^data:image\/png;base64,/)
+  })
+
+  it("dall-e-3 style requests work through the alias", async () => {
+    const { prompt } = steered("")
+    const images = await client().images.generate({
+      model: "dall-e-3",
+      prompt,
+      quality: "hd",
+      style: "natural",
+      size: "1792x1024"
+    })
+    expect(images.data).toHaveLength(1)
+  })
+
+  it("models.list and models.retrieve", async () => {
+    const models = []
+    for await (const model of client().models.list()) models.push(model)
+    expect(models.map((model) => model.id)).toEqual(expect.arrayContaining(["replicate/flux-1.1-pro-ultra", "local/preview"]))
+    const model = await client().models.retrieve("replicate/flux-schnell")
+    expect(model).toMatchObject({ id: "replicate/flux-schnell", object: "model", owned_by: "replicate" })
+  })
+
+  it("surfaces each failure as the SDK's typed error", async () => {
+    await expect(client({ apiKey: "sk-wrong" }).models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError)
+    const bad = client().images.generate({ prompt: "x", n: 11 })
+    await expect(bad).rejects.toBeInstanceOf(OpenAI.BadRequestError)
+    await expect(bad).rejects.toMatchObject({ param: "n", type: "invalid_request_error" })
+    await expect(client().images.generate({ prompt: "x", model: "acme/none" })).rejects.toBeInstanceOf(OpenAI.NotFoundError)
+    await expect(client().models.retrieve("acme/none")).rejects.toMatchObject({ status: 404, code: "model_not_found" })
+  })
+
+  it("upstream failures are not multiplied by the SDK's own retries", async () => {
+    const { id, prompt } = steered("faults=503,503,503,503,503,503,503,503,503")
+    await expect(client().images.generate({ prompt })).rejects.toBeInstanceOf(OpenAI.InternalServerError)
+    // the gateway's 3 attempts, and no SDK retry on top (x-should-retry: false)
+    expect(await upstreamCalls(id)).toBe(3)
+  })
+
+  it("an exhausted upstream rate limit is the SDK's RateLimitError", async () => {
+    const { prompt } = steered("faults=429:1,429:1,429:1")
+    await expect(client({ maxRetries: 0 }).images.generate({ prompt })).rejects.toBeInstanceOf(OpenAI.RateLimitError)
+  })
+})

@@ -1,0 +1,79 @@
+import { ConfigProvider, Redacted } from "effect"
+import { afterAll, describe, expect, it } from "vitest"
+import { makeHandler } from "../../src/http/App.ts"
+import { keyMatches } from "../../src/http/AuthorizationLive.ts"
+import { DEVELOPMENT_API_KEY } from "../../src/services/GatewayConfig.ts"
+
+/** The whole gateway in Node, under configurations that a single workerd run cannot vary. */
+const handlers: Array<{ dispose: () => Promise<void> }> = []
+const gateway = (env: Record<string, string>) => {
+  const app = makeHandler(ConfigProvider.fromUnknown(env))
+  handlers.push(app)
+  return (path: string, init: RequestInit = {}) => app.handler(new Request(`http://gateway.test${path}`, init))
+}
+afterAll(async () => {
+  for (const app of handlers) await app.dispose()
+})
+
+const bearer = (key: string) => ({ headers: { authorization: `Bearer ${key}` } })
+const errorOf = async (response: Response) => ((await response.json()) as { error: Record<string, unknown> }).error
+
+describe("configuration", () => {
+  it("production without API_KEYS refuses every /v1 call and tells the operator what to set", async () => {
+    const call = gateway({ ENVIRONMENT: "production" })
+    const response = await call("/v1/models", bearer(DEVELOPMENT_API_KEY))
+    expect(response.status).toBe(500)
+    expect(response.headers.get("x-should-retry")).toBe("false")
+    const error = await errorOf(response)
+    expect(error.code).toBe("api_keys_not_configured")
+    expect(error.message).toContain("wrangler secret put API_KEYS")
+    expect((await call("/health")).status).toBe(200)
+  })
+
+  it("the development key works only in development, and only while API_KEYS is empty", async () => {
+    expect((await gateway({ ENVIRONMENT: "development" })("/v1/models", bearer(DEVELOPMENT_API_KEY))).status).toBe(200)
+    const withKeys = gateway({ ENVIRONMENT: "development", API_KEYS: "mine" })
+    expect((await withKeys("/v1/models", bearer(DEVELOPMENT_API_KEY))).status).toBe(401)
+    expect((await withKeys("/v1/models", bearer("mine"))).status).toBe(200)
+  })
+
+  it("the offline model is listed in development and hidden in production unless enabled", async () => {
+    const list = async (env: Record<string, string>, key: string) =>
+      ((await (await gateway(env)("/v1/models", bearer(key))).json()) as { data: Array<{ id: string }> }).data.map((m) => m.id)
+    expect(await list({ ENVIRONMENT: "development" }, DEVELOPMENT_API_KEY)).toContain("local/preview")
+    expect(await list({ API_KEYS: "k" }, "k")).not.toContain("local/preview")
+    expect(await list({ API_KEYS: "k", ENABLE_LOCAL_MODEL: "true" }, "k")).toContain("local/preview")
+  })
+
+  it.each([
+    [{ UPSTREAM_MAX_ATTEMPTS: "many" }, "UPSTREAM_MAX_ATTEMPTS"],
+    [{ UPSTREAM_TIMEOUT_MS: "0" }, "UPSTREAM_TIMEOUT_MS"],
+    [{ UPSTREAM_URL: "not a url" }, "UPSTREAM_URL"],
+    [{ MODELS: "[{bad json" }, "MODELS"],
+    [{ DEFAULT_MODEL: "acme/none" }, "DEFAULT_MODEL"],
+    [{ ENVIRONMENT: "staging" }, "ENVIRONMENT"]
+  ])("an invalid value (%j) answers every request with a configuration error naming %s", async (env, name) => {
+    const call = gateway({ API_KEYS: "super-secret-key", ...env })
+    for (const path of ["/health", "/v1/models", "/anything"]) {
+      const response = await call(path, bearer("super-secret-key"))
+      expect(response.status).toBe(500)
+      expect(response.headers.get("content-type")).toMatch(/^application\/json/)
+      const error = await errorOf(response)
+      expect(error.code).toBe("gateway_misconfigured")
+      expect(error.message).toContain(name)
+      expect(error.message).not.toContain("super-secret-key")
+    }
+  })
+})
+
+describe("keyMatches", () => {
+  const keys = [Redacted.make("alpha"), Redacted.make("beta")]
+  it("accepts any configured key and nothing else", async () => {
+    expect(await keyMatches("alpha", keys)).toBe(true)
+    expect(await keyMatches("beta", keys)).toBe(true)
+    expect(await keyMatches("alph", keys)).toBe(false)
+    expect(await keyMatches("alphaa", keys)).toBe(false)
+    expect(await keyMatches("", keys)).toBe(false)
+    expect(await keyMatches("alpha", [])).toBe(false)
+  })
+})

@@ -1,0 +1,77 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Layer, Option } from "effect"
+import { GatewayConfig, type GatewaySettings, testSettings as settings } from "../../src/services/GatewayConfig.ts"
+import { buildCatalogue, type Catalogue, ModelRegistry } from "../../src/services/ModelRegistry.ts"
+
+const built = (overrides: Partial<GatewaySettings> = {}) => {
+  const catalogue = buildCatalogue(settings(overrides))
+  if (typeof catalogue === "string") throw new Error(catalogue)
+  return catalogue
+}
+const ids = (catalogue: Catalogue) => catalogue.models.map((model) => model.id as string)
+
+describe("catalogue", () => {
+  it("holds the upstream's 22 models plus the offline one, default first", () => {
+    const catalogue = built()
+    assert.strictEqual(catalogue.models.length, 23)
+    assert.strictEqual(catalogue.defaultModel.id, "replicate/flux-1.1-pro-ultra")
+    assert.include(ids(catalogue), "fireworks/stable-diffusion-xl-1.0")
+    assert.deepStrictEqual(catalogue.aliases, {
+      "dall-e-3": "openai/dall-e-3",
+      "dall-e-2": "openai/dall-e-2",
+      "gpt-image-1": "replicate/flux-1.1-pro-ultra"
+    })
+  })
+
+  it("drops the offline model where it is not enabled", () => {
+    assert.notInclude(ids(built({ enableLocalModel: false })), "local/preview")
+  })
+
+  it("MODELS adds entries and overrides fields of existing ones", () => {
+    const catalogue = built({
+      models: [
+        { id: "replicate/flux-dev", upstreamModelId: "black-forest-labs/flux-dev" },
+        { id: "replicate/flux-schnell", aspectRatios: ["1:1", "16:9", "9:16"] }
+      ]
+    })
+    const added = catalogue.models.find((model) => model.id === "replicate/flux-dev")
+    assert.deepStrictEqual(
+      [added?.provider, added?.upstream, added?.upstreamModelId],
+      ["replicate", "ai-sdk", "black-forest-labs/flux-dev"]
+    )
+    const changed = catalogue.models.find((model) => model.id === "replicate/flux-schnell")
+    assert.deepStrictEqual(changed?.aspectRatios, ["1:1", "16:9", "9:16"])
+    assert.strictEqual(changed?.upstreamModelId, "black-forest-labs/flux-schnell")
+  })
+
+  it("a new MODELS entry without an upstream model id is a configuration error", () => {
+    assert.include(String(buildCatalogue(settings({ models: [{ id: "acme/new" }] }))), "upstreamModelId")
+  })
+
+  it("MODEL_ALIASES overrides the defaults; aliases to unknown models are dropped", () => {
+    const catalogue = built({ aliases: { "gpt-image-1": "replicate/flux-schnell", broken: "acme/none" } })
+    assert.strictEqual(catalogue.aliases["gpt-image-1"], "replicate/flux-schnell")
+    assert.notProperty(catalogue.aliases, "broken")
+  })
+
+  it("DEFAULT_MODEL may be an id or an alias, and must exist", () => {
+    assert.strictEqual(built({ defaultModel: Option.some("local/preview") }).defaultModel.id, "local/preview")
+    assert.strictEqual(built({ defaultModel: Option.some("dall-e-3") }).defaultModel.id, "openai/dall-e-3")
+    assert.include(String(buildCatalogue(settings({ defaultModel: Option.some("acme/none") }))), "DEFAULT_MODEL")
+  })
+})
+
+describe("ModelRegistry", () => {
+  const registry = ModelRegistry.layerNoDeps.pipe(Layer.provide(GatewayConfig.layerTest()))
+
+  it.effect("resolves ids, aliases and the default; unknown ids fail with ModelNotFound", () =>
+    Effect.gen(function* () {
+      const models = yield* ModelRegistry
+      assert.strictEqual((yield* models.resolve("replicate/photon")).upstreamModelId, "luma/photon")
+      assert.strictEqual((yield* models.resolve("dall-e-2")).id, "openai/dall-e-2")
+      assert.strictEqual((yield* models.resolve(null)).id, "replicate/flux-1.1-pro-ultra")
+      const error = yield* Effect.flip(models.resolve("acme/none"))
+      assert.deepStrictEqual([error._tag, error.model], ["ModelNotFound", "acme/none"])
+    }).pipe(Effect.provide(registry))
+  )
+})
