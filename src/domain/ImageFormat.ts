@@ -19,10 +19,14 @@ export const detectImageFormat = (bytes: Uint8Array): ImageFormat | undefined =>
   return undefined
 }
 
-/** Decodes only the first 12 bytes (16 base64 characters): enough for the magic numbers, cheap for 1 MiB images. */
-export const detectBase64ImageFormat = (base64: string): ImageFormat | undefined => {
+/**
+ * Decodes only the first 12 bytes (16 base64 characters): enough for the magic
+ * numbers, cheap for 1 MiB images. Takes the base64 text or its ASCII bytes.
+ */
+export const detectBase64ImageFormat = (base64: string | Uint8Array): ImageFormat | undefined => {
   try {
-    const head = atob(base64.slice(0, 16))
+    const text = typeof base64 === "string" ? base64.slice(0, 16) : String.fromCharCode(...base64.subarray(0, 16))
+    const head = atob(text)
     const bytes = new Uint8Array(head.length)
     for (let i = 0; i < head.length; i++) bytes[i] = head.charCodeAt(i)
     return detectImageFormat(bytes)
@@ -31,9 +35,14 @@ export const detectBase64ImageFormat = (base64: string): ImageFormat | undefined
   }
 }
 
-/** One image produced by any upstream, kept as base64 because that is what both the upstream and the response use. */
+/**
+ * One image produced by any upstream. The image stays base64, as both the
+ * upstream and the response carry it, and as ASCII bytes rather than a string:
+ * a 1 MiB image is then copied to the answer, never decoded or re-escaped.
+ * The bytes are always plain JSON text (see `isPlainJsonText`).
+ */
 export interface GeneratedImage {
-  readonly base64: string
+  readonly base64: Uint8Array
   readonly format: ImageFormat
   /** Upstream attempts it took, retries included. */
   readonly attempts: number

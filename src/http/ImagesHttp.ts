@@ -1,21 +1,30 @@
 import { Effect } from "effect"
-import { HttpApiBuilder, HttpApiSchema } from "effect/http-api"
+import { HttpServerResponse } from "effect/http"
+import { HttpApiBuilder } from "effect/http-api"
 import { mimeTypeOf } from "../domain/ImageFormat.ts"
-import type { ImageGenerationRequest, ImagesResponse } from "../domain/ImageGeneration.ts"
+import type { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
+import { joinBytes } from "../domain/JsonBytes.ts"
 import { type GenerationResult, ImageGenerator } from "../services/ImageGenerator.ts"
 import { Api } from "./Api.ts"
 import { modelNotFound, upstreamError } from "./ErrorMapping.ts"
 
-/** `response_format` absent means `b64_json`: the AI SDK requires it and most clients ask for it. */
-export const toImagesResponse = (request: ImageGenerationRequest, result: GenerationResult): ImagesResponse => ({
-  created: result.created,
-  data: result.images.map((image) =>
-    request.response_format === "url"
-      ? { url: `data:${mimeTypeOf(image.format)};base64,${image.base64}` }
-      : { b64_json: image.base64 }
-  ),
-  ...(result.images[0] === undefined ? {} : { output_format: result.images[0].format })
-})
+/**
+ * The `ImagesResponse` of the contract, written straight to bytes: the images
+ * are copied in as they came, never turned into strings and re-escaped (see
+ * `JsonBytes.ts`). A unit test decodes this output with the contract's schema.
+ * `response_format` absent means `b64_json`: the AI SDK requires it and most clients ask for it.
+ */
+export const imagesResponseBody = (request: ImageGenerationRequest, result: GenerationResult): Uint8Array => {
+  const parts: Array<string | Uint8Array> = [`{"created":${result.created},"data":[`]
+  result.images.forEach((image, i) => {
+    parts.push(i === 0 ? "" : ",")
+    parts.push(request.response_format === "url" ? `{"url":"data:${mimeTypeOf(image.format)};base64,` : `{"b64_json":"`)
+    parts.push(image.base64, `"}`)
+  })
+  const format = result.images[0]?.format
+  parts.push(format === undefined ? "]}" : `],"output_format":"${format}"}`)
+  return joinBytes(parts)
+}
 
 export const ImagesHttp = HttpApiBuilder.group(
   Api,
@@ -25,8 +34,8 @@ export const ImagesHttp = HttpApiBuilder.group(
     return handlers.handle("generate", ({ payload }) =>
       generator.generate(payload).pipe(
         Effect.map((result) =>
-          HttpApiSchema.withHeaders({
-            body: toImagesResponse(payload, result),
+          HttpServerResponse.uint8Array(imagesResponseBody(payload, result), {
+            contentType: "application/json",
             headers: result.failed > 0 ? { "x-images-failed": String(result.failed) } : {}
           })
         ),

@@ -10,6 +10,7 @@ import {
   UpstreamUnavailable
 } from "../domain/Errors.ts"
 import { detectBase64ImageFormat, type GeneratedImage } from "../domain/ImageFormat.ts"
+import { findTopLevelString, isPlainJsonText } from "../domain/JsonBytes.ts"
 import { GatewayConfig } from "./GatewayConfig.ts"
 
 /** The upstream's own request body (see the upstream reference). */
@@ -20,8 +21,9 @@ export class AiSdkRequest extends Schema.Class<AiSdkRequest>("AiSdkRequest")({
   aspectRatio: Schema.optional(Schema.String)
 }) {}
 
+/** The upstream's answer. Decoded in full only when the fast byte path cannot read it (see `imageBytesOf`). */
 const AiSdkResponse = Schema.Struct({ image: Schema.String.check(Schema.isMinLength(1)) })
-const decodeResponse = Schema.decodeUnknownEffect(AiSdkResponse)
+const decodeResponse = Schema.decodeUnknownOption(Schema.fromJsonString(AiSdkResponse))
 const ShortJsonError = Schema.fromJsonString(Schema.Struct({ error: Schema.String.check(Schema.isMaxLength(300)) }))
 const decodeShortJsonError = Schema.decodeUnknownOption(ShortJsonError)
 
@@ -84,9 +86,34 @@ const classify = (response: HttpClientResponse.HttpClientResponse, body: string,
   return new UpstreamRejected({ status: response.status, detail })
 }
 
-const stripDataUrl = (image: string) => {
-  const comma = image.startsWith("data:") ? image.indexOf(",") : -1
-  return comma === -1 ? image : image.slice(comma + 1)
+const DATA_PREFIX = new TextEncoder().encode("data:")
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+/** Some forks answer with a data URL; the image is what follows the comma. */
+const stripDataUrl = (image: Uint8Array) => {
+  if (!DATA_PREFIX.every((byte, i) => image[i] === byte)) return image
+  const comma = image.subarray(0, 128).indexOf(0x2c)
+  return comma === -1 ? image : image.subarray(comma + 1)
+}
+
+/**
+ * The image's base64 text, as bytes. The fast path slices it out of the
+ * upstream's body without decoding 1-3 MB to a string; anything unusual
+ * (escapes, nested values) goes through the full Schema decode instead.
+ */
+export const imageBytesOf = (body: Uint8Array): Uint8Array | UpstreamMalformed => {
+  const found = findTopLevelString(body, "image")
+  if (found._tag === "Found" && found.raw.byteLength > 0 && isPlainJsonText(found.raw)) return stripDataUrl(found.raw)
+  if (found._tag === "Missing") return new UpstreamMalformed({ detail: "the upstream answered 2xx without an image" })
+  const decoded = decodeResponse(decoder.decode(body))
+  if (decoded._tag === "None") {
+    return new UpstreamMalformed({ detail: "the upstream answered 2xx with a body that is not the expected JSON" })
+  }
+  const image = encoder.encode(decoded.value.image)
+  return isPlainJsonText(image)
+    ? stripDataUrl(image)
+    : new UpstreamMalformed({ detail: "the upstream's image is not base64 text" })
 }
 
 /** Client for the ai-sdk-image-generator app: one image per call. */
@@ -118,18 +145,12 @@ export class AiSdkUpstream extends Context.Service<
             HttpClientRequest.schemaBodyJson(AiSdkRequest)(request),
             Effect.flatMap(client.execute)
           )
-          const body = yield* response.text
+          const body = new Uint8Array(yield* response.arrayBuffer)
           if (response.status < 200 || response.status >= 300) {
-            return yield* Effect.fail(classify(response, body, Date.now()))
+            return yield* Effect.fail(classify(response, decoder.decode(body.subarray(0, 4096)), Date.now()))
           }
-          const parsed = yield* Effect.try({
-            try: () => JSON.parse(body) as unknown,
-            catch: () => new UpstreamMalformed({ detail: "the upstream answered 2xx with a body that is not JSON" })
-          })
-          const { image } = yield* decodeResponse(parsed).pipe(
-            Effect.mapError(() => new UpstreamMalformed({ detail: "the upstream answered 2xx without an image" }))
-          )
-          const base64 = stripDataUrl(image)
+          const base64 = imageBytesOf(body)
+          if (base64 instanceof UpstreamMalformed) return yield* base64
           const format = detectBase64ImageFormat(base64)
           if (format === undefined) {
             return yield* new UpstreamMalformed({ detail: "the upstream's image is not PNG, JPEG or WebP" })

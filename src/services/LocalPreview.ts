@@ -82,6 +82,8 @@ export const renderPreview = (prompt: string, size: ImageSize): Uint8Array => {
   return encodePng({ width, height, data: pixels, channels: 3, depth: 8 }, { zlib: { level: 3 } })
 }
 
+const encoder = new TextEncoder()
+
 /** The offline model `local/preview`: no network, always available where it is enabled. */
 export class LocalPreview extends Context.Service<
   LocalPreview,
@@ -94,7 +96,11 @@ export class LocalPreview extends Context.Service<
     LocalPreview.of({
       generate: (prompt: string, size: ImageSize) =>
         Effect.sync(
-          (): GeneratedImage => ({ base64: Base64.encode(renderPreview(prompt, size)), format: "png", attempts: 1 })
+          (): GeneratedImage => ({
+            base64: encoder.encode(Base64.encode(renderPreview(prompt, size))),
+            format: "png",
+            attempts: 1
+          })
         ).pipe(Effect.withSpan("LocalPreview.generate"))
     })
   )

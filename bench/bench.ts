@@ -1,0 +1,258 @@
+/**
+ * `npm run bench`: the performance targets of the foundation issue, measured
+ * side by side on the same runtime (workerd, started by `wrangler dev`).
+ *
+ * 1. Throughput at 8 connections and CPU per request, gateway vs a minimal
+ *    passthrough Worker, both against a local fake upstream returning 1 MiB images.
+ * 2. `n: 4` vs `n: 1` wall time against a 2 s upstream.
+ * 3. Worker bundle size, gzipped, from `wrangler deploy --dry-run --outdir`.
+ *
+ * Everything runs on loopback; every loop is bounded in time and count.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
+import { createServer } from "node:net"
+import { join } from "node:path"
+import { gzipSync } from "node:zlib"
+import { startFakeUpstream } from "../test/support/fakeUpstream.ts"
+
+const KEY = "bench-key"
+const IMAGE_BYTES = 1024 * 1024
+const CONNECTIONS = 8
+const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 10_000)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2)
+const RESULTS = join(import.meta.dirname, "results")
+
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = createServer()
+    server.on("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
+    })
+  })
+
+interface Worker {
+  readonly url: string
+  readonly child: ChildProcess
+  readonly stop: () => void
+}
+
+const startWorker = async (args: ReadonlyArray<string>, cwd: string): Promise<Worker> => {
+  const port = await freePort()
+  const inspector = await freePort()
+  const child = spawn(
+    "npx",
+    ["wrangler", "dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspector), ...args],
+    {
+      cwd,
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" }
+    }
+  )
+  let log = ""
+  child.stdout?.on("data", (chunk: Buffer) => (log += chunk.toString()))
+  child.stderr?.on("data", (chunk: Buffer) => (log += chunk.toString()))
+  const url = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + 90_000
+  while (!log.includes("Ready on")) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`wrangler dev did not start:\n${log}`)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  return {
+    url,
+    child,
+    stop: () => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, "SIGTERM")
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+/** CPU time (ms) of every workerd process below `pid`, read from /proc. */
+const workerdCpuMs = (pid: number): number => {
+  const ticks = 100 // USER_HZ on Linux
+  let total = 0
+  const visit = (id: number) => {
+    try {
+      const stat = readFileSync(`/proc/${id}/stat`, "utf8")
+      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"))
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+      if (name.startsWith("workerd")) total += ((Number(fields[11]) + Number(fields[12])) / ticks) * 1000
+      const children = readFileSync(`/proc/${id}/task/${id}/children`, "utf8").trim()
+      for (const child of children.split(/\s+/).filter(Boolean)) visit(Number(child))
+    } catch {
+      // process ended
+    }
+  }
+  visit(pid)
+  return total
+}
+
+interface LoadResult {
+  readonly requests: number
+  readonly failures: number
+  readonly rps: number
+  readonly cpuMsPerRequest: number
+  readonly bytes: number
+}
+
+const load = async (worker: Worker, request: () => Request): Promise<LoadResult> => {
+  // warm-up: compile, JIT, connection pools
+  for (let i = 0; i < 16; i++) await (await fetch(request())).arrayBuffer()
+  const cpuBefore = workerdCpuMs(worker.child.pid ?? 0)
+  const started = performance.now()
+  const deadline = started + DURATION_MS
+  let requests = 0
+  let failures = 0
+  let bytes = 0
+  await Promise.all(
+    Array.from({ length: CONNECTIONS }, async () => {
+      while (performance.now() < deadline && requests < 100_000) {
+        const response = await fetch(request())
+        const body = await response.arrayBuffer()
+        if (response.ok) requests++
+        else failures++
+        bytes += body.byteLength
+      }
+    })
+  )
+  const seconds = (performance.now() - started) / 1000
+  const cpu = workerdCpuMs(worker.child.pid ?? 0) - cpuBefore
+  return { requests, failures, rps: requests / seconds, cpuMsPerRequest: cpu / Math.max(1, requests), bytes }
+}
+
+const timeGeneration = async (gateway: Worker, n: number) => {
+  const started = performance.now()
+  const response = await fetch(`${gateway.url}/v1/images/generations`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+    body: JSON.stringify({
+      prompt: `a slow one [[delay=2000 bytes=65536]] ${crypto.randomUUID()}`,
+      n,
+      model: "replicate/flux-schnell"
+    })
+  })
+  const body = (await response.json()) as { data?: Array<unknown> }
+  if (!response.ok || body.data?.length !== n) throw new Error(`n=${n} failed: ${response.status}`)
+  return performance.now() - started
+}
+
+const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0
+
+const bundleSize = () => {
+  const outdir = join(RESULTS, "bundle")
+  execFileSync("npx", ["wrangler", "deploy", "--dry-run", "--outdir", outdir], {
+    stdio: "pipe",
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false" }
+  })
+  const files = readdirSync(outdir).filter((file) => file.endsWith(".js"))
+  const raw = files.reduce((sum, file) => sum + statSync(join(outdir, file)).size, 0)
+  const gzip = files.reduce((sum, file) => sum + gzipSync(readFileSync(join(outdir, file)), { level: 9 }).length, 0)
+  return { raw, gzip }
+}
+
+const main = async () => {
+  mkdirSync(RESULTS, { recursive: true })
+  const root = join(import.meta.dirname, "..")
+  const upstream = await startFakeUpstream({ imageBytes: IMAGE_BYTES })
+  const vars = (entries: Record<string, string>) => Object.entries(entries).flatMap(([k, v]) => ["--var", `${k}:${v}`])
+  const gateway = await startWorker(
+    vars({ API_KEYS: KEY, UPSTREAM_URL: upstream.url, ENVIRONMENT: "production", LOG_LEVEL: "Warn" }),
+    root
+  )
+  const passthrough = await startWorker(vars({ UPSTREAM_URL: upstream.url }), join(import.meta.dirname, "passthrough"))
+  try {
+    const upstreamBody = JSON.stringify({ prompt: "a bench", provider: "replicate", modelId: "black-forest-labs/flux-schnell" })
+    const gatewayRequest = () =>
+      new Request(`${gateway.url}/v1/images/generations`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+        body: JSON.stringify({ prompt: "a bench", model: "replicate/flux-schnell", response_format: "b64_json" })
+      })
+    const passthroughRequest = () =>
+      new Request(passthrough.url, { method: "POST", headers: { "content-type": "application/json" }, body: upstreamBody })
+
+    const gatewayRuns: Array<LoadResult> = []
+    const passthroughRuns: Array<LoadResult> = []
+    for (let round = 0; round < ROUNDS; round++) {
+      passthroughRuns.push(await load(passthrough, passthroughRequest))
+      gatewayRuns.push(await load(gateway, gatewayRequest))
+    }
+    const sum = (runs: Array<LoadResult>, key: "requests" | "failures") => runs.reduce((total, run) => total + run[key], 0)
+    const rps = (runs: Array<LoadResult>) => runs.reduce((total, run) => total + run.rps, 0) / runs.length
+    const cpu = (runs: Array<LoadResult>) => runs.reduce((total, run) => total + run.cpuMsPerRequest, 0) / runs.length
+
+    const n1 = [] as Array<number>
+    const n4 = [] as Array<number>
+    for (let i = 0; i < 3; i++) {
+      n1.push(await timeGeneration(gateway, 1))
+      n4.push(await timeGeneration(gateway, 4))
+    }
+    const bundle = bundleSize()
+
+    const results = {
+      date: new Date().toISOString(),
+      node: process.version,
+      imageBytes: IMAGE_BYTES,
+      connections: CONNECTIONS,
+      durationMsPerRound: DURATION_MS,
+      rounds: ROUNDS,
+      gateway: {
+        rps: rps(gatewayRuns),
+        cpuMsPerRequest: cpu(gatewayRuns),
+        requests: sum(gatewayRuns, "requests"),
+        failures: sum(gatewayRuns, "failures")
+      },
+      passthrough: {
+        rps: rps(passthroughRuns),
+        cpuMsPerRequest: cpu(passthroughRuns),
+        requests: sum(passthroughRuns, "requests"),
+        failures: sum(passthroughRuns, "failures")
+      },
+      fanOut: { n1Ms: median(n1), n4Ms: median(n4) },
+      bundle
+    }
+    const throughputRatio = results.gateway.rps / results.passthrough.rps
+    const cpuRatio = results.gateway.cpuMsPerRequest / results.passthrough.cpuMsPerRequest
+    const fanOutRatio = results.fanOut.n4Ms / results.fanOut.n1Ms
+    const checks = [
+      ["throughput at 8 connections vs passthrough", throughputRatio, ">=", 0.8],
+      ["CPU per request vs passthrough", cpuRatio, "<=", 1.2],
+      ["n:4 vs n:1 time, 2 s upstream", fanOutRatio, "<=", 1.15],
+      ["bundle gzipped (KB)", bundle.gzip / 1024, "<=", 250]
+    ] as const
+    console.log("\nai-image-gateway bench (1 MiB images, loopback, workerd via wrangler dev)\n")
+    console.log(
+      `gateway      ${results.gateway.rps.toFixed(1)} req/s, ${results.gateway.cpuMsPerRequest.toFixed(2)} ms CPU/req (${results.gateway.requests} ok, ${results.gateway.failures} failed)`
+    )
+    console.log(
+      `passthrough  ${results.passthrough.rps.toFixed(1)} req/s, ${results.passthrough.cpuMsPerRequest.toFixed(2)} ms CPU/req (${results.passthrough.requests} ok, ${results.passthrough.failures} failed)`
+    )
+    console.log(`n:1 ${results.fanOut.n1Ms.toFixed(0)} ms, n:4 ${results.fanOut.n4Ms.toFixed(0)} ms (median of 3)`)
+    console.log(`bundle ${(bundle.raw / 1024).toFixed(1)} KB raw, ${(bundle.gzip / 1024).toFixed(1)} KB gzip -9\n`)
+    let failed = false
+    for (const [name, value, op, target] of checks) {
+      const ok = op === ">=" ? value >= target : value <= target
+      failed ||= !ok
+      console.log(`${ok ? "PASS" : "FAIL"}  ${name}: ${value.toFixed(2)} (target ${op} ${target})`)
+    }
+    writeFileSync(
+      join(RESULTS, "latest.json"),
+      `${JSON.stringify({ ...results, throughputRatio, cpuRatio, fanOutRatio }, null, 2)}\n`
+    )
+    if (results.gateway.failures > 0 || results.passthrough.failures > 0) failed = true
+    process.exitCode = failed ? 1 : 0
+  } finally {
+    gateway.stop()
+    passthrough.stop()
+    await upstream.close()
+  }
+}
+
+await main()

@@ -1,0 +1,98 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Schema } from "effect"
+import { UpstreamMalformed } from "../../src/domain/Errors.ts"
+import { ImageGenerationRequest, ImagesResponse } from "../../src/domain/ImageGeneration.ts"
+import { findTopLevelString, isPlainJsonText, joinBytes } from "../../src/domain/JsonBytes.ts"
+import type { ModelEntry } from "../../src/domain/Model.ts"
+import { imagesResponseBody } from "../../src/http/ImagesHttp.ts"
+import { imageBytesOf } from "../../src/services/AiSdkUpstream.ts"
+
+const bytes = (text: string) => new TextEncoder().encode(text)
+const text = (value: Uint8Array) => new TextDecoder().decode(value)
+const found = (json: string, key = "image") => {
+  const result = findTopLevelString(bytes(json), key)
+  return result._tag === "Found" ? text(result.raw) : result._tag
+}
+
+describe("findTopLevelString", () => {
+  it("finds a string property of a flat object, whatever the order and spacing", () => {
+    assert.strictEqual(found('{"provider":"replicate","image":"iVBOR"}'), "iVBOR")
+    assert.strictEqual(found(' {\n "image" : "abc" ,\t"provider": "x" }\n'), "abc")
+    assert.strictEqual(found('{"n":3,"ok":true,"none":null,"f":-1.5e3,"image":"abc"}'), "abc")
+    assert.strictEqual(found('{"note":"the \\"image\\" key","image":"abc"}'), "abc")
+    assert.strictEqual(found('{"im\\u0061ge":"escaped key"}'), "escaped key")
+    assert.strictEqual(found('{"image":"a\\"b"}'), 'a\\"b')
+  })
+
+  it("says Missing when the key is absent, Unsupported for what it does not read", () => {
+    assert.strictEqual(found('{"provider":"x"}'), "Missing")
+    assert.strictEqual(found("{}"), "Missing")
+    assert.strictEqual(found('{"nested":{"image":"x"},"image":"y"}'), "Unsupported")
+    assert.strictEqual(found('["image"]'), "Unsupported")
+    assert.strictEqual(found("<html>image</html>"), "Unsupported")
+    assert.strictEqual(found('{"image":"unterminated'), "Unsupported")
+    assert.strictEqual(found('{"image":"x"} trailing'), "Unsupported")
+  })
+})
+
+describe("isPlainJsonText", () => {
+  it("accepts printable ASCII without quotes or backslashes, at any alignment", () => {
+    const base64 = bytes("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC")
+    assert.isTrue(isPlainJsonText(base64))
+    assert.isTrue(isPlainJsonText(base64.subarray(3)))
+  })
+  it("rejects control characters, non-ASCII, DEL, quotes and backslashes", () => {
+    for (const bad of ["abc\ndef", "abcd\u0001efgh", "abcdé", "abcd\u007f", 'ab"cd', "ab\\cd", "abcdefgh\u0000"]) {
+      assert.isFalse(isPlainJsonText(bytes(bad)), JSON.stringify(bad))
+      assert.isFalse(isPlainJsonText(bytes(`xyz${bad}`)), JSON.stringify(bad))
+    }
+  })
+})
+
+describe("imageBytesOf", () => {
+  const png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
+  it("reads the fast path, data URLs, and escaped forms through the schema", () => {
+    assert.strictEqual(text(imageBytesOf(bytes(JSON.stringify({ provider: "x", image: png }))) as Uint8Array), png)
+    assert.strictEqual(text(imageBytesOf(bytes(JSON.stringify({ image: `data:image/png;base64,${png}` }))) as Uint8Array), png)
+    // PHP-style escaped slashes and a nested extra field both take the schema path
+    const escaped = `{"image":"${png.replaceAll("/", "\\/")}","meta":{"seed":1}}`
+    assert.strictEqual(text(imageBytesOf(bytes(escaped)) as Uint8Array), png)
+  })
+  it("rejects bodies without an image", () => {
+    for (const body of ['{"provider":"x"}', "<html></html>", '{"image":""}', '{"image":"bad\\nvalue"}']) {
+      assert.instanceOf(imageBytesOf(bytes(body)), UpstreamMalformed, body)
+    }
+  })
+})
+
+describe("imagesResponseBody", () => {
+  const decode = Schema.decodeUnknownSync(ImagesResponse)
+  const model = {} as ModelEntry
+  const result = {
+    created: 1_790_000_000,
+    model,
+    failed: 0,
+    images: [
+      { base64: bytes("iVBORw0KGgo="), format: "png" as const, attempts: 1 },
+      { base64: bytes("/9j/4AAQ"), format: "jpeg" as const, attempts: 2 }
+    ]
+  }
+  it("writes JSON that the contract's schema decodes, for b64_json and url", () => {
+    const b64 = decode(JSON.parse(text(imagesResponseBody(new ImageGenerationRequest({ prompt: "x" }), result))))
+    assert.deepStrictEqual(b64, {
+      created: 1_790_000_000,
+      data: [{ b64_json: "iVBORw0KGgo=" }, { b64_json: "/9j/4AAQ" }],
+      output_format: "png"
+    })
+    const url = decode(
+      JSON.parse(text(imagesResponseBody(new ImageGenerationRequest({ prompt: "x", response_format: "url" }), result)))
+    )
+    assert.deepStrictEqual(
+      url.data.map((image) => image.url),
+      ["data:image/png;base64,iVBORw0KGgo=", "data:image/jpeg;base64,/9j/4AAQ"]
+    )
+  })
+  it("joinBytes mixes text and bytes", () => {
+    assert.strictEqual(text(joinBytes(["a", bytes("bc"), "", "dé"])), "abcdé")
+  })
+})
