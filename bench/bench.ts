@@ -20,7 +20,11 @@ const KEY = "bench-key"
 const IMAGE_BYTES = 1024 * 1024
 const CONNECTIONS = 8
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 10_000)
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
+/** CPU is sampled at low concurrency, where the two cores are not saturated by the load generator itself. */
+const CPU_CONNECTIONS = 2
+const CPU_REQUESTS = Number(process.env.BENCH_CPU_REQUESTS ?? 300)
+const CPU_ROUNDS = Number(process.env.BENCH_CPU_ROUNDS ?? 5)
 const RESULTS = join(import.meta.dirname, "results")
 
 const freePort = () =>
@@ -102,18 +106,23 @@ interface LoadResult {
   readonly bytes: number
 }
 
-const load = async (worker: Worker, request: () => Request): Promise<LoadResult> => {
+const load = async (
+  worker: Worker,
+  request: () => Request,
+  connections: number,
+  limits: { readonly durationMs: number; readonly requests: number }
+): Promise<LoadResult> => {
   // warm-up: compile, JIT, connection pools
   for (let i = 0; i < 16; i++) await (await fetch(request())).arrayBuffer()
   const cpuBefore = workerdCpuMs(worker.child.pid ?? 0)
   const started = performance.now()
-  const deadline = started + DURATION_MS
+  const deadline = started + limits.durationMs
   let requests = 0
   let failures = 0
   let bytes = 0
   await Promise.all(
-    Array.from({ length: CONNECTIONS }, async () => {
-      while (performance.now() < deadline && requests < 100_000) {
+    Array.from({ length: connections }, async () => {
+      while (performance.now() < deadline && requests + failures < limits.requests) {
         const response = await fetch(request())
         const body = await response.arrayBuffer()
         if (response.ok) requests++
@@ -178,15 +187,23 @@ const main = async () => {
     const passthroughRequest = () =>
       new Request(passthrough.url, { method: "POST", headers: { "content-type": "application/json" }, body: upstreamBody })
 
+    // Rounds alternate between the two workers so that drift on the machine hits both alike.
     const gatewayRuns: Array<LoadResult> = []
     const passthroughRuns: Array<LoadResult> = []
+    const throughput = { durationMs: DURATION_MS, requests: 100_000 }
     for (let round = 0; round < ROUNDS; round++) {
-      passthroughRuns.push(await load(passthrough, passthroughRequest))
-      gatewayRuns.push(await load(gateway, gatewayRequest))
+      passthroughRuns.push(await load(passthrough, passthroughRequest, CONNECTIONS, throughput))
+      gatewayRuns.push(await load(gateway, gatewayRequest, CONNECTIONS, throughput))
+    }
+    const gatewayCpu: Array<number> = []
+    const passthroughCpu: Array<number> = []
+    const sample = { durationMs: 120_000, requests: CPU_REQUESTS }
+    for (let round = 0; round < CPU_ROUNDS; round++) {
+      passthroughCpu.push((await load(passthrough, passthroughRequest, CPU_CONNECTIONS, sample)).cpuMsPerRequest)
+      gatewayCpu.push((await load(gateway, gatewayRequest, CPU_CONNECTIONS, sample)).cpuMsPerRequest)
     }
     const sum = (runs: Array<LoadResult>, key: "requests" | "failures") => runs.reduce((total, run) => total + run[key], 0)
     const rps = (runs: Array<LoadResult>) => runs.reduce((total, run) => total + run.rps, 0) / runs.length
-    const cpu = (runs: Array<LoadResult>) => runs.reduce((total, run) => total + run.cpuMsPerRequest, 0) / runs.length
 
     const n1 = [] as Array<number>
     const n4 = [] as Array<number>
@@ -205,13 +222,15 @@ const main = async () => {
       rounds: ROUNDS,
       gateway: {
         rps: rps(gatewayRuns),
-        cpuMsPerRequest: cpu(gatewayRuns),
+        cpuMsPerRequest: median(gatewayCpu),
+        cpuSamples: gatewayCpu,
         requests: sum(gatewayRuns, "requests"),
         failures: sum(gatewayRuns, "failures")
       },
       passthrough: {
         rps: rps(passthroughRuns),
-        cpuMsPerRequest: cpu(passthroughRuns),
+        cpuMsPerRequest: median(passthroughCpu),
+        cpuSamples: passthroughCpu,
         requests: sum(passthroughRuns, "requests"),
         failures: sum(passthroughRuns, "failures")
       },

@@ -39,7 +39,7 @@ export const detectBase64ImageFormat = (base64: string | Uint8Array): ImageForma
  * One image produced by any upstream. The image stays base64, as both the
  * upstream and the response carry it, and as ASCII bytes rather than a string:
  * a 1 MiB image is then copied to the answer, never decoded or re-escaped.
- * The bytes are always plain JSON text (see `isPlainJsonText`).
+ * The bytes are the content of a JSON string, ready to be copied into one (see `JsonBytes.ts`).
  */
 export interface GeneratedImage {
   readonly base64: Uint8Array

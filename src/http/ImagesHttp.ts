@@ -3,18 +3,18 @@ import { HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import { mimeTypeOf } from "../domain/ImageFormat.ts"
 import type { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
-import { joinBytes } from "../domain/JsonBytes.ts"
 import { type GenerationResult, ImageGenerator } from "../services/ImageGenerator.ts"
 import { Api } from "./Api.ts"
 import { modelNotFound, upstreamError } from "./ErrorMapping.ts"
 
 /**
- * The `ImagesResponse` of the contract, written straight to bytes: the images
- * are copied in as they came, never turned into strings and re-escaped (see
- * `JsonBytes.ts`). A unit test decodes this output with the contract's schema.
+ * The `ImagesResponse` of the contract, assembled from parts: the images are
+ * the upstream's own bytes, copied once into the body (a Blob), never turned
+ * into strings and re-escaped (see `JsonBytes.ts`). A unit test decodes this
+ * output with the contract's schema.
  * `response_format` absent means `b64_json`: the AI SDK requires it and most clients ask for it.
  */
-export const imagesResponseBody = (request: ImageGenerationRequest, result: GenerationResult): Uint8Array => {
+export const imagesResponseBody = (request: ImageGenerationRequest, result: GenerationResult): Blob => {
   const parts: Array<string | Uint8Array> = [`{"created":${result.created},"data":[`]
   result.images.forEach((image, i) => {
     parts.push(i === 0 ? "" : ",")
@@ -23,7 +23,7 @@ export const imagesResponseBody = (request: ImageGenerationRequest, result: Gene
   })
   const format = result.images[0]?.format
   parts.push(format === undefined ? "]}" : `],"output_format":"${format}"}`)
-  return joinBytes(parts)
+  return new Blob(parts)
 }
 
 export const ImagesHttp = HttpApiBuilder.group(
@@ -34,7 +34,7 @@ export const ImagesHttp = HttpApiBuilder.group(
     return handlers.handle("generate", ({ payload }) =>
       generator.generate(payload).pipe(
         Effect.map((result) =>
-          HttpServerResponse.uint8Array(imagesResponseBody(payload, result), {
+          HttpServerResponse.raw(imagesResponseBody(payload, result), {
             contentType: "application/json",
             headers: result.failed > 0 ? { "x-images-failed": String(result.failed) } : {}
           })
