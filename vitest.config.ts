@@ -31,6 +31,7 @@ export default defineConfig({
                 UPSTREAM_BACKOFF_MS: "20",
                 UPSTREAM_BACKOFF_MAX_MS: "200",
                 ENABLE_LOCAL_MODEL: "true",
+                KEEPALIVE_MS: "200",
                 LOG_LEVEL: "Warn"
               }
             }

@@ -1,8 +1,9 @@
 import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
+import { ChatCompletion, ChatCompletionRequest } from "../domain/Chat.ts"
 import { ImageGenerationRequest, ImagesResponse } from "../domain/ImageGeneration.ts"
 import { ModelList, ModelObject } from "../domain/Model.ts"
-import { NotFoundWire, RateLimitedWire, UpstreamFailedWire, UpstreamTimedOutWire } from "./ApiErrors.ts"
+import { BadRequestWire, NotFoundWire, RateLimitedWire, UpstreamFailedWire, UpstreamTimedOutWire } from "./ApiErrors.ts"
 import { Authorization, RequestValidation } from "./Middleware.ts"
 
 /** `x-images-failed`: how many of the `n` images failed when the others succeeded. */
@@ -20,6 +21,24 @@ export class ImagesApiGroup extends HttpApiGroup.make("images")
       OpenApi.annotations({
         summary: "Create images",
         description: "OpenAI-compatible image generation. Each of the `n` images is one upstream call; they run concurrently."
+      })
+    )
+  )
+  .middleware(RequestValidation)
+  .middleware(Authorization)
+  .prefix("/v1") {}
+
+export class ChatApiGroup extends HttpApiGroup.make("chat")
+  .add(
+    HttpApiEndpoint.post("completions", "/chat/completions", {
+      payload: ChatCompletionRequest,
+      success: ChatCompletion,
+      error: [BadRequestWire, NotFoundWire, RateLimitedWire, UpstreamFailedWire, UpstreamTimedOutWire]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Chat completions that answer with images",
+        description:
+          "The last user message is the prompt (trailing `--ar 16:9`, `--size 1792x1024`, `--n 2` set the options); the reply is markdown with one image per line. With `stream: true` the answer is `text/event-stream` of `chat.completion.chunk` objects: a progress line, keep-alive comments while the upstream works, the images, then `[DONE]`."
       })
     )
   )
@@ -59,6 +78,7 @@ export class SystemApiGroup extends HttpApiGroup.make("system").add(
 
 export class Api extends HttpApi.make("ai-image-gateway")
   .add(ImagesApiGroup)
+  .add(ChatApiGroup)
   .add(ModelsApiGroup)
   .add(SystemApiGroup)
   .annotateMerge(

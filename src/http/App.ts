@@ -10,6 +10,7 @@ import { ModelRegistry } from "../services/ModelRegistry.ts"
 import { Api } from "./Api.ts"
 import { errorBody } from "./ApiErrors.ts"
 import { AuthorizationLive } from "./AuthorizationLive.ts"
+import { ChatHttp } from "./ChatHttp.ts"
 import { EdgeMiddleware } from "./Edge.ts"
 import { ImagesHttp } from "./ImagesHttp.ts"
 import { ModelsHttp } from "./ModelsHttp.ts"
@@ -22,7 +23,7 @@ const Services = ImageGenerator.layerNoDeps.pipe(
 )
 
 const ApiRoutes = HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
-  Layer.provide([ImagesHttp, ModelsHttp, SystemHttp]),
+  Layer.provide([ImagesHttp, ChatHttp, ModelsHttp, SystemHttp]),
   Layer.provide([AuthorizationLive, RequestValidationLive]),
   Layer.provide(Services)
 )

@@ -1,7 +1,10 @@
-import type { ModelNotFound, UpstreamError } from "../domain/Errors.ts"
-import { NotFound, RateLimited, UpstreamFailed, UpstreamTimedOut } from "./ApiErrors.ts"
+import type { InvalidRequest, ModelNotFound, UpstreamError } from "../domain/Errors.ts"
+import { BadRequest, NotFound, RateLimited, UpstreamFailed, UpstreamTimedOut } from "./ApiErrors.ts"
 
 /** Domain errors to their HTTP form. The only place that decides which status an upstream failure becomes. */
+
+export const invalidRequest = (error: InvalidRequest) =>
+  new BadRequest({ message: error.message, param: error.param, code: error.code })
 
 export const modelNotFound = (error: ModelNotFound) =>
   new NotFound({

@@ -3,9 +3,11 @@ import { HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import { mimeTypeOf } from "../domain/ImageFormat.ts"
 import type { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
+import { GatewayConfig } from "../services/GatewayConfig.ts"
 import { type GenerationResult, ImageGenerator } from "../services/ImageGenerator.ts"
 import { Api } from "./Api.ts"
 import { modelNotFound, upstreamError } from "./ErrorMapping.ts"
+import { eventStreamResponse, imageFrames } from "./EventStream.ts"
 
 /**
  * The `ImagesResponse` of the contract, assembled from parts: the images are
@@ -31,14 +33,22 @@ export const ImagesHttp = HttpApiBuilder.group(
   "images",
   Effect.fn(function* (handlers) {
     const generator = yield* ImageGenerator
+    const { keepAliveMs } = yield* GatewayConfig
     return handlers.handle("generate", ({ payload }) =>
-      generator.generate(payload).pipe(
-        Effect.map((result) =>
-          HttpServerResponse.raw(imagesResponseBody(payload, result), {
-            contentType: "application/json",
-            headers: result.failed > 0 ? { "x-images-failed": String(result.failed) } : {}
-          })
-        ),
+      (payload.stream === true
+        ? // `partial_images` is accepted; the upstream makes no partial images, so none are sent.
+          generator
+            .stream(payload)
+            .pipe(Effect.map((images) => eventStreamResponse(imageFrames(images, payload.size), keepAliveMs)))
+        : generator.generate(payload).pipe(
+            Effect.map((result) =>
+              HttpServerResponse.raw(imagesResponseBody(payload, result), {
+                contentType: "application/json",
+                headers: result.failed > 0 ? { "x-images-failed": String(result.failed) } : {}
+              })
+            )
+          )
+      ).pipe(
         Effect.catchTags({
           ModelNotFound: (error) => Effect.fail(modelNotFound(error)),
           UpstreamError: (error) => Effect.fail(upstreamError(error))

@@ -28,6 +28,10 @@ export interface GatewaySettings {
   readonly corsOrigins: ReadonlyArray<string>
   readonly maxBodyBytes: number
   readonly logLevel: LogLevel.LogLevel
+  /** Interval of SSE comment keep-alives while an upstream works. */
+  readonly keepAliveMs: number
+  /** Whether chat streams start with a short progress line. */
+  readonly chatProgress: boolean
 }
 
 const json = <S extends Schema.Top>(name: string, schema: S) =>
@@ -57,7 +61,9 @@ const settings = Config.all({
   enableLocalModel: Config.Boolean("ENABLE_LOCAL_MODEL").pipe(Config.option),
   corsOrigins: Config.String("CORS_ORIGINS").pipe(Config.withDefault("*")),
   maxBodyBytes: positiveInt("MAX_BODY_BYTES", 1024 * 1024),
-  logLevel: Config.LogLevel("LOG_LEVEL").pipe(Config.withDefault("Info" as LogLevel.LogLevel))
+  logLevel: Config.LogLevel("LOG_LEVEL").pipe(Config.withDefault("Info" as LogLevel.LogLevel)),
+  keepAliveMs: positiveInt("KEEPALIVE_MS", 10_000),
+  chatProgress: Config.Literals(["on", "off"], "CHAT_PROGRESS").pipe(Config.withDefault("on" as const))
 })
 
 const mustBePositive = (values: Record<string, number>) => {
@@ -86,7 +92,8 @@ export const loadSettings: Effect.Effect<GatewaySettings, GatewayMisconfigured> 
     UPSTREAM_BACKOFF_MS: raw.upstreamBackoffMs,
     UPSTREAM_BACKOFF_MAX_MS: raw.upstreamBackoffMaxMs,
     MAX_CONCURRENT_UPSTREAM: raw.maxConcurrentUpstream,
-    MAX_BODY_BYTES: raw.maxBodyBytes
+    MAX_BODY_BYTES: raw.maxBodyBytes,
+    KEEPALIVE_MS: raw.keepAliveMs
   })
   if (Option.isSome(invalid)) {
     return yield* new GatewayMisconfigured({
@@ -105,7 +112,8 @@ export const loadSettings: Effect.Effect<GatewaySettings, GatewayMisconfigured> 
     aliases: Option.getOrElse(raw.aliases, () => ({})),
     models: Option.getOrElse(raw.models, () => []),
     enableLocalModel: Option.getOrElse(raw.enableLocalModel, () => development),
-    corsOrigins: splitList(raw.corsOrigins)
+    corsOrigins: splitList(raw.corsOrigins),
+    chatProgress: raw.chatProgress === "on"
   }
 })
 
@@ -132,5 +140,7 @@ export const testSettings = (overrides: Partial<GatewaySettings> = {}): GatewayS
   corsOrigins: ["*"],
   maxBodyBytes: 1024 * 1024,
   logLevel: "Info",
+  keepAliveMs: 10_000,
+  chatProgress: true,
   ...overrides
 })

@@ -1,4 +1,4 @@
-import { Array as Arr, Clock, Context, Effect, Layer, Result } from "effect"
+import { Array as Arr, Clock, Context, Effect, Layer, Result, Stream } from "effect"
 import type { ModelNotFound, UpstreamError } from "../domain/Errors.ts"
 import type { GeneratedImage } from "../domain/ImageFormat.ts"
 import type { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
@@ -24,10 +24,20 @@ export interface GenerationResult {
  * up to MAX_CONCURRENT_UPSTREAM. Partial success is success; only when every
  * image fails does the request fail, with the first image's error.
  */
+export interface ImageStream {
+  readonly model: ModelEntry
+  /** Unix seconds. */
+  readonly created: number
+  /** One result per image, in completion order; failures arrive as values, after retries. */
+  readonly results: Stream.Stream<Result.Result<GeneratedImage, UpstreamError>>
+}
+
 export class ImageGenerator extends Context.Service<
   ImageGenerator,
   {
     generate(request: ImageGenerationRequest): Effect.Effect<GenerationResult, ModelNotFound | UpstreamError>
+    /** Resolves the model first (an unknown one fails before any byte is sent), then streams images as they finish. */
+    stream(request: ImageGenerationRequest): Effect.Effect<ImageStream, ModelNotFound>
   }
 >()("ai-image-gateway/services/ImageGenerator") {
   static readonly layerNoDeps = Layer.effect(
@@ -82,7 +92,19 @@ export class ImageGenerator extends Context.Service<
         return { created: Math.floor(started / 1000), model, images, failed: failures.length } satisfies GenerationResult
       })
 
-      return ImageGenerator.of({ generate })
+      const stream = Effect.fn("ImageGenerator.stream")(function* (request: ImageGenerationRequest) {
+        const model = yield* registry.resolve(request.model)
+        const created = Math.floor((yield* Clock.currentTimeMillis) / 1000)
+        const results = Stream.fromIterable(Arr.range(1, request.n ?? 1)).pipe(
+          Stream.mapEffect(() => Effect.result(generateOne(model, request)), {
+            concurrency: config.maxConcurrentUpstream,
+            unordered: true
+          })
+        )
+        return { model, created, results } satisfies ImageStream
+      })
+
+      return ImageGenerator.of({ generate, stream })
     })
   )
 

@@ -83,3 +83,25 @@ describe("official openai client against npm start", () => {
     await expect(client({ maxRetries: 0 }).images.generate({ prompt })).rejects.toBeInstanceOf(OpenAI.RateLimitError)
   })
 })
+
+describe("streaming chat against npm start", () => {
+  it("shows progress within a second and the image when it is ready", async () => {
+    const { prompt } = steered("delay=2500")
+    const started = performance.now()
+    const stream = await client().chat.completions.create({
+      model: "replicate/flux-schnell",
+      messages: [{ role: "user", content: prompt }],
+      stream: true
+    })
+    let progressAt: number | undefined
+    let text = ""
+    for await (const chunk of stream) {
+      const content = chunk.choices[0]?.delta.content ?? ""
+      if (content.startsWith("Generating") && progressAt === undefined) progressAt = performance.now() - started
+      text += content
+    }
+    expect(progressAt).toBeLessThan(1000)
+    expect(performance.now() - started).toBeGreaterThanOrEqual(2500)
+    expect(text).toMatch(/!\[image 1\]\(data:image\/png;base64,/)
+  })
+})

@@ -1,0 +1,92 @@
+import { Effect, Schema } from "effect"
+import { HttpServerResponse } from "effect/http"
+import { HttpApiBuilder } from "effect/http-api"
+import { type ChatCompletionRequest, chatPrompt } from "../domain/Chat.ts"
+import { InvalidRequest } from "../domain/Errors.ts"
+import { mimeTypeOf } from "../domain/ImageFormat.ts"
+import { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
+import { GatewayConfig } from "../services/GatewayConfig.ts"
+import { type GenerationResult, ImageGenerator } from "../services/ImageGenerator.ts"
+import { Api } from "./Api.ts"
+import { invalidRequest, modelNotFound, upstreamError } from "./ErrorMapping.ts"
+import { chatCompletionId, chatFrames, eventStreamResponse, progressLine } from "./EventStream.ts"
+
+const decodeImageRequest = Schema.decodeUnknownEffect(ImageGenerationRequest)
+
+/** The chat message turned into an image request, validated like the images endpoint. */
+const toImageRequest = (payload: ChatCompletionRequest) =>
+  Effect.gen(function* () {
+    const parsed = chatPrompt(payload.messages)
+    if (parsed instanceof InvalidRequest) return yield* parsed
+    return yield* decodeImageRequest({
+      prompt: parsed.prompt,
+      model: payload.model ?? null,
+      n: parsed.n ?? null,
+      size: parsed.size ?? null,
+      response_format: "b64_json"
+    }).pipe(
+      Effect.mapError(
+        () =>
+          new InvalidRequest({
+            message: "The prompt in 'messages' is longer than 32000 characters.",
+            param: "messages",
+            code: "invalid_value"
+          })
+      )
+    )
+  })
+
+/** `chat.completion` with the images as markdown, written as parts so the images are copied, not re-escaped. */
+const completionBody = (id: string, model: string, result: GenerationResult): Blob => {
+  const parts: Array<string | Uint8Array> = [
+    `{"id":"${id}","object":"chat.completion","created":${result.created},"model":${JSON.stringify(model)},"choices":[{"index":0,"message":{"role":"assistant","content":"`
+  ]
+  result.images.forEach((image, i) => {
+    parts.push(`${i === 0 ? "" : "\\n\\n"}![image ${i + 1}](data:${mimeTypeOf(image.format)};base64,`, image.base64, ")")
+  })
+  if (result.failed > 0) parts.push(`\\n\\n(${result.failed} of ${result.failed + result.images.length} images failed.)`)
+  parts.push(
+    `","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}}`
+  )
+  return new Blob(parts)
+}
+
+export const ChatHttp = HttpApiBuilder.group(
+  Api,
+  "chat",
+  Effect.fn(function* (handlers) {
+    const generator = yield* ImageGenerator
+    const config = yield* GatewayConfig
+    return handlers.handle("completions", ({ payload }) =>
+      Effect.gen(function* () {
+        const request = yield* toImageRequest(payload)
+        const id = yield* chatCompletionId
+        if (payload.stream === true) {
+          // Everything that can fail before the first byte (flags, model) has failed by now; the rest is reported in the stream.
+          const images = yield* generator.stream(request)
+          const model = payload.model ?? images.model.id
+          return eventStreamResponse(
+            chatFrames(images, {
+              id,
+              model,
+              includeUsage: payload.stream_options?.include_usage === true,
+              progress: config.chatProgress ? progressLine(request.n ?? 1, images.model.id) : undefined
+            }),
+            config.keepAliveMs
+          )
+        }
+        const result = yield* generator.generate(request)
+        return HttpServerResponse.raw(completionBody(id, payload.model ?? result.model.id, result), {
+          contentType: "application/json",
+          headers: result.failed > 0 ? { "x-images-failed": String(result.failed) } : {}
+        })
+      }).pipe(
+        Effect.catchTags({
+          InvalidRequest: (error) => Effect.fail(invalidRequest(error)),
+          ModelNotFound: (error) => Effect.fail(modelNotFound(error)),
+          UpstreamError: (error) => Effect.fail(upstreamError(error))
+        })
+      )
+    )
+  })
+)

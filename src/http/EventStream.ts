@@ -1,0 +1,174 @@
+import { Effect, Result, Schedule, Stream } from "effect"
+import { HttpServerResponse } from "effect/http"
+import type { UpstreamError } from "../domain/Errors.ts"
+import { mimeTypeOf } from "../domain/ImageFormat.ts"
+import { formatSize, parseSize } from "../domain/ImageSize.ts"
+import type { ImageStream } from "../services/ImageGenerator.ts"
+import { type ErrorBody, errorBody } from "./ApiErrors.ts"
+import { upstreamError } from "./ErrorMapping.ts"
+
+/**
+ * Server-sent events for the two streaming endpoints. Frames are written as
+ * byte parts so that a 1-3 MB image goes out as the upstream's own bytes.
+ * Chat streams use bare `data:` lines (OpenAI chat framing); image streams use
+ * named `image_generation.*` events. Both send `: keep-alive` comments while
+ * the upstream works, which every SSE parser ignores.
+ */
+
+const encoder = new TextEncoder()
+const text = (value: string) => encoder.encode(value)
+type Frame = ReadonlyArray<Uint8Array>
+
+const KEEP_ALIVE: Frame = [text(": keep-alive\n\n")]
+const DONE: Frame = [text("data: [DONE]\n\n")]
+
+/** The HTTP error a client would have received, for reporting inside a stream that has already started. */
+export const streamError = (error: UpstreamError): ErrorBody => {
+  const http = upstreamError(error)
+  const type = http._tag === "RateLimited" ? "rate_limit_error" : "upstream_error"
+  return errorBody(type, http.message, http.param, http.code)
+}
+
+/** An SSE response: headers at once, frames as they come, keep-alives in between, ended when `frames` ends. */
+export const eventStreamResponse = (frames: Stream.Stream<Frame>, keepAliveMs: number) => {
+  const keepAlive = Stream.fromSchedule(Schedule.spaced(keepAliveMs)).pipe(Stream.map(() => KEEP_ALIVE))
+  const body = Stream.merge(frames, keepAlive, { haltStrategy: "left" }).pipe(
+    Stream.flatMap((frame) => Stream.fromIterable(frame))
+  )
+  return HttpServerResponse.stream(body, {
+    contentType: "text/event-stream",
+    headers: { "cache-control": "no-cache", "x-accel-buffering": "no" }
+  })
+}
+
+export interface ChatStreamOptions {
+  readonly id: string
+  readonly model: string
+  readonly includeUsage: boolean
+  readonly progress: string | undefined
+}
+
+const USAGE = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }
+
+/** Splits a chunk's JSON around its content so the content can be written as bytes. */
+const CONTENT_MARK = "@@content@@"
+
+export const chatFrames = (images: ImageStream, options: ChatStreamOptions): Stream.Stream<Frame> => {
+  const chunk = (delta: Record<string, unknown>, finishReason: string | null, extra: Record<string, unknown> = {}) =>
+    JSON.stringify({
+      id: options.id,
+      object: "chat.completion.chunk",
+      created: images.created,
+      model: options.model,
+      choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
+      ...(options.includeUsage ? { usage: null } : {}),
+      ...extra
+    })
+  const frame = (json: string): Frame => [text(`data: ${json}\n\n`)]
+  const content = (value: string) => frame(chunk({ content: value }, null))
+  const [imageHead = "", imageTail = ""] = chunk({ content: CONTENT_MARK }, null).split(CONTENT_MARK)
+
+  let index = 0
+  const failures: Array<UpstreamError> = []
+  const head = Stream.fromIterable<Frame>([
+    frame(chunk({ role: "assistant", content: "" }, null)),
+    ...(options.progress === undefined ? [] : [content(options.progress)])
+  ])
+  const body = images.results.pipe(
+    Stream.flatMap((result) => {
+      if (Result.isFailure(result)) {
+        failures.push(result.failure)
+        return Stream.empty
+      }
+      index++
+      const image = result.success
+      const markdown: Frame = [
+        text(
+          `data: ${imageHead}${index > 1 || options.progress !== undefined ? "\\n\\n" : ""}![image ${index}](data:${mimeTypeOf(image.format)};base64,`
+        ),
+        image.base64,
+        text(`)${imageTail}\n\n`)
+      ]
+      return Stream.succeed(markdown)
+    })
+  )
+  const tail = Stream.suspend(() => {
+    const frames: Array<Frame> = []
+    const first = failures[0]
+    if (first !== undefined) {
+      const error = streamError(first)
+      frames.push(
+        content(
+          index === 0
+            ? `${options.progress === undefined ? "" : "\n\n"}Image generation failed: ${error.error.message}`
+            : `\n\n(${failures.length} of ${index + failures.length} images failed: ${error.error.message})`
+        )
+      )
+      if (index === 0) {
+        frames.push(frame(JSON.stringify(error)), DONE)
+        return Stream.fromIterable(frames)
+      }
+    }
+    frames.push(frame(chunk({}, "stop")))
+    if (options.includeUsage) {
+      frames.push(
+        frame(
+          JSON.stringify({
+            id: options.id,
+            object: "chat.completion.chunk",
+            created: images.created,
+            model: options.model,
+            choices: [],
+            usage: USAGE
+          })
+        )
+      )
+    }
+    frames.push(DONE)
+    return Stream.fromIterable(frames)
+  })
+  return Stream.concat(Stream.concat(head, body), tail)
+}
+
+/** `image_generation.completed` events, one per image as it finishes; an `error` event if none succeeded. */
+export const imageFrames = (images: ImageStream, requestedSize: string | null | undefined): Stream.Stream<Frame> => {
+  const size = formatSize(parseSize(requestedSize))
+  const eventSize = ["1024x1024", "1024x1536", "1536x1024"].includes(size) ? size : "auto"
+  let succeeded = 0
+  let firstFailure: UpstreamError | undefined
+  const completed = images.results.pipe(
+    Stream.flatMap((result) => {
+      if (Result.isFailure(result)) {
+        firstFailure ??= result.failure
+        return Stream.empty
+      }
+      succeeded++
+      const image = result.success
+      const tail = JSON.stringify({
+        created_at: images.created,
+        size: eventSize,
+        quality: "auto",
+        background: "auto",
+        output_format: image.format,
+        usage: { total_tokens: 0, input_tokens: 0, output_tokens: 0, input_tokens_details: { text_tokens: 0, image_tokens: 0 } }
+      }).slice(1)
+      return Stream.succeed<Frame>([
+        text('event: image_generation.completed\ndata: {"type":"image_generation.completed","b64_json":"'),
+        image.base64,
+        text(`",${tail}\n\n`)
+      ])
+    })
+  )
+  const tail = Stream.suspend(() =>
+    succeeded === 0 && firstFailure !== undefined
+      ? Stream.succeed<Frame>([
+          text(`event: error\ndata: ${JSON.stringify({ type: "error", ...streamError(firstFailure) })}\n\n`)
+        ])
+      : Stream.empty
+  )
+  return Stream.concat(completed, tail)
+}
+
+export const progressLine = (n: number, model: string) => `Generating ${n === 1 ? "an image" : `${n} images`} with ${model}...`
+
+export const chatCompletionId = Effect.sync(() => `chatcmpl-${crypto.randomUUID().replaceAll("-", "")}`)

@@ -1,0 +1,188 @@
+import { exports } from "cloudflare:workers"
+import { createOpenAICompatible } from "@ai-sdk/openai-compatible"
+import { streamText } from "ai"
+import OpenAI from "openai"
+import { describe, expect, it } from "vitest"
+import { call, errorOf, KEY, steered, upstreamCalls } from "./helpers.ts"
+
+/** Real clients inside workerd, their requests answered by the Worker under test. */
+const workerFetch = (input: RequestInfo | URL, init?: RequestInit) => exports.default.fetch(new Request(input, init))
+const openai = new OpenAI({ baseURL: "https://gateway.test/v1", apiKey: KEY, fetch: workerFetch, maxRetries: 0 })
+
+const chat = (body: unknown) =>
+  call("/v1/chat/completions", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })
+
+const user = (content: unknown) => [{ role: "user", content }]
+
+describe("POST /v1/chat/completions", () => {
+  it("non-streaming: a chat.completion whose content is image markdown", async () => {
+    const completion = await openai.chat.completions.create({
+      model: "local/preview",
+      messages: [
+        { role: "system", content: "You draw." },
+        { role: "user", content: "a lighthouse --size 64x64 --n 2" }
+      ],
+      temperature: 0.7,
+      max_tokens: 100
+    })
+    expect(completion.object).toBe("chat.completion")
+    expect(completion.choices[0]?.finish_reason).toBe("stop")
+    const content = completion.choices[0]?.message.content ?? ""
+    expect(content).toMatch(/^!\[image 1\]\(data:image\/png;base64,[A-Za-z0-9+/=]+\)\n\n!\[image 2\]\(data:image\/png;base64,/)
+    expect(completion.usage).toEqual({ prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 })
+  })
+
+  it("streaming through the openai client: role first, progress, the image, stop, usage", async () => {
+    const { prompt } = steered("delay=300")
+    const stream = await openai.chat.completions.create({
+      model: "replicate/flux-schnell",
+      messages: [{ role: "user", content: prompt }],
+      stream: true,
+      stream_options: { include_usage: true }
+    })
+    const chunks = []
+    for await (const chunk of stream) chunks.push(chunk)
+    expect(new Set(chunks.map((chunk) => chunk.id)).size).toBe(1)
+    expect(new Set(chunks.map((chunk) => chunk.created)).size).toBe(1)
+    expect(chunks[0]?.choices[0]?.delta.role).toBe("assistant")
+    const text = chunks.map((chunk) => chunk.choices[0]?.delta.content ?? "").join("")
+    expect(text).toContain("Generating an image with replicate/flux-schnell...")
+    expect(text).toMatch(/!\[image 1\]\(data:image\/png;base64,iVBORw0KGg/)
+    expect(chunks.at(-2)?.choices[0]?.finish_reason).toBe("stop")
+    expect(chunks.at(-1)?.choices).toEqual([])
+    expect(chunks.at(-1)?.usage).toEqual({ prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 })
+  })
+
+  it("the Vercel AI SDK's streamText validates every chunk", async () => {
+    const provider = createOpenAICompatible({
+      name: "gateway",
+      baseURL: "https://gateway.test/v1",
+      apiKey: KEY,
+      fetch: workerFetch
+    })
+    const result = streamText({ model: provider.chatModel("local/preview"), prompt: "a cat --size 32x32" })
+    const kinds = new Set<string>()
+    let text = ""
+    for await (const part of result.fullStream) {
+      kinds.add(part.type)
+      if (part.type === "error") throw new Error(`AI SDK error part: ${String(part.error)}`)
+      if (part.type === "text-delta") text += part.text
+    }
+    expect(kinds.has("finish")).toBe(true)
+    expect(text).toMatch(/!\[image 1\]\(data:image\/png;base64,/)
+  })
+
+  it("sends SSE keep-alive comments while a slow upstream works, and bare data lines only", async () => {
+    const { prompt } = steered("delay=900")
+    const response = await chat({ model: "replicate/flux-schnell", stream: true, messages: user(prompt) })
+    expect(response.status).toBe(200)
+    expect(response.headers.get("content-type")).toMatch(/^text\/event-stream/)
+    const body = await response.text()
+    expect(body.match(/^: keep-alive$/gm)?.length ?? 0).toBeGreaterThanOrEqual(2)
+    expect(body).not.toMatch(/^event:/m)
+    expect(body.trimEnd().endsWith("data: [DONE]")).toBe(true)
+  })
+
+  it("a mid-stream upstream failure: visible text, an error chunk the SDKs raise, then [DONE]", async () => {
+    const { prompt } = steered("faults=400")
+    const response = await chat({ model: "replicate/flux-schnell", stream: true, messages: user(prompt) })
+    expect(response.status).toBe(200)
+    const body = await response.text()
+    const data = body
+      .split("\n")
+      .filter((line) => line.startsWith("data: "))
+      .map((line) => line.slice(6))
+    expect(data.at(-1)).toBe("[DONE]")
+    const error = JSON.parse(data.at(-2) ?? "{}") as { error?: { message: string; code: string } }
+    expect(error.error?.code).toBe("upstream_error")
+    const visible = data
+      .slice(0, -2)
+      .map((line) => JSON.parse(line) as { choices: Array<{ delta: { content?: string } }> })
+      .map((chunk) => chunk.choices[0]?.delta.content ?? "")
+      .join("")
+    expect(visible).toContain("Image generation failed")
+
+    const { prompt: again } = steered("faults=400")
+    const stream = await openai.chat.completions.create({
+      model: "replicate/flux-schnell",
+      messages: user(again) as never,
+      stream: true
+    })
+    await expect(
+      (async () => {
+        for await (const _ of stream) {
+          // drain
+        }
+      })()
+    ).rejects.toBeInstanceOf(OpenAI.APIError)
+  })
+
+  it("fails before any byte with the normal HTTP error", async () => {
+    const unknown = await chat({ model: "acme/none", stream: true, messages: user("a cat") })
+    expect(unknown.status).toBe(404)
+    expect((await errorOf(unknown)).code).toBe("model_not_found")
+    for (const messages of [
+      [{ role: "system", content: "only a system message" }],
+      user([{ type: "image_url", image_url: { url: "https://x.test/a.png" } }]),
+      user("--n 2")
+    ]) {
+      const response = await chat({ model: "local/preview", stream: true, messages })
+      expect(response.status).toBe(400)
+      expect((await errorOf(response)).param).toBe("messages")
+    }
+    const badFlag = await chat({ model: "local/preview", messages: user("a cat --n 20") })
+    expect(badFlag.status).toBe(400)
+    expect((await errorOf(badFlag)).message).toContain("--n 20")
+  })
+
+  it("content arrays and trailing flags reach the upstream as prompt, ratio and count", async () => {
+    const { id, prompt } = steered("")
+    const response = await chat({
+      model: "replicate/flux-schnell",
+      messages: user([
+        { type: "text", text: prompt },
+        { type: "image_url", image_url: { url: "data:image/png;base64,AAAA" } },
+        { type: "text", text: "in watercolour --ar 16:9 --n 2" }
+      ])
+    })
+    expect(response.status).toBe(200)
+    const { calls, requests } = await upstreamCalls(id)
+    expect(calls).toBe(2)
+    expect(requests[0]).toMatchObject({ aspectRatio: "16:9", prompt: `${prompt}\nin watercolour` })
+  })
+})
+
+describe("POST /v1/images/generations with stream: true", () => {
+  it("yields one image_generation.completed event per image through the openai client", async () => {
+    const { prompt } = steered("format=webp delay=300")
+    const stream = await openai.images.generate({
+      model: "replicate/flux-schnell",
+      prompt,
+      n: 2,
+      stream: true,
+      partial_images: 2
+    })
+    const events = []
+    for await (const event of stream) events.push(event)
+    expect(events).toHaveLength(2)
+    for (const event of events) {
+      expect(event.type).toBe("image_generation.completed")
+      if (event.type === "image_generation.completed") {
+        expect(event.output_format).toBe("webp")
+        expect(event.b64_json.length).toBeGreaterThan(10)
+        expect(event.usage.total_tokens).toBe(0)
+      }
+    }
+  })
+
+  it("reports an all-failed generation as an error event", async () => {
+    const { prompt } = steered("faults=400")
+    const response = await call("/v1/images/generations", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ prompt, stream: true })
+    })
+    expect(response.status).toBe(200)
+    expect(await response.text()).toMatch(/^event: error\ndata: \{"type":"error","error":\{/m)
+  })
+})
