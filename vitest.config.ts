@@ -9,6 +9,7 @@ import { defineConfig } from "vitest/config"
  */
 export default defineConfig({
   test: {
+    reporters: ["default", "./test/support/summaryReporter.ts"],
     projects: [
       {
         test: {
