@@ -11,10 +11,10 @@
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
-import { createServer } from "node:net"
 import { join } from "node:path"
 import { gzipSync } from "node:zlib"
 import { startFakeUpstream } from "../test/support/fakeUpstream.ts"
+import { freePort } from "../test/support/freePort.ts"
 
 const KEY = "bench-key"
 const IMAGE_BYTES = 1024 * 1024
@@ -26,16 +26,6 @@ const CPU_CONNECTIONS = 2
 const CPU_REQUESTS = Number(process.env.BENCH_CPU_REQUESTS ?? 300)
 const CPU_ROUNDS = Number(process.env.BENCH_CPU_ROUNDS ?? 5)
 const RESULTS = join(import.meta.dirname, "results")
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer()
-    server.on("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0))
-    })
-  })
 
 interface Worker {
   readonly url: string

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process"
-import { createServer } from "node:net"
 import type { TestProject } from "vitest/node"
 import { startFakeUpstream } from "../support/fakeUpstream.ts"
+import { freePort } from "../support/freePort.ts"
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -9,17 +9,6 @@ declare module "vitest" {
     fakeUpstreamUrl: string
   }
 }
-
-const freePort = () =>
-  new Promise<number>((resolve, reject) => {
-    const server = createServer()
-    server.on("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
 
 const waitForHealth = async (url: string, child: ChildProcess, output: () => string) => {
   const deadline = Date.now() + 90_000
