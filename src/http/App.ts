@@ -5,6 +5,7 @@ import type { GatewayMisconfigured } from "../domain/Errors.ts"
 import { AiSdkUpstream } from "../services/AiSdkUpstream.ts"
 import { GatewayConfig } from "../services/GatewayConfig.ts"
 import { ImageGenerator } from "../services/ImageGenerator.ts"
+import { ImageStore } from "../services/ImageStore.ts"
 import { LocalPreview } from "../services/LocalPreview.ts"
 import { ModelRegistry } from "../services/ModelRegistry.ts"
 import { Api } from "./Api.ts"
@@ -12,21 +13,32 @@ import { errorBody } from "./ApiErrors.ts"
 import { AuthorizationLive } from "./AuthorizationLive.ts"
 import { ChatHttp } from "./ChatHttp.ts"
 import { EdgeMiddleware } from "./Edge.ts"
+import { HostedImagesHttp } from "./HostedImagesHttp.ts"
 import { ImagesHttp } from "./ImagesHttp.ts"
 import { ModelsHttp } from "./ModelsHttp.ts"
 import { RequestValidationLive } from "./RequestValidationLive.ts"
 import { SystemHttp } from "./SystemHttp.ts"
 
-const Services = ImageGenerator.layerNoDeps.pipe(
-  Layer.provideMerge(ModelRegistry.layerNoDeps),
-  Layer.provide([AiSdkUpstream.layer, LocalPreview.layer])
-)
+/** Bindings that are objects, not configuration strings. */
+export interface Bindings {
+  readonly images?: R2Bucket | undefined
+}
 
-const ApiRoutes = HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
-  Layer.provide([ImagesHttp, ChatHttp, ModelsHttp, SystemHttp]),
-  Layer.provide([AuthorizationLive, RequestValidationLive]),
-  Layer.provide(Services)
-)
+const services = (bindings: Bindings) =>
+  ImageGenerator.layerNoDeps.pipe(
+    Layer.provideMerge(ModelRegistry.layerNoDeps),
+    Layer.provideMerge(ImageStore.layer(bindings.images)),
+    Layer.provide([AiSdkUpstream.layer, LocalPreview.layer])
+  )
+
+const apiRoutes = (bindings: Bindings) =>
+  Layer.mergeAll(
+    HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
+      Layer.provide([ImagesHttp, ChatHttp, ModelsHttp, SystemHttp]),
+      Layer.provide([AuthorizationLive, RequestValidationLive])
+    ),
+    HostedImagesHttp
+  ).pipe(Layer.provide(services(bindings)))
 
 const LogLevelFromConfig = Layer.effect(
   References.MinimumLogLevel,
@@ -35,7 +47,8 @@ const LogLevelFromConfig = Layer.effect(
   })
 )
 
-const Gateway = Layer.mergeAll(ApiRoutes, EdgeMiddleware, LogLevelFromConfig).pipe(Layer.provide(GatewayConfig.layer))
+const gateway = (bindings: Bindings) =>
+  Layer.mergeAll(apiRoutes(bindings), EdgeMiddleware, LogLevelFromConfig).pipe(Layer.provide(GatewayConfig.layer))
 
 /**
  * A configuration the gateway cannot run with still gets a Worker that
@@ -55,13 +68,25 @@ const Misconfigured = (error: GatewayMisconfigured) =>
   )
 
 /** The whole gateway as one layer, reading its configuration from `provider`. */
-export const makeApp = (provider: ConfigProvider.ConfigProvider) =>
-  Gateway.pipe(
+export const makeApp = (provider: ConfigProvider.ConfigProvider, bindings: Bindings = {}) =>
+  gateway(bindings).pipe(
     Layer.catchTag("GatewayMisconfigured", Misconfigured),
     Layer.provide(HttpServer.layerServices),
     Layer.provide(ConfigProvider.layer(provider))
   )
 
 /** A fetch handler for the gateway. The edge middleware logs one line per request, so the router's own access log is off. */
-export const makeHandler = (provider: ConfigProvider.ConfigProvider) =>
-  HttpRouter.toWebHandler(makeApp(provider), { disableLogger: true })
+export const makeHandler = (provider: ConfigProvider.ConfigProvider, bindings: Bindings = {}) =>
+  HttpRouter.toWebHandler(makeApp(provider, bindings), { disableLogger: true })
+
+/** The cron trigger's work: deleting expired hosted images. Run at the edge of the program, once per event. */
+export const runScheduled = (provider: ConfigProvider.ConfigProvider, bindings: Bindings) =>
+  Effect.runPromise(
+    Effect.gen(function* () {
+      return yield* (yield* ImageStore).deleteExpired
+    }).pipe(
+      Effect.provide(ImageStore.layer(bindings.images).pipe(Layer.provide(GatewayConfig.layer))),
+      Effect.provide(ConfigProvider.layer(provider)),
+      Effect.catch((error) => Effect.logError("scheduled cleanup could not start", error).pipe(Effect.as(0)))
+    )
+  )

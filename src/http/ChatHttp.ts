@@ -1,4 +1,4 @@
-import { Effect, Schema } from "effect"
+import { Effect, Option, Schema } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import { type ChatCompletionRequest, chatPrompt } from "../domain/Chat.ts"
@@ -7,9 +7,11 @@ import { mimeTypeOf } from "../domain/ImageFormat.ts"
 import { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
 import { GatewayConfig } from "../services/GatewayConfig.ts"
 import { type GenerationResult, ImageGenerator } from "../services/ImageGenerator.ts"
+import { ImageStore } from "../services/ImageStore.ts"
 import { Api } from "./Api.ts"
 import { invalidRequest, modelNotFound, upstreamError } from "./ErrorMapping.ts"
-import { chatCompletionId, chatFrames, eventStreamResponse, progressLine } from "./EventStream.ts"
+import { chatCompletionId, chatFrames, eventStreamResponse, jsonText, progressLine } from "./EventStream.ts"
+import { imageHostFor } from "./HostedUrls.ts"
 
 const decodeImageRequest = Schema.decodeUnknownEffect(ImageGenerationRequest)
 
@@ -37,12 +39,20 @@ const toImageRequest = (payload: ChatCompletionRequest) =>
   })
 
 /** `chat.completion` with the images as markdown, written as parts so the images are copied, not re-escaped. */
-const completionBody = (id: string, model: string, result: GenerationResult): Blob => {
+const completionBody = (
+  id: string,
+  model: string,
+  result: GenerationResult,
+  hosted: ReadonlyArray<Option.Option<string>>
+): Blob => {
   const parts: Array<string | Uint8Array> = [
     `{"id":"${id}","object":"chat.completion","created":${result.created},"model":${JSON.stringify(model)},"choices":[{"index":0,"message":{"role":"assistant","content":"`
   ]
   result.images.forEach((image, i) => {
-    parts.push(`${i === 0 ? "" : "\\n\\n"}![image ${i + 1}](data:${mimeTypeOf(image.format)};base64,`, image.base64, ")")
+    const separator = i === 0 ? "" : "\\n\\n"
+    const url = hosted[i] ?? Option.none()
+    if (Option.isSome(url)) parts.push(`${separator}![image ${i + 1}](${jsonText(url.value)})`)
+    else parts.push(`${separator}![image ${i + 1}](data:${mimeTypeOf(image.format)};base64,`, image.base64, ")")
   })
   if (result.failed > 0) parts.push(`\\n\\n(${result.failed} of ${result.failed + result.images.length} images failed.)`)
   parts.push(
@@ -57,10 +67,12 @@ export const ChatHttp = HttpApiBuilder.group(
   Effect.fn(function* (handlers) {
     const generator = yield* ImageGenerator
     const config = yield* GatewayConfig
+    const store = yield* ImageStore
     return handlers.handle("completions", ({ payload }) =>
       Effect.gen(function* () {
         const request = yield* toImageRequest(payload)
         const id = yield* chatCompletionId
+        const host = yield* imageHostFor(store, config)
         if (payload.stream === true) {
           // Everything that can fail before the first byte (flags, model) has failed by now; the rest is reported in the stream.
           const images = yield* generator.stream(request)
@@ -70,13 +82,15 @@ export const ChatHttp = HttpApiBuilder.group(
               id,
               model,
               includeUsage: payload.stream_options?.include_usage === true,
-              progress: config.chatProgress ? progressLine(request.n ?? 1, images.model.id) : undefined
+              progress: config.chatProgress ? progressLine(request.n ?? 1, images.model.id) : undefined,
+              host
             }),
             config.keepAliveMs
           )
         }
         const result = yield* generator.generate(request)
-        return HttpServerResponse.raw(completionBody(id, payload.model ?? result.model.id, result), {
+        const hosted = host === undefined ? [] : yield* Effect.forEach(result.images, host, { concurrency: "unbounded" })
+        return HttpServerResponse.raw(completionBody(id, payload.model ?? result.model.id, result, hosted), {
           contentType: "application/json",
           headers: result.failed > 0 ? { "x-images-failed": String(result.failed) } : {}
         })

@@ -1,4 +1,4 @@
-import { Effect, Result, Schedule, Stream } from "effect"
+import { Effect, Option, Result, Schedule, Stream } from "effect"
 import { HttpServerResponse } from "effect/http"
 import type { UpstreamError } from "../domain/Errors.ts"
 import { mimeTypeOf } from "../domain/ImageFormat.ts"
@@ -6,6 +6,7 @@ import { formatSize, parseSize } from "../domain/ImageSize.ts"
 import type { ImageStream } from "../services/ImageGenerator.ts"
 import { type ErrorBody, errorBody } from "./ApiErrors.ts"
 import { upstreamError } from "./ErrorMapping.ts"
+import type { ImageHost } from "./HostedUrls.ts"
 
 /**
  * Server-sent events for the two streaming endpoints. Frames are written as
@@ -46,7 +47,12 @@ export interface ChatStreamOptions {
   readonly model: string
   readonly includeUsage: boolean
   readonly progress: string | undefined
+  /** Hosts each image and gives its URL; without it (or when it declines) images are data URLs. */
+  readonly host: ImageHost | undefined
 }
+
+/** A string's content as it appears inside a JSON string, without the quotes. */
+export const jsonText = (value: string) => JSON.stringify(value).slice(1, -1)
 
 const USAGE = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }
 
@@ -75,22 +81,30 @@ export const chatFrames = (images: ImageStream, options: ChatStreamOptions): Str
     ...(options.progress === undefined ? [] : [content(options.progress)])
   ])
   const body = images.results.pipe(
-    Stream.flatMap((result) => {
+    Stream.mapEffect((result) => {
       if (Result.isFailure(result)) {
         failures.push(result.failure)
-        return Stream.empty
+        return Effect.succeed<ReadonlyArray<Frame>>([])
       }
       index++
+      const number = index
       const image = result.success
-      const markdown: Frame = [
-        text(
-          `data: ${imageHead}${index > 1 || options.progress !== undefined ? "\\n\\n" : ""}![image ${index}](data:${mimeTypeOf(image.format)};base64,`
-        ),
-        image.base64,
-        text(`)${imageTail}\n\n`)
-      ]
-      return Stream.succeed(markdown)
-    })
+      const separator = number > 1 || options.progress !== undefined ? "\\n\\n" : ""
+      return (options.host === undefined ? Effect.succeed(Option.none<string>()) : options.host(image)).pipe(
+        Effect.map(
+          (hosted): ReadonlyArray<Frame> => [
+            Option.isSome(hosted)
+              ? [text(`data: ${imageHead}${separator}![image ${number}](${jsonText(hosted.value)})${imageTail}\n\n`)]
+              : [
+                  text(`data: ${imageHead}${separator}![image ${number}](data:${mimeTypeOf(image.format)};base64,`),
+                  image.base64,
+                  text(`)${imageTail}\n\n`)
+                ]
+          ]
+        )
+      )
+    }),
+    Stream.flatMap((frames) => Stream.fromIterable(frames))
   )
   const tail = Stream.suspend(() => {
     const frames: Array<Frame> = []

@@ -32,6 +32,10 @@ export interface GatewaySettings {
   readonly keepAliveMs: number
   /** Whether chat streams start with a short progress line. */
   readonly chatProgress: boolean
+  /** How long hosted images (R2) stay reachable. */
+  readonly imageTtlHours: number
+  /** Origin for hosted image URLs; the request's own origin when absent. */
+  readonly publicBaseUrl: Option.Option<URL>
 }
 
 const json = <S extends Schema.Top>(name: string, schema: S) =>
@@ -63,7 +67,9 @@ const settings = Config.all({
   maxBodyBytes: positiveInt("MAX_BODY_BYTES", 1024 * 1024),
   logLevel: Config.LogLevel("LOG_LEVEL").pipe(Config.withDefault("Info" as LogLevel.LogLevel)),
   keepAliveMs: positiveInt("KEEPALIVE_MS", 10_000),
-  chatProgress: Config.Literals(["on", "off"], "CHAT_PROGRESS").pipe(Config.withDefault("on" as const))
+  chatProgress: Config.Literals(["on", "off"], "CHAT_PROGRESS").pipe(Config.withDefault("on" as const)),
+  imageTtlHours: positiveInt("IMAGE_TTL_HOURS", 24),
+  publicBaseUrl: Config.URL("PUBLIC_BASE_URL").pipe(Config.option)
 })
 
 const mustBePositive = (values: Record<string, number>) => {
@@ -93,7 +99,8 @@ export const loadSettings: Effect.Effect<GatewaySettings, GatewayMisconfigured> 
     UPSTREAM_BACKOFF_MAX_MS: raw.upstreamBackoffMaxMs,
     MAX_CONCURRENT_UPSTREAM: raw.maxConcurrentUpstream,
     MAX_BODY_BYTES: raw.maxBodyBytes,
-    KEEPALIVE_MS: raw.keepAliveMs
+    KEEPALIVE_MS: raw.keepAliveMs,
+    IMAGE_TTL_HOURS: raw.imageTtlHours
   })
   if (Option.isSome(invalid)) {
     return yield* new GatewayMisconfigured({
@@ -142,5 +149,7 @@ export const testSettings = (overrides: Partial<GatewaySettings> = {}): GatewayS
   logLevel: "Info",
   keepAliveMs: 10_000,
   chatProgress: true,
+  imageTtlHours: 24,
+  publicBaseUrl: Option.none(),
   ...overrides
 })

@@ -31,15 +31,20 @@ describe("official openai client against npm start", () => {
     expect(await upstreamCalls(id)).toBe(3)
   })
 
-  it("works offline with local/preview and returns a PNG, also as a data URL", async () => {
+  it("works offline with local/preview and returns a PNG, also as a URL hosted on the local R2 bucket", async () => {
     const b64 = await client().images.generate({ model: "local/preview", prompt: "a castle", size: "256x256" })
-    expect(
-      Buffer.from(b64.data?.[0]?.b64_json ?? "", "base64")
-        .subarray(1, 4)
-        .toString()
-    ).toBe("PNG")
-    const url = await client().images.generate({ model: "local/preview", prompt: "a castle", response_format: "url" })
-    expect(url.data?.[0]?.url).toMatch(/^data:image\/png;base64,/)
+    const png = Buffer.from(b64.data?.[0]?.b64_json ?? "", "base64")
+    expect(png.subarray(1, 4).toString()).toBe("PNG")
+    const url = await client().images.generate({
+      model: "local/preview",
+      prompt: "a castle",
+      size: "256x256",
+      response_format: "url"
+    })
+    expect(url.data?.[0]?.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/images\/[0-9a-f]{32}\.png$/)
+    const hosted = await fetch(url.data?.[0]?.url ?? "")
+    expect(hosted.headers.get("content-type")).toBe("image/png")
+    expect(Buffer.from(await hosted.arrayBuffer())).toEqual(png)
   })
 
   it("dall-e-3 style requests work through the alias", async () => {
@@ -102,6 +107,6 @@ describe("streaming chat against npm start", () => {
     }
     expect(progressAt).toBeLessThan(1000)
     expect(performance.now() - started).toBeGreaterThanOrEqual(2500)
-    expect(text).toMatch(/!\[image 1\]\(data:image\/png;base64,/)
+    expect(text).toMatch(/!\[image 1\]\(http:\/\/127\.0\.0\.1:\d+\/images\/[0-9a-f]{32}\.png\)/)
   })
 })

@@ -77,3 +77,42 @@ describe("keyMatches", () => {
     expect(await keyMatches("alpha", [])).toBe(false)
   })
 })
+
+describe("without the IMAGES bucket", () => {
+  it("response_format url keeps returning data: URLs", async () => {
+    const call = gateway({ API_KEYS: "k", ENABLE_LOCAL_MODEL: "true" })
+    const response = await call("/v1/images/generations", {
+      method: "POST",
+      headers: { authorization: "Bearer k", "content-type": "application/json" },
+      body: JSON.stringify({ model: "local/preview", prompt: "a kite", size: "32x32", response_format: "url" })
+    })
+    const body = (await response.json()) as { data: Array<{ url: string }> }
+    expect(body.data[0]?.url).toMatch(/^data:image\/png;base64,iVBORw0KGgo/)
+  })
+
+  it("chat replies, streamed or not, carry data: URLs", async () => {
+    const call = gateway({ API_KEYS: "k", ENABLE_LOCAL_MODEL: "true", CHAT_PROGRESS: "off" })
+    const chat = (stream: boolean) =>
+      call("/v1/chat/completions", {
+        method: "POST",
+        headers: { authorization: "Bearer k", "content-type": "application/json" },
+        body: JSON.stringify({
+          model: "local/preview",
+          stream,
+          messages: [{ role: "user", content: "a kite --size 32x32 --n 2" }]
+        })
+      })
+    const completion = (await (await chat(false)).json()) as { choices: Array<{ message: { content: string } }> }
+    expect(completion.choices[0]?.message.content).toMatch(
+      /^!\[image 1\]\(data:image\/png;base64,[A-Za-z0-9+/=]+\)\n\n!\[image 2\]\(data:image\/png;base64,[A-Za-z0-9+/=]+\)$/
+    )
+    const events = (await (await chat(true)).text()).split("\n").filter((line) => line.startsWith("data: {"))
+    const content = events
+      .map(
+        (line) =>
+          (JSON.parse(line.slice(6)) as { choices: Array<{ delta: { content?: string } }> }).choices[0]?.delta.content ?? ""
+      )
+      .join("")
+    expect(content).toMatch(/^!\[image 1\]\(data:image\/png;base64,[A-Za-z0-9+/=]+\)\n\n!\[image 2\]\(data:image\/png;base64,/)
+  })
+})

@@ -28,7 +28,8 @@ describe("POST /v1/chat/completions", () => {
     expect(completion.object).toBe("chat.completion")
     expect(completion.choices[0]?.finish_reason).toBe("stop")
     const content = completion.choices[0]?.message.content ?? ""
-    expect(content).toMatch(/^!\[image 1\]\(data:image\/png;base64,[A-Za-z0-9+/=]+\)\n\n!\[image 2\]\(data:image\/png;base64,/)
+    // hosted URLs, since the test Worker has the IMAGES bucket (the data-URL form is covered without it)
+    expect(content).toMatch(/^!\[image 1\]\(https:\/\/gateway\.test\/images\/[0-9a-f]{32}\.png\)\n\n!\[image 2\]\(https:/)
     expect(completion.usage).toEqual({ prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 })
   })
 
@@ -47,7 +48,7 @@ describe("POST /v1/chat/completions", () => {
     expect(chunks[0]?.choices[0]?.delta.role).toBe("assistant")
     const text = chunks.map((chunk) => chunk.choices[0]?.delta.content ?? "").join("")
     expect(text).toContain("Generating an image with replicate/flux-schnell...")
-    expect(text).toMatch(/!\[image 1\]\(data:image\/png;base64,iVBORw0KGg/)
+    expect(text).toMatch(/\n\n!\[image 1\]\(https:\/\/gateway\.test\/images\/[0-9a-f]{32}\.png\)/)
     expect(chunks.at(-2)?.choices[0]?.finish_reason).toBe("stop")
     expect(chunks.at(-1)?.choices).toEqual([])
     expect(chunks.at(-1)?.usage).toEqual({ prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 })
@@ -69,7 +70,7 @@ describe("POST /v1/chat/completions", () => {
       if (part.type === "text-delta") text += part.text
     }
     expect(kinds.has("finish")).toBe(true)
-    expect(text).toMatch(/!\[image 1\]\(data:image\/png;base64,/)
+    expect(text).toMatch(/!\[image 1\]\(https:\/\/gateway\.test\/images\//)
   })
 
   it("sends SSE keep-alive comments while a slow upstream works, and bare data lines only", async () => {

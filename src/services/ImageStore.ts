@@ -1,0 +1,123 @@
+import { Context, Effect, Layer, Option } from "effect"
+import * as Base64 from "effect/encoding/Base64"
+import { type GeneratedImage, type ImageFormat, mimeTypeOf } from "../domain/ImageFormat.ts"
+import { GatewayConfig } from "./GatewayConfig.ts"
+
+export interface StoredImage {
+  /** `<id>.<ext>`: the last segment of the image's URL. */
+  readonly file: string
+}
+
+/** The public file name: 128 random bits in hex, and the extension of the real format. */
+export const FILE_PATTERN = /^([0-9a-f]{32})\.(png|jpg|webp)$/
+
+const EXTENSION: Record<ImageFormat, string> = { png: "png", jpeg: "jpg", webp: "webp" }
+const KEY_PREFIX = "images/"
+
+const randomId = () => {
+  const bytes = crypto.getRandomValues(new Uint8Array(16))
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("")
+}
+
+const decoder = new TextDecoder()
+
+const expiresAtOf = (object: R2Object) => Number(object.customMetadata?.expiresAt ?? 0)
+
+/**
+ * Hosted images on the `IMAGES` R2 bucket: each image is written once under
+ * an unguessable id with its real content type and an expiry. Expired images
+ * are unreachable at once (reads check the expiry) and deleted by the cron
+ * trigger. Without a bucket the store is disabled and callers fall back to
+ * `data:` URLs.
+ */
+export class ImageStore extends Context.Service<
+  ImageStore,
+  {
+    readonly enabled: boolean
+    /** Stores the image; `None` when hosting is off or the write failed (the caller falls back to a data URL). */
+    put(image: GeneratedImage): Effect.Effect<Option.Option<StoredImage>>
+    /** The live object for a public file name, honouring `Range` and `If-None-Match` from `headers`. */
+    get(file: string, headers: Headers): Effect.Effect<Option.Option<R2Object | R2ObjectBody>>
+    head(file: string): Effect.Effect<Option.Option<R2Object>>
+    /** Deletes every expired image; returns how many. */
+    readonly deleteExpired: Effect.Effect<number>
+  }
+>()("ai-image-gateway/services/ImageStore") {
+  static readonly layer = (bucket: R2Bucket | undefined) =>
+    Layer.effect(
+      ImageStore,
+      Effect.gen(function* () {
+        const config = yield* GatewayConfig
+        const ttlMs = config.imageTtlHours * 3_600_000
+        if (bucket === undefined) {
+          return ImageStore.of({
+            enabled: false,
+            put: () => Effect.succeed(Option.none()),
+            get: () => Effect.succeed(Option.none()),
+            head: () => Effect.succeed(Option.none()),
+            deleteExpired: Effect.succeed(0)
+          })
+        }
+        const keyOf = (file: string) => {
+          const match = FILE_PATTERN.exec(file)
+          return match === null ? undefined : `${KEY_PREFIX}${match[1]}`
+        }
+        const live = <O extends R2Object>(object: O | null, file: string): Option.Option<O> =>
+          object === null || expiresAtOf(object) <= Date.now() || object.customMetadata?.file !== file
+            ? Option.none()
+            : Option.some(object)
+
+        const put = Effect.fn("ImageStore.put")(function* (image: GeneratedImage) {
+          const id = randomId()
+          const file = `${id}.${EXTENSION[image.format]}`
+          const bytes = Base64.decode(decoder.decode(image.base64))
+          if (bytes._tag === "Failure") return Option.none<StoredImage>()
+          const expiresAt = Date.now() + ttlMs
+          return yield* Effect.tryPromise(() =>
+            bucket.put(`${KEY_PREFIX}${id}`, bytes.success, {
+              httpMetadata: { contentType: mimeTypeOf(image.format) },
+              customMetadata: { expiresAt: String(expiresAt), file }
+            })
+          ).pipe(
+            Effect.as(Option.some({ file })),
+            Effect.catch((error) =>
+              Effect.logWarning("storing an image failed; answering with a data URL", error).pipe(Effect.as(Option.none()))
+            )
+          )
+        })
+
+        const get = (file: string, headers: Headers) => {
+          const key = keyOf(file)
+          if (key === undefined) return Effect.succeed(Option.none<R2Object | R2ObjectBody>())
+          return Effect.promise(() => bucket.get(key, { range: headers, onlyIf: headers })).pipe(
+            Effect.map((object) => live<R2Object | R2ObjectBody>(object, file))
+          )
+        }
+
+        const head = (file: string) => {
+          const key = keyOf(file)
+          if (key === undefined) return Effect.succeed(Option.none<R2Object>())
+          return Effect.promise(() => bucket.head(key)).pipe(Effect.map((object) => live(object, file)))
+        }
+
+        const deleteExpired = Effect.gen(function* () {
+          let cursor: string | undefined
+          let deleted = 0
+          const now = Date.now()
+          do {
+            const page = yield* Effect.promise(() =>
+              bucket.list({ prefix: KEY_PREFIX, include: ["customMetadata"], ...(cursor === undefined ? {} : { cursor }) })
+            )
+            const expired = page.objects.filter((object) => expiresAtOf(object) <= now).map((object) => object.key)
+            if (expired.length > 0) yield* Effect.promise(() => bucket.delete(expired))
+            deleted += expired.length
+            cursor = page.truncated ? page.cursor : undefined
+          } while (cursor !== undefined)
+          yield* Effect.logInfo("expired images deleted", { deleted })
+          return deleted
+        }).pipe(Effect.withSpan("ImageStore.deleteExpired"))
+
+        return ImageStore.of({ enabled: true, put, get, head, deleteExpired })
+      })
+    )
+}
