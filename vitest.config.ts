@@ -7,6 +7,30 @@ import { defineConfig } from "vitest/config"
  * - workers: the Worker itself inside workerd, against the fake upstream;
  * - e2e: `wrangler dev` started as `npm start` would, driven by the official `openai` client.
  */
+/** The Worker inside workerd, configured as production with two keys, against the fake upstream. */
+const workersProject = (name: string, include: Array<string>, vars: Record<string, string>) => ({
+  plugins: [
+    cloudflareTest(({ inject }) => ({
+      wrangler: { configPath: "./wrangler.toml" },
+      miniflare: {
+        bindings: {
+          ENVIRONMENT: "production",
+          API_KEYS: "test-key,second-key",
+          UPSTREAM_URL: inject("fakeUpstreamUrl"),
+          UPSTREAM_TIMEOUT_MS: "1500",
+          UPSTREAM_BACKOFF_MS: "20",
+          UPSTREAM_BACKOFF_MAX_MS: "200",
+          ENABLE_LOCAL_MODEL: "true",
+          KEEPALIVE_MS: "200",
+          LOG_LEVEL: "Warn",
+          ...vars
+        }
+      }
+    }))
+  ],
+  test: { name, include, globalSetup: ["test/support/globalSetup.ts"], testTimeout: 20_000 }
+})
+
 export default defineConfig({
   test: {
     reporters: ["default", "./test/support/summaryReporter.ts"],
@@ -19,32 +43,8 @@ export default defineConfig({
           globalSetup: ["test/support/globalSetup.ts"]
         }
       },
-      {
-        plugins: [
-          cloudflareTest(({ inject }) => ({
-            wrangler: { configPath: "./wrangler.toml" },
-            miniflare: {
-              bindings: {
-                ENVIRONMENT: "production",
-                API_KEYS: "test-key,second-key",
-                UPSTREAM_URL: inject("fakeUpstreamUrl"),
-                UPSTREAM_TIMEOUT_MS: "1500",
-                UPSTREAM_BACKOFF_MS: "20",
-                UPSTREAM_BACKOFF_MAX_MS: "200",
-                ENABLE_LOCAL_MODEL: "true",
-                KEEPALIVE_MS: "200",
-                LOG_LEVEL: "Warn"
-              }
-            }
-          }))
-        ],
-        test: {
-          name: "workers",
-          include: ["test/workers/**/*.test.ts"],
-          globalSetup: ["test/support/globalSetup.ts"],
-          testTimeout: 20_000
-        }
-      },
+      workersProject("workers", ["test/workers/**/*.test.ts"], {}),
+      workersProject("workers-cache", ["test/workers-cache/**/*.test.ts"], { CACHE_TTL_SECONDS: "3600" }),
       {
         test: {
           name: "e2e",

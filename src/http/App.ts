@@ -4,6 +4,7 @@ import { HttpApiBuilder } from "effect/http-api"
 import type { GatewayMisconfigured } from "../domain/Errors.ts"
 import { AiSdkUpstream } from "../services/AiSdkUpstream.ts"
 import { GatewayConfig } from "../services/GatewayConfig.ts"
+import { GenerationCache } from "../services/GenerationCache.ts"
 import { ImageGenerator } from "../services/ImageGenerator.ts"
 import { ImageStore } from "../services/ImageStore.ts"
 import { LocalPreview } from "../services/LocalPreview.ts"
@@ -27,6 +28,7 @@ export interface Bindings {
 const services = (bindings: Bindings) =>
   ImageGenerator.layerNoDeps.pipe(
     Layer.provideMerge(ModelRegistry.layerNoDeps),
+    Layer.provideMerge(GenerationCache.layer(bindings.images)),
     Layer.provideMerge(ImageStore.layer(bindings.images)),
     Layer.provide([AiSdkUpstream.layer, LocalPreview.layer])
   )

@@ -7,15 +7,11 @@ import type { ImageStore } from "../services/ImageStore.ts"
 /** Stores an image and gives its https URL; `None` means "use a data URL" (no bucket, or the write failed). */
 export type ImageHost = (image: GeneratedImage) => Effect.Effect<Option.Option<string>>
 
-/**
- * The image host for the current request, when the `IMAGES` bucket is bound.
- * The origin is `PUBLIC_BASE_URL` (custom domains, proxies) or the request's own.
- */
-export const imageHostFor = (store: ImageStore["Service"], config: GatewaySettings) =>
+/** `PUBLIC_BASE_URL` (custom domains, proxies) or the request's own origin. */
+export const publicOrigin = (config: GatewaySettings) =>
   Effect.gen(function* () {
-    if (!store.enabled) return undefined
     const request = yield* HttpServerRequest.HttpServerRequest
-    const origin = Option.match(config.publicBaseUrl, {
+    return Option.match(config.publicBaseUrl, {
       onSome: (url) => `${url.origin}${url.pathname.replace(/\/+$/, "")}`,
       // On Workers the source is the web Request, whose URL is absolute; the Host header is a fallback.
       onNone: () =>
@@ -23,7 +19,15 @@ export const imageHostFor = (store: ImageStore["Service"], config: GatewaySettin
           ? new URL(request.source.url).origin
           : Option.match(HttpServerRequest.toURL(request), { onNone: () => "", onSome: (url) => url.origin })
     })
-    const host: ImageHost = (image) =>
-      store.put(image).pipe(Effect.map(Option.map((stored) => `${origin}/images/${stored.file}`)))
+  })
+
+export const hostedUrl = (origin: string, file: string) => `${origin}/images/${file}`
+
+/** The image host for the current request, when the `IMAGES` bucket is bound. */
+export const imageHostFor = (store: ImageStore["Service"], config: GatewaySettings) =>
+  Effect.gen(function* () {
+    if (!store.enabled) return undefined
+    const origin = yield* publicOrigin(config)
+    const host: ImageHost = (image) => store.put(image).pipe(Effect.map(Option.map((stored) => hostedUrl(origin, stored.file))))
     return host
   })

@@ -36,6 +36,8 @@ export interface GatewaySettings {
   readonly imageTtlHours: number
   /** Origin for hosted image URLs; the request's own origin when absent. */
   readonly publicBaseUrl: Option.Option<URL>
+  /** Reuse of earlier images for identical requests; 0 turns the cache off. */
+  readonly cacheTtlSeconds: number
 }
 
 const json = <S extends Schema.Top>(name: string, schema: S) =>
@@ -69,7 +71,8 @@ const settings = Config.all({
   keepAliveMs: positiveInt("KEEPALIVE_MS", 10_000),
   chatProgress: Config.Literals(["on", "off"], "CHAT_PROGRESS").pipe(Config.withDefault("on" as const)),
   imageTtlHours: positiveInt("IMAGE_TTL_HOURS", 24),
-  publicBaseUrl: Config.URL("PUBLIC_BASE_URL").pipe(Config.option)
+  publicBaseUrl: Config.URL("PUBLIC_BASE_URL").pipe(Config.option),
+  cacheTtlSeconds: Config.Int("CACHE_TTL_SECONDS").pipe(Config.withDefault(0))
 })
 
 const mustBePositive = (values: Record<string, number>) => {
@@ -102,6 +105,9 @@ export const loadSettings: Effect.Effect<GatewaySettings, GatewayMisconfigured> 
     KEEPALIVE_MS: raw.keepAliveMs,
     IMAGE_TTL_HOURS: raw.imageTtlHours
   })
+  if (raw.cacheTtlSeconds < 0) {
+    return yield* new GatewayMisconfigured({ message: "Invalid gateway configuration: CACHE_TTL_SECONDS must be 0 or more" })
+  }
   if (Option.isSome(invalid)) {
     return yield* new GatewayMisconfigured({
       message: `Invalid gateway configuration: ${invalid.value}`
@@ -151,5 +157,6 @@ export const testSettings = (overrides: Partial<GatewaySettings> = {}): GatewayS
   chatProgress: true,
   imageTtlHours: 24,
   publicBaseUrl: Option.none(),
+  cacheTtlSeconds: 0,
   ...overrides
 })

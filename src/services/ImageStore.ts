@@ -20,6 +20,8 @@ const randomId = () => {
 }
 
 const decoder = new TextDecoder()
+const encoder = new TextEncoder()
+const FORMAT_OF: Record<string, ImageFormat> = { png: "png", jpg: "jpeg", webp: "webp" }
 
 const expiresAtOf = (object: R2Object) => Number(object.customMetadata?.expiresAt ?? 0)
 
@@ -35,7 +37,9 @@ export class ImageStore extends Context.Service<
   {
     readonly enabled: boolean
     /** Stores the image; `None` when hosting is off or the write failed (the caller falls back to a data URL). */
-    put(image: GeneratedImage): Effect.Effect<Option.Option<StoredImage>>
+    put(image: GeneratedImage, ttlMs?: number): Effect.Effect<Option.Option<StoredImage>>
+    /** The image as a `GeneratedImage` again (base64), for answering from the cache. */
+    read(file: string): Effect.Effect<Option.Option<GeneratedImage>>
     /** The live object for a public file name, honouring `Range` and `If-None-Match` from `headers`. */
     get(file: string, headers: Headers): Effect.Effect<Option.Option<R2Object | R2ObjectBody>>
     head(file: string): Effect.Effect<Option.Option<R2Object>>
@@ -53,6 +57,7 @@ export class ImageStore extends Context.Service<
           return ImageStore.of({
             enabled: false,
             put: () => Effect.succeed(Option.none()),
+            read: () => Effect.succeed(Option.none()),
             get: () => Effect.succeed(Option.none()),
             head: () => Effect.succeed(Option.none()),
             deleteExpired: Effect.succeed(0)
@@ -67,12 +72,12 @@ export class ImageStore extends Context.Service<
             ? Option.none()
             : Option.some(object)
 
-        const put = Effect.fn("ImageStore.put")(function* (image: GeneratedImage) {
+        const put = Effect.fn("ImageStore.put")(function* (image: GeneratedImage, imageTtlMs: number = ttlMs) {
           const id = randomId()
           const file = `${id}.${EXTENSION[image.format]}`
           const bytes = Base64.decode(decoder.decode(image.base64))
           if (bytes._tag === "Failure") return Option.none<StoredImage>()
-          const expiresAt = Date.now() + ttlMs
+          const expiresAt = Date.now() + Math.max(ttlMs, imageTtlMs)
           return yield* Effect.tryPromise(() =>
             bucket.put(`${KEY_PREFIX}${id}`, bytes.success, {
               httpMetadata: { contentType: mimeTypeOf(image.format) },
@@ -104,20 +109,39 @@ export class ImageStore extends Context.Service<
           let cursor: string | undefined
           let deleted = 0
           const now = Date.now()
-          do {
-            const page = yield* Effect.promise(() =>
-              bucket.list({ prefix: KEY_PREFIX, include: ["customMetadata"], ...(cursor === undefined ? {} : { cursor }) })
-            )
-            const expired = page.objects.filter((object) => expiresAtOf(object) <= now).map((object) => object.key)
-            if (expired.length > 0) yield* Effect.promise(() => bucket.delete(expired))
-            deleted += expired.length
-            cursor = page.truncated ? page.cursor : undefined
-          } while (cursor !== undefined)
+          // Hosted images, and the generation cache's entries, which carry the same expiry metadata.
+          for (const prefix of [KEY_PREFIX, "cache/"])
+            do {
+              const page = yield* Effect.promise(() =>
+                bucket.list({ prefix, include: ["customMetadata"], ...(cursor === undefined ? {} : { cursor }) })
+              )
+              const expired = page.objects.filter((object) => expiresAtOf(object) <= now).map((object) => object.key)
+              if (expired.length > 0) yield* Effect.promise(() => bucket.delete(expired))
+              deleted += expired.length
+              cursor = page.truncated ? page.cursor : undefined
+            } while (cursor !== undefined)
           yield* Effect.logInfo("expired images deleted", { deleted })
           return deleted
         }).pipe(Effect.withSpan("ImageStore.deleteExpired"))
 
-        return ImageStore.of({ enabled: true, put, get, head, deleteExpired })
+        const read = (file: string) => {
+          const key = keyOf(file)
+          const format = FORMAT_OF[FILE_PATTERN.exec(file)?.[2] ?? ""]
+          if (key === undefined || format === undefined) return Effect.succeed(Option.none<GeneratedImage>())
+          return Effect.promise(() => bucket.get(key)).pipe(
+            Effect.flatMap((object) => {
+              const found = live(object, file)
+              if (Option.isNone(found)) return Effect.succeed(Option.none<GeneratedImage>())
+              return Effect.promise(() => found.value.arrayBuffer()).pipe(
+                Effect.map((buffer) =>
+                  Option.some({ base64: encoder.encode(Base64.encode(new Uint8Array(buffer))), format, attempts: 0 })
+                )
+              )
+            })
+          )
+        }
+
+        return ImageStore.of({ enabled: true, put, read, get, head, deleteExpired })
       })
     )
 }

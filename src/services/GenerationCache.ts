@@ -1,0 +1,95 @@
+import { Context, Effect, Layer, Option } from "effect"
+import type { GeneratedImage } from "../domain/ImageFormat.ts"
+import type { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
+import { formatSize, parseSize } from "../domain/ImageSize.ts"
+import type { ModelEntry } from "../domain/Model.ts"
+import { GatewayConfig } from "./GatewayConfig.ts"
+import { ImageStore, type StoredImage } from "./ImageStore.ts"
+
+export interface CachedGeneration {
+  readonly images: ReadonlyArray<GeneratedImage>
+  readonly files: ReadonlyArray<string>
+}
+
+const encoder = new TextEncoder()
+
+/** The normalised parameters that make two requests "the same" (model resolved, so aliases share entries). */
+export const cacheKey = async (model: ModelEntry, request: ImageGenerationRequest): Promise<string> => {
+  const normalised = JSON.stringify([
+    model.id,
+    request.prompt,
+    formatSize(parseSize(request.size)),
+    request.quality ?? null,
+    request.style ?? null,
+    request.n ?? 1
+  ])
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(normalised)))
+  return Array.from(digest, (byte) => byte.toString(16).padStart(2, "0")).join("")
+}
+
+/**
+ * Opt-in reuse of earlier images (`CACHE_TTL_SECONDS` > 0 and the `IMAGES`
+ * bucket bound). An entry lists the hosted files of one answer; the images
+ * themselves live in the ImageStore, kept at least as long as the entry.
+ */
+export class GenerationCache extends Context.Service<
+  GenerationCache,
+  {
+    readonly enabled: boolean
+    lookup(model: ModelEntry, request: ImageGenerationRequest): Effect.Effect<Option.Option<CachedGeneration>>
+    /** Stores the images and the entry; gives the stored files (for hosted URLs) in image order. */
+    save(
+      model: ModelEntry,
+      request: ImageGenerationRequest,
+      images: ReadonlyArray<GeneratedImage>
+    ): Effect.Effect<ReadonlyArray<Option.Option<StoredImage>>>
+  }
+>()("ai-image-gateway/services/GenerationCache") {
+  static readonly layer = (bucket: R2Bucket | undefined) =>
+    Layer.effect(
+      GenerationCache,
+      Effect.gen(function* () {
+        const config = yield* GatewayConfig
+        const store = yield* ImageStore
+        const ttlMs = config.cacheTtlSeconds * 1000
+        if (bucket === undefined || ttlMs === 0 || !store.enabled) {
+          return GenerationCache.of({
+            enabled: false,
+            lookup: () => Effect.succeed(Option.none()),
+            save: (_model, _request, images) => Effect.succeed(images.map(() => Option.none()))
+          })
+        }
+        const entryKey = (model: ModelEntry, request: ImageGenerationRequest) =>
+          Effect.promise(() => cacheKey(model, request)).pipe(Effect.map((hash) => `cache/${hash}`))
+
+        const lookup = Effect.fn("GenerationCache.lookup")(function* (model: ModelEntry, request: ImageGenerationRequest) {
+          const key = yield* entryKey(model, request)
+          const entry = yield* Effect.promise(() => bucket.get(key))
+          if (entry === null || Number(entry.customMetadata?.expiresAt ?? 0) <= Date.now()) return Option.none<CachedGeneration>()
+          const files = JSON.parse(yield* Effect.promise(() => entry.text())) as ReadonlyArray<string>
+          const images = yield* Effect.forEach(files, (file) => store.read(file), { concurrency: "unbounded" })
+          // An entry whose images are gone is a miss, not a partial answer.
+          if (images.some(Option.isNone)) return Option.none<CachedGeneration>()
+          return Option.some({ files, images: images.flatMap((image) => (Option.isSome(image) ? [image.value] : [])) })
+        })
+
+        const save = Effect.fn("GenerationCache.save")(function* (
+          model: ModelEntry,
+          request: ImageGenerationRequest,
+          images: ReadonlyArray<GeneratedImage>
+        ) {
+          const stored = yield* Effect.forEach(images, (image) => store.put(image, ttlMs), { concurrency: "unbounded" })
+          const files = stored.flatMap((file) => (Option.isSome(file) ? [file.value.file] : []))
+          if (files.length === images.length) {
+            const key = yield* entryKey(model, request)
+            yield* Effect.tryPromise(() =>
+              bucket.put(key, JSON.stringify(files), { customMetadata: { expiresAt: String(Date.now() + ttlMs) } })
+            ).pipe(Effect.catch((error) => Effect.logWarning("writing a cache entry failed", error)))
+          }
+          return stored
+        })
+
+        return GenerationCache.of({ enabled: true, lookup, save })
+      })
+    )
+}

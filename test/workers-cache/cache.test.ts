@@ -1,0 +1,42 @@
+import { describe, expect, it } from "vitest"
+import { call, generate, steered, upstreamCalls } from "../workers/helpers.ts"
+
+interface ImagesJson {
+  data: Array<{ b64_json?: string; url?: string }>
+}
+
+describe("opt-in generation cache (CACHE_TTL_SECONDS=3600)", () => {
+  it("answers an identical request from R2 without calling the upstream", async () => {
+    const { id, prompt } = steered("format=jpeg bytes=3000")
+    const request = { model: "replicate/flux-schnell", prompt, n: 2, size: "1024x1024" }
+    const miss = await generate(request)
+    expect(miss.headers.get("x-cache")).toBe("MISS")
+    const first = (await miss.json()) as ImagesJson
+    expect((await upstreamCalls(id)).calls).toBe(2)
+
+    const hit = await generate(request)
+    expect(hit.headers.get("x-cache")).toBe("HIT")
+    const second = (await hit.json()) as ImagesJson
+    expect(second.data.map((image) => image.b64_json)).toEqual(first.data.map((image) => image.b64_json))
+    expect((await upstreamCalls(id)).calls).toBe(2)
+
+    // the same images, hosted, for a url request with the same parameters
+    const urls = (await (await generate({ ...request, response_format: "url" })).json()) as ImagesJson
+    const hosted = await call(new URL(urls.data[0]?.url ?? "").pathname, { key: null })
+    expect(hosted.headers.get("content-type")).toBe("image/jpeg")
+    expect((await upstreamCalls(id)).calls).toBe(2)
+  })
+
+  it("aliases share entries; other parameters, and Cache-Control: no-cache, miss", async () => {
+    const { id, prompt } = steered("")
+    expect((await generate({ model: "dall-e-3", prompt })).headers.get("x-cache")).toBe("MISS")
+    expect((await generate({ model: "openai/dall-e-3", prompt })).headers.get("x-cache")).toBe("HIT")
+    expect((await generate({ model: "dall-e-3", prompt, size: "1792x1024" })).headers.get("x-cache")).toBe("MISS")
+    const bypass = await generate(
+      { model: "dall-e-3", prompt },
+      { headers: { "content-type": "application/json", "cache-control": "no-cache" } }
+    )
+    expect(bypass.headers.get("x-cache")).toBe("BYPASS")
+    expect((await upstreamCalls(id)).calls).toBe(3)
+  })
+})
