@@ -195,6 +195,21 @@ const main = async () => {
     const sum = (runs: Array<LoadResult>, key: "requests" | "failures") => runs.reduce((total, run) => total + run[key], 0)
     const rps = (runs: Array<LoadResult>) => runs.reduce((total, run) => total + run.rps, 0) / runs.length
 
+    // Hosted URLs: the url answer's size, and its CPU next to the b64_json path on the same Worker.
+    const urlRequest = () =>
+      new Request(`${gateway.url}/v1/images/generations`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+        body: JSON.stringify({ prompt: "a bench", model: "replicate/flux-schnell", response_format: "url" })
+      })
+    const urlBodyBytes = (await (await fetch(urlRequest())).arrayBuffer()).byteLength
+    const urlCpu: Array<number> = []
+    const b64Cpu: Array<number> = []
+    for (let round = 0; round < CPU_ROUNDS; round++) {
+      b64Cpu.push((await load(gateway, gatewayRequest, CPU_CONNECTIONS, sample)).cpuMsPerRequest)
+      urlCpu.push((await load(gateway, urlRequest, CPU_CONNECTIONS, sample)).cpuMsPerRequest)
+    }
+
     const n1 = [] as Array<number>
     const n4 = [] as Array<number>
     for (let i = 0; i < 3; i++) {
@@ -202,6 +217,37 @@ const main = async () => {
       n4.push(await timeGeneration(gateway, 4))
     }
     const bundle = bundleSize()
+
+    // The generation cache against a 2 s upstream: a MISS pays the generation, a HIT is read from R2.
+    const cached = await startWorker(
+      vars({
+        API_KEYS: KEY,
+        UPSTREAM_URL: upstream.url,
+        ENVIRONMENT: "production",
+        LOG_LEVEL: "Warn",
+        CACHE_TTL_SECONDS: "3600"
+      }),
+      root
+    )
+    const cacheTimes = { miss: [] as Array<number>, hit: [] as Array<number> }
+    try {
+      for (let i = 0; i < 3; i++) {
+        const body = JSON.stringify({ prompt: `cache me [[delay=2000]] ${crypto.randomUUID()}`, model: "replicate/flux-schnell" })
+        for (const kind of ["miss", "hit"] as const) {
+          const started = performance.now()
+          const response = await fetch(`${cached.url}/v1/images/generations`, {
+            method: "POST",
+            headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+            body
+          })
+          await response.arrayBuffer()
+          if (response.headers.get("x-cache") !== kind.toUpperCase()) throw new Error(`expected x-cache ${kind}`)
+          cacheTimes[kind].push(performance.now() - started)
+        }
+      }
+    } finally {
+      cached.stop()
+    }
 
     const results = {
       date: new Date().toISOString(),
@@ -225,16 +271,23 @@ const main = async () => {
         failures: sum(passthroughRuns, "failures")
       },
       fanOut: { n1Ms: median(n1), n4Ms: median(n4) },
+      hosting: { urlBodyBytes, urlCpuMsPerRequest: median(urlCpu), b64CpuMsPerRequest: median(b64Cpu), urlCpu, b64Cpu },
+      cache: { missMs: median(cacheTimes.miss), hitMs: median(cacheTimes.hit) },
       bundle
     }
     const throughputRatio = results.gateway.rps / results.passthrough.rps
     const cpuRatio = results.gateway.cpuMsPerRequest / results.passthrough.cpuMsPerRequest
     const fanOutRatio = results.fanOut.n4Ms / results.fanOut.n1Ms
+    const urlCpuRatio = results.hosting.urlCpuMsPerRequest / results.hosting.b64CpuMsPerRequest
+    const cacheSpeedup = results.cache.missMs / results.cache.hitMs
     const checks = [
       ["throughput at 8 connections vs passthrough", throughputRatio, ">=", 0.8],
       ["CPU per request vs passthrough", cpuRatio, "<=", 1.2],
       ["n:4 vs n:1 time, 2 s upstream", fanOutRatio, "<=", 1.15],
-      ["bundle gzipped (KB)", bundle.gzip / 1024, "<=", 250]
+      ["bundle gzipped (KB)", bundle.gzip / 1024, "<=", 250],
+      ["url answer body (bytes), n: 1", urlBodyBytes, "<", 1024],
+      ["url path CPU vs b64_json path", urlCpuRatio, "<=", 1.3],
+      ["cache HIT speed-up over MISS, 2 s upstream", cacheSpeedup, ">=", 10]
     ] as const
     console.log("\nai-image-gateway bench (1 MiB images, loopback, workerd via wrangler dev)\n")
     console.log(
@@ -244,16 +297,20 @@ const main = async () => {
       `passthrough  ${results.passthrough.rps.toFixed(1)} req/s, ${results.passthrough.cpuMsPerRequest.toFixed(2)} ms CPU/req (${results.passthrough.requests} ok, ${results.passthrough.failures} failed)`
     )
     console.log(`n:1 ${results.fanOut.n1Ms.toFixed(0)} ms, n:4 ${results.fanOut.n4Ms.toFixed(0)} ms (median of 3)`)
-    console.log(`bundle ${(bundle.raw / 1024).toFixed(1)} KB raw, ${(bundle.gzip / 1024).toFixed(1)} KB gzip -9\n`)
+    console.log(`bundle ${(bundle.raw / 1024).toFixed(1)} KB raw, ${(bundle.gzip / 1024).toFixed(1)} KB gzip -9`)
+    console.log(
+      `url answer ${urlBodyBytes} B; CPU url ${results.hosting.urlCpuMsPerRequest.toFixed(2)} ms vs b64_json ${results.hosting.b64CpuMsPerRequest.toFixed(2)} ms`
+    )
+    console.log(`cache MISS ${results.cache.missMs.toFixed(0)} ms, HIT ${results.cache.hitMs.toFixed(0)} ms (median of 3)\n`)
     let failed = false
     for (const [name, value, op, target] of checks) {
-      const ok = op === ">=" ? value >= target : value <= target
+      const ok = op === ">=" ? value >= target : op === "<" ? value < target : value <= target
       failed ||= !ok
       console.log(`${ok ? "PASS" : "FAIL"}  ${name}: ${value.toFixed(2)} (target ${op} ${target})`)
     }
     writeFileSync(
       join(RESULTS, "latest.json"),
-      `${JSON.stringify({ ...results, throughputRatio, cpuRatio, fanOutRatio }, null, 2)}\n`
+      `${JSON.stringify({ ...results, throughputRatio, cpuRatio, fanOutRatio, urlCpuRatio, cacheSpeedup }, null, 2)}\n`
     )
     if (results.gateway.failures > 0 || results.passthrough.failures > 0) failed = true
     process.exitCode = failed ? 1 : 0
