@@ -1,5 +1,5 @@
+import { Buffer } from "node:buffer"
 import { Context, Effect, Layer, Option } from "effect"
-import * as Base64 from "effect/encoding/Base64"
 import { type GeneratedImage, type ImageFormat, mimeTypeOf } from "../domain/ImageFormat.ts"
 import { GatewayConfig } from "./GatewayConfig.ts"
 
@@ -20,7 +20,6 @@ const randomId = () => {
 }
 
 const decoder = new TextDecoder()
-const encoder = new TextEncoder()
 const FORMAT_OF: Record<string, ImageFormat> = { png: "png", jpg: "jpeg", webp: "webp" }
 
 const expiresAtOf = (object: R2Object) => Number(object.customMetadata?.expiresAt ?? 0)
@@ -75,11 +74,12 @@ export class ImageStore extends Context.Service<
         const put = Effect.fn("ImageStore.put")(function* (image: GeneratedImage, imageTtlMs: number = ttlMs) {
           const id = randomId()
           const file = `${id}.${EXTENSION[image.format]}`
-          const bytes = Base64.decode(decoder.decode(image.base64))
-          if (bytes._tag === "Failure") return Option.none<StoredImage>()
+          // node:buffer is native in workerd: decoding 1-3 MB of base64 in JavaScript costs tens of milliseconds.
+          const bytes = Buffer.from(decoder.decode(image.base64), "base64")
+          if (bytes.length === 0) return Option.none<StoredImage>()
           const expiresAt = Date.now() + Math.max(ttlMs, imageTtlMs)
           return yield* Effect.tryPromise(() =>
-            bucket.put(`${KEY_PREFIX}${id}`, bytes.success, {
+            bucket.put(`${KEY_PREFIX}${id}`, bytes, {
               httpMetadata: { contentType: mimeTypeOf(image.format) },
               customMetadata: { expiresAt: String(expiresAt), file }
             })
@@ -134,7 +134,11 @@ export class ImageStore extends Context.Service<
               if (Option.isNone(found)) return Effect.succeed(Option.none<GeneratedImage>())
               return Effect.promise(() => found.value.arrayBuffer()).pipe(
                 Effect.map((buffer) =>
-                  Option.some({ base64: encoder.encode(Base64.encode(new Uint8Array(buffer))), format, attempts: 0 })
+                  Option.some({
+                    base64: new Uint8Array(Buffer.from(Buffer.from(buffer).toString("base64"), "latin1")),
+                    format,
+                    attempts: 0
+                  })
                 )
               )
             })

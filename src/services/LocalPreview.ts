@@ -1,12 +1,64 @@
+import { Buffer } from "node:buffer"
 import { Context, Effect, Layer } from "effect"
-import * as Base64 from "effect/encoding/Base64"
-import { encode as encodePng } from "fast-png"
 import type { GeneratedImage } from "../domain/ImageFormat.ts"
 import type { ImageSize } from "../domain/ImageSize.ts"
 
 /** Longest side the offline model renders; larger requests keep their aspect ratio at this size. */
 export const LOCAL_MAX_SIDE = 1024
 export const LOCAL_DEFAULT_SIDE = 512
+
+/** CRC-32 (ISO 3309), as PNG chunks need it. */
+const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
+  let c = n
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
+  return c >>> 0
+})
+const crc32 = (bytes: Uint8Array) => {
+  let c = 0xffffffff
+  for (const byte of bytes) c = CRC_TABLE[(c ^ byte) & 0xff]! ^ (c >>> 8)
+  return (c ^ 0xffffffff) >>> 0
+}
+
+const chunk = (type: string, data: Uint8Array) => {
+  const out = new Uint8Array(12 + data.length)
+  const view = new DataView(out.buffer)
+  view.setUint32(0, data.length)
+  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i)
+  out.set(data, 8)
+  view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)))
+  return out
+}
+
+/**
+ * An 8-bit RGB PNG. The compression, the only hard part, is the platform's
+ * zlib (`CompressionStream("deflate")`, in workerd and Node alike); what is
+ * written here is the PNG framing: signature, IHDR, IDAT, IEND, each with its CRC.
+ */
+export const encodePng = async (width: number, height: number, rgb: Uint8Array): Promise<Uint8Array> => {
+  const rows = new Uint8Array(height * (width * 3 + 1))
+  for (let y = 0; y < height; y++) rows.set(rgb.subarray(y * width * 3, (y + 1) * width * 3), y * (width * 3 + 1) + 1)
+  const zlib = new Uint8Array(
+    await new Response(new Blob([rows]).stream().pipeThrough(new CompressionStream("deflate"))).arrayBuffer()
+  )
+  const header = new Uint8Array(13)
+  const view = new DataView(header.buffer)
+  view.setUint32(0, width)
+  view.setUint32(4, height)
+  header.set([8, 2, 0, 0, 0], 8) // depth 8, colour type RGB, deflate, adaptive filtering, no interlace
+  const parts = [
+    new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", header),
+    chunk("IDAT", zlib),
+    chunk("IEND", new Uint8Array())
+  ]
+  const png = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0))
+  let offset = 0
+  for (const part of parts) {
+    png.set(part, offset)
+    offset += part.length
+  }
+  return png
+}
 
 /** FNV-1a: a stable 32-bit seed from the prompt and size. */
 const hash = (text: string): number => {
@@ -41,7 +93,7 @@ export const previewDimensions = (size: ImageSize): { width: number; height: num
  * every colour and position drawn from the prompt's hash. Different prompts
  * give visibly different images; the same prompt gives identical bytes.
  */
-export const renderPreview = (prompt: string, size: ImageSize): Uint8Array => {
+export const renderPreview = (prompt: string, size: ImageSize): Promise<Uint8Array> => {
   const { width, height } = previewDimensions(size)
   const random = prng(hash(`${prompt}\u0000${width}x${height}`))
   const colour = () => [random() * 255, random() * 255, random() * 255] as const
@@ -79,10 +131,8 @@ export const renderPreview = (prompt: string, size: ImageSize): Uint8Array => {
       pixels[i + 2] = b
     }
   }
-  return encodePng({ width, height, data: pixels, channels: 3, depth: 8 }, { zlib: { level: 3 } })
+  return encodePng(width, height, pixels)
 }
-
-const encoder = new TextEncoder()
 
 /** The offline model `local/preview`: no network, always available where it is enabled. */
 export class LocalPreview extends Context.Service<
@@ -95,13 +145,16 @@ export class LocalPreview extends Context.Service<
     LocalPreview,
     LocalPreview.of({
       generate: (prompt: string, size: ImageSize) =>
-        Effect.sync(
-          (): GeneratedImage => ({
-            base64: encoder.encode(Base64.encode(renderPreview(prompt, size))),
-            format: "png",
-            attempts: 1
-          })
-        ).pipe(Effect.withSpan("LocalPreview.generate"))
+        Effect.promise(() => renderPreview(prompt, size)).pipe(
+          Effect.map(
+            (png): GeneratedImage => ({
+              base64: new Uint8Array(Buffer.from(Buffer.from(png).toString("base64"), "latin1")),
+              format: "png",
+              attempts: 1
+            })
+          ),
+          Effect.withSpan("LocalPreview.generate")
+        )
     })
   )
 }

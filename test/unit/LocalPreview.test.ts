@@ -4,19 +4,19 @@ import { parseSize } from "../../src/domain/ImageSize.ts"
 import { renderPreview } from "../../src/services/LocalPreview.ts"
 
 describe("local/preview renderer", () => {
-  it("renders a decodable PNG at the requested size, scaled down past 1024", () => {
-    const small = decode(renderPreview("a fox", parseSize("300x200")))
+  it("renders a decodable PNG at the requested size, scaled down past 1024", async () => {
+    const small = decode(await renderPreview("a fox", parseSize("300x200")))
     expect([small.width, small.height, small.channels]).toEqual([300, 200, 3])
-    const big = decode(renderPreview("a fox", parseSize("1792x1024")))
+    const big = decode(await renderPreview("a fox", parseSize("1792x1024")))
     expect([big.width, big.height]).toEqual([1024, 585])
-    const auto = decode(renderPreview("a fox", parseSize("auto")))
+    const auto = decode(await renderPreview("a fox", parseSize("auto")))
     expect([auto.width, auto.height]).toEqual([512, 512])
   })
 
-  it("is deterministic per prompt and size, and different across prompts", () => {
-    const a = renderPreview("a fox", parseSize("128x128"))
-    expect(renderPreview("a fox", parseSize("128x128"))).toEqual(a)
-    const b = renderPreview("a whale", parseSize("128x128"))
+  it("is deterministic per prompt and size, and different across prompts", async () => {
+    const a = await renderPreview("a fox", parseSize("128x128"))
+    expect(await renderPreview("a fox", parseSize("128x128"))).toEqual(a)
+    const b = await renderPreview("a whale", parseSize("128x128"))
     expect(b).not.toEqual(a)
     // visibly different: mean colours differ noticeably
     const mean = (png: Uint8Array) => {
