@@ -26,7 +26,7 @@ export const allowedMethods = (path: string): ReadonlyArray<string> =>
 
 const isRouteNotFound = (error: unknown) => HttpServerError.isHttpServerError(error) && error.reason._tag === "RouteNotFound"
 
-export const EXPOSED_HEADERS = ["x-request-id", "x-images-failed", "retry-after", "x-should-retry"].join(", ")
+export const EXPOSED_HEADERS = ["x-request-id", "x-images-failed", "x-cache", "retry-after", "x-should-retry"].join(", ")
 
 const json = (status: number, body: ErrorBody, headers: Record<string, string> = {}) =>
   HttpServerResponse.jsonUnsafe(body, { status, headers })
