@@ -330,7 +330,7 @@ const main = async () => {
     console.log(`n:1 ${results.fanOut.n1Ms.toFixed(0)} ms, n:4 ${results.fanOut.n4Ms.toFixed(0)} ms (median of 3)`)
     console.log(`bundle ${(bundle.raw / 1024).toFixed(1)} KB raw, ${(bundle.gzip / 1024).toFixed(1)} KB gzip -9`)
     console.log(
-      `url answer ${urlBodyBytes} B; CPU url ${results.hosting.urlCpuMsPerRequest.toFixed(2)} ms vs b64_json ${results.hosting.b64CpuMsPerRequest.toFixed(2)} ms`
+      `url answer ${urlBodyBytes} B; CPU url ${results.hosting.urlCpuMsPerRequest.toFixed(2)} ms (${urlCpuRatio.toFixed(2)}x; the local R2 simulator's 1 MiB write alone costs ${simulatorPutMs.toFixed(2)} ms) vs b64_json ${results.hosting.b64CpuMsPerRequest.toFixed(2)} ms`
     )
     console.log(`cache MISS ${results.cache.missMs.toFixed(0)} ms, HIT ${results.cache.hitMs.toFixed(0)} ms (median of 3)\n`)
     let failed = false
