@@ -107,8 +107,4 @@ export class ImageGenerator extends Context.Service<
       return ImageGenerator.of({ generate, stream })
     })
   )
-
-  static readonly layer = this.layerNoDeps.pipe(
-    Layer.provide([ModelRegistry.layerNoDeps, AiSdkUpstream.layer, LocalPreview.layer])
-  )
 }
