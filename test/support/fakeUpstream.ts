@@ -79,6 +79,8 @@ const HTML =
 
 export const startFakeUpstream = (options: FakeUpstreamOptions = {}): Promise<FakeUpstream> => {
   const calls = new Map<string, Array<Record<string, unknown>>>()
+  /** Calls whose client went away before the answer: what cancelling a request must produce. */
+  const aborted = new Map<string, number>()
   const sockets = new Set<import("node:net").Socket>()
 
   const server: Server = createServer(async (request, response) => {
@@ -86,7 +88,7 @@ export const startFakeUpstream = (options: FakeUpstreamOptions = {}): Promise<Fa
     if (request.method === "GET" && url.pathname === "/__calls") {
       const id = url.searchParams.get("id") ?? ""
       const requests = calls.get(id) ?? []
-      return sendJson(response, 200, { calls: requests.length, requests })
+      return sendJson(response, 200, { calls: requests.length, requests, aborted: aborted.get(id) ?? 0 })
     }
     if (request.method !== "POST" || url.pathname !== "/api/generate-images") {
       return sendJson(response, 404, { error: "Not found" })
@@ -108,6 +110,9 @@ export const startFakeUpstream = (options: FakeUpstreamOptions = {}): Promise<Fa
     calls.set(id, seen)
     const faults = (steer.faults ?? "").split(",").filter((f) => f !== "")
     const fault = faults[seen.length - 1] ?? "ok"
+    response.on("close", () => {
+      if (!response.writableFinished) aborted.set(id, (aborted.get(id) ?? 0) + 1)
+    })
     const delay = Number(steer.delay ?? options.delayMs ?? 0)
     if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay))
 

@@ -118,6 +118,20 @@ describe("POST /v1/chat/completions", () => {
     ).rejects.toBeInstanceOf(OpenAI.APIError)
   })
 
+  it("a client that disconnects cancels the upstream calls", async () => {
+    // The upstream would answer after 1.3 s (inside the 1.5 s timeout), so only the cancel can abort it earlier.
+    const { id, prompt } = steered("delay=1300")
+    const response = await chat({ model: "replicate/flux-schnell", stream: true, messages: user(`${prompt} --n 2`) })
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+    await reader.read() // the first chunk: the stream is running and both upstream calls are in flight
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect((await upstreamCalls(id)).calls).toBe(2)
+    await reader.cancel()
+    const deadline = Date.now() + 600
+    while ((await upstreamCalls(id)).aborted < 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
+    expect((await upstreamCalls(id)).aborted).toBe(2)
+  })
+
   it("fails before any byte with the normal HTTP error", async () => {
     const unknown = await chat({ model: "acme/none", stream: true, messages: user("a cat") })
     expect(unknown.status).toBe(404)

@@ -25,9 +25,11 @@ export const steered = (directives: string, text = "a lighthouse at dusk") => {
   return { id, prompt: `${text} [[id=${id} ${directives}]]` }
 }
 
-export const upstreamCalls = async (id: string): Promise<{ calls: number; requests: Array<Record<string, unknown>> }> => {
+export const upstreamCalls = async (
+  id: string
+): Promise<{ calls: number; aborted: number; requests: Array<Record<string, unknown>> }> => {
   const response = await fetch(`${inject("fakeUpstreamUrl")}/__calls?id=${id}`)
-  return (await response.json()) as { calls: number; requests: Array<Record<string, unknown>> }
+  return (await response.json()) as { calls: number; aborted: number; requests: Array<Record<string, unknown>> }
 }
 
 export interface ErrorJson {
