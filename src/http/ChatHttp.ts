@@ -3,14 +3,13 @@ import { HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import { type ChatCompletionRequest, chatPrompt } from "../domain/Chat.ts"
 import { InvalidRequest } from "../domain/Errors.ts"
-import { mimeTypeOf } from "../domain/ImageFormat.ts"
 import { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
 import { GatewayConfig } from "../services/GatewayConfig.ts"
 import { type GenerationResult, ImageGenerator } from "../services/ImageGenerator.ts"
 import { ImageStore } from "../services/ImageStore.ts"
 import { Api } from "./Api.ts"
 import { invalidRequest, modelNotFound, upstreamError } from "./ErrorMapping.ts"
-import { chatCompletionId, chatFrames, eventStreamResponse, jsonText, progressLine } from "./EventStream.ts"
+import { chatCompletionId, chatFrames, eventStreamResponse, markdownImage, progressLine } from "./EventStream.ts"
 import { imageHostFor } from "./HostedUrls.ts"
 
 const decodeImageRequest = Schema.decodeUnknownEffect(ImageGenerationRequest)
@@ -49,10 +48,7 @@ const completionBody = (
     `{"id":"${id}","object":"chat.completion","created":${result.created},"model":${JSON.stringify(model)},"choices":[{"index":0,"message":{"role":"assistant","content":"`
   ]
   result.images.forEach((image, i) => {
-    const separator = i === 0 ? "" : "\\n\\n"
-    const url = hosted[i] ?? Option.none()
-    if (Option.isSome(url)) parts.push(`${separator}![image ${i + 1}](${jsonText(url.value)})`)
-    else parts.push(`${separator}![image ${i + 1}](data:${mimeTypeOf(image.format)};base64,`, image.base64, ")")
+    parts.push(i === 0 ? "" : "\\n\\n", ...markdownImage(i + 1, image, hosted[i] ?? Option.none()))
   })
   if (result.failed > 0) parts.push(`\\n\\n(${result.failed} of ${result.failed + result.images.length} images failed.)`)
   parts.push(

@@ -1,7 +1,7 @@
 import { Effect, Option, Result, Schedule, Stream } from "effect"
 import { HttpServerResponse } from "effect/http"
 import type { UpstreamError } from "../domain/Errors.ts"
-import { mimeTypeOf } from "../domain/ImageFormat.ts"
+import { type GeneratedImage, mimeTypeOf } from "../domain/ImageFormat.ts"
 import { formatSize, parseSize } from "../domain/ImageSize.ts"
 import type { ImageStream } from "../services/ImageGenerator.ts"
 import { type ErrorBody, errorBody } from "./ApiErrors.ts"
@@ -54,6 +54,19 @@ export interface ChatStreamOptions {
 /** A string's content as it appears inside a JSON string, without the quotes. */
 export const jsonText = (value: string) => JSON.stringify(value).slice(1, -1)
 
+/**
+ * `![image N](...)` as JSON string content, for chat replies streamed or not:
+ * the hosted URL when there is one, else a data URL whose base64 is the image's own bytes.
+ */
+export const markdownImage = (
+  number: number,
+  image: GeneratedImage,
+  hosted: Option.Option<string>
+): Array<string | Uint8Array> =>
+  Option.isSome(hosted)
+    ? [`![image ${number}](${jsonText(hosted.value)})`]
+    : [`![image ${number}](data:${mimeTypeOf(image.format)};base64,`, image.base64, ")"]
+
 const USAGE = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }
 
 /** Splits a chunk's JSON around its content so the content can be written as bytes. */
@@ -93,13 +106,9 @@ export const chatFrames = (images: ImageStream, options: ChatStreamOptions): Str
       return (options.host === undefined ? Effect.succeed(Option.none<string>()) : options.host(image)).pipe(
         Effect.map(
           (hosted): ReadonlyArray<Frame> => [
-            Option.isSome(hosted)
-              ? [text(`data: ${imageHead}${separator}![image ${number}](${jsonText(hosted.value)})${imageTail}\n\n`)]
-              : [
-                  text(`data: ${imageHead}${separator}![image ${number}](data:${mimeTypeOf(image.format)};base64,`),
-                  image.base64,
-                  text(`)${imageTail}\n\n`)
-                ]
+            [`data: ${imageHead}${separator}`, ...markdownImage(number, image, hosted), `${imageTail}\n\n`].map((part) =>
+              typeof part === "string" ? text(part) : part
+            )
           ]
         )
       )
