@@ -1,4 +1,4 @@
-import { Context, Effect, Layer, Option } from "effect"
+import { Context, Effect, Layer, Option, Schema } from "effect"
 import type { GeneratedImage } from "../domain/ImageFormat.ts"
 import type { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
 import { formatSize, parseSize } from "../domain/ImageSize.ts"
@@ -12,6 +12,9 @@ export interface CachedGeneration {
 }
 
 const encoder = new TextEncoder()
+
+/** An entry: the hosted files of one answer, in image order. */
+const decodeEntry = Schema.decodeUnknownOption(Schema.fromJsonString(Schema.Array(Schema.String)))
 
 /** The normalised parameters that make two requests "the same" (model resolved, so aliases share entries). */
 export const cacheKey = async (model: ModelEntry, request: ImageGenerationRequest): Promise<string> => {
@@ -66,7 +69,10 @@ export class GenerationCache extends Context.Service<
           const key = yield* entryKey(model, request)
           const entry = yield* Effect.promise(() => bucket.get(key))
           if (entry === null || Number(entry.customMetadata?.expiresAt ?? 0) <= Date.now()) return Option.none<CachedGeneration>()
-          const files = JSON.parse(yield* Effect.promise(() => entry.text())) as ReadonlyArray<string>
+          const decoded = decodeEntry(yield* Effect.promise(() => entry.text()))
+          // A corrupt entry is a miss, never a failed request.
+          if (Option.isNone(decoded)) return Option.none<CachedGeneration>()
+          const files = decoded.value
           const images = yield* Effect.forEach(files, (file) => store.read(file), { concurrency: "unbounded" })
           // An entry whose images are gone is a miss, not a partial answer.
           if (images.some(Option.isNone)) return Option.none<CachedGeneration>()
