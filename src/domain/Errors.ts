@@ -58,3 +58,8 @@ export class UpstreamError extends Schema.TaggedError<UpstreamError>()("Upstream
   reason: UpstreamFailure,
   attempts: Schema.Int
 }) {}
+
+/** The statistics store is not bound, or did not answer. Never fails a generation: only the cockpit's reads see it. */
+export class UsageStoreUnavailable extends Schema.TaggedError<UsageStoreUnavailable>()("UsageStoreUnavailable", {
+  message: Schema.String
+}) {}

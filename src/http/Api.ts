@@ -3,7 +3,15 @@ import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "
 import { ChatCompletion, ChatCompletionRequest } from "../domain/Chat.ts"
 import { ImageGenerationRequest, ImagesResponse } from "../domain/ImageGeneration.ts"
 import { ModelList, ModelObject } from "../domain/Model.ts"
-import { BadRequestWire, NotFoundWire, RateLimitedWire, UpstreamFailedWire, UpstreamTimedOutWire } from "./ApiErrors.ts"
+import { UpstreamHealth, UsageEvent, UsageSummary, UsageWindow } from "../domain/Usage.ts"
+import {
+  BadRequestWire,
+  NotFoundWire,
+  RateLimitedWire,
+  StatsUnavailableWire,
+  UpstreamFailedWire,
+  UpstreamTimedOutWire
+} from "./ApiErrors.ts"
 import { Authorization, RequestValidation } from "./Middleware.ts"
 
 /** `x-images-failed`: how many of the `n` images failed when the others succeeded. */
@@ -67,7 +75,129 @@ export class ModelsApiGroup extends HttpApiGroup.make("models")
   .middleware(Authorization)
   .prefix("/v1") {}
 
-export const VERSION = "0.1.0"
+export const VERSION = "0.2.0"
+
+/** What the cockpit shows of the deployment: settings that shape behaviour, never a key or header value. */
+export const GatewayStatus = Schema.Struct({
+  version: Schema.String,
+  environment: Schema.Literals(["development", "production"]),
+  now: Schema.Int,
+  upstreams: Schema.Array(
+    Schema.Struct({
+      id: Schema.String,
+      /** The upstream's origin only; a path or query could carry a token. */
+      origin: Schema.NullOr(Schema.String),
+      models: Schema.Int,
+      health: Schema.NullOr(UpstreamHealth)
+    })
+  ),
+  config: Schema.Struct({
+    defaultModel: Schema.String,
+    retry: Schema.Struct({ maxAttempts: Schema.Int, backoffMs: Schema.Int, backoffMaxMs: Schema.Int }),
+    upstreamTimeoutMs: Schema.Int,
+    maxConcurrentUpstream: Schema.Int,
+    hostedImages: Schema.Struct({ enabled: Schema.Boolean, ttlHours: Schema.Int }),
+    cache: Schema.Struct({ enabled: Schema.Boolean, ttlSeconds: Schema.Int }),
+    usageStats: Schema.Boolean,
+    corsOrigins: Schema.Array(Schema.String),
+    keepAliveMs: Schema.Int,
+    chatProgress: Schema.Boolean,
+    logPrompts: Schema.Boolean,
+    localModel: Schema.Boolean,
+    maxBodyBytes: Schema.Int
+  }),
+  models: Schema.Array(
+    Schema.Struct({
+      id: Schema.String,
+      provider: Schema.String,
+      upstream: Schema.String,
+      upstreamModelId: Schema.String,
+      aliases: Schema.Array(Schema.String),
+      aspectRatios: Schema.Array(Schema.String),
+      description: Schema.NullOr(Schema.String)
+    })
+  ),
+  /** Why upstream health is missing, when the statistics store is off or down. */
+  statsError: Schema.NullOr(Schema.String)
+})
+
+export const ProbeRequest = Schema.Struct({
+  model: Schema.optional(Schema.NullOr(Schema.String)),
+  prompt: Schema.optional(Schema.NullOr(Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(1000))))
+})
+
+export const ProbeResult = Schema.Struct({
+  model: Schema.String,
+  upstream: Schema.String,
+  ok: Schema.Boolean,
+  latencyMs: Schema.Int,
+  attempts: Schema.Int,
+  outputFormat: Schema.NullOr(Schema.String),
+  bytes: Schema.NullOr(Schema.Int),
+  /** The error a client would have received, in OpenAI's shape, when the probe failed. */
+  error: Schema.NullOr(
+    Schema.Struct({
+      status: Schema.Int,
+      message: Schema.String,
+      type: Schema.String,
+      code: Schema.NullOr(Schema.String)
+    })
+  )
+})
+
+/** The status cockpit's data. Same keys as the API; the cockpit's own reads are not recorded as usage. */
+export class GatewayApiGroup extends HttpApiGroup.make("gateway")
+  .add(
+    HttpApiEndpoint.get("status", "/gateway/status", { success: GatewayStatus }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Deployment status",
+        description: "Version, upstreams with their last hour of real requests, configuration without secrets, and the catalogue."
+      })
+    )
+  )
+  .add(
+    HttpApiEndpoint.get("stats", "/gateway/stats", {
+      query: { window: Schema.optional(UsageWindow) },
+      success: UsageSummary,
+      error: StatsUnavailableWire
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Usage statistics",
+        description:
+          "Requests, images, success rate, p50/p95 latency, errors by type and per-model figures over `window` (1h, 24h, 7d from raw events; 30d from hourly rollups), with a time series."
+      })
+    )
+  )
+  .add(
+    HttpApiEndpoint.get("requests", "/gateway/requests", {
+      query: {
+        limit: Schema.optional(Schema.NumberFromString.check(Schema.isInt(), Schema.isBetween({ minimum: 1, maximum: 500 })))
+      },
+      success: Schema.Struct({ data: Schema.Array(UsageEvent) }),
+      error: StatsUnavailableWire
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Recent requests",
+        description: "The newest recorded API requests first. Prompts only when LOG_PROMPTS=true."
+      })
+    )
+  )
+  .add(
+    HttpApiEndpoint.post("probe", "/gateway/probe", {
+      payload: ProbeRequest,
+      success: ProbeResult,
+      error: NotFoundWire
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Probe an upstream",
+        description:
+          "Runs one real generation on `model` (default: the default model) and reports its outcome and latency. It is recorded in the statistics like any request."
+      })
+    )
+  )
+  .middleware(RequestValidation)
+  .middleware(Authorization)
+  .prefix("/v1") {}
 
 /** Liveness without a key: says the Worker runs and its configuration loaded, nothing secret. */
 export class SystemApiGroup extends HttpApiGroup.make("system").add(
@@ -80,6 +210,7 @@ export class Api extends HttpApi.make("ai-image-gateway")
   .add(ImagesApiGroup)
   .add(ChatApiGroup)
   .add(ModelsApiGroup)
+  .add(GatewayApiGroup)
   .add(SystemApiGroup)
   .annotateMerge(
     OpenApi.annotations({

@@ -97,3 +97,9 @@ export class ServerMisconfigured extends Schema.TaggedError<ServerMisconfigured>
 export const ServerMisconfiguredWire = ServerMisconfigured.pipe(
   openAi<typeof ServerMisconfigured>(500, "server_error", (f) => new ServerMisconfigured(f), noRetry)
 )
+
+/** The usage statistics store is off or did not answer; generation is unaffected. */
+export class StatsUnavailable extends Schema.TaggedError<StatsUnavailable>()("StatsUnavailable", Fields) {}
+export const StatsUnavailableWire = StatsUnavailable.pipe(
+  openAi<typeof StatsUnavailable>(503, "server_error", (f) => new StatsUnavailable(f), noRetry)
+)

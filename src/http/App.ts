@@ -2,6 +2,7 @@ import { ConfigProvider, Effect, Layer, References } from "effect"
 import { HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import type { GatewayMisconfigured } from "../domain/Errors.ts"
+import type { UsageStatsObject } from "../durable/UsageStatsObject.ts"
 import { AiSdkUpstream } from "../services/AiSdkUpstream.ts"
 import { GatewayConfig } from "../services/GatewayConfig.ts"
 import { GenerationCache } from "../services/GenerationCache.ts"
@@ -9,11 +10,13 @@ import { ImageGenerator } from "../services/ImageGenerator.ts"
 import { ImageStore } from "../services/ImageStore.ts"
 import { LocalPreview } from "../services/LocalPreview.ts"
 import { ModelRegistry } from "../services/ModelRegistry.ts"
+import { UsageStats } from "../services/UsageStats.ts"
 import { Api } from "./Api.ts"
 import { errorBody } from "./ApiErrors.ts"
 import { AuthorizationLive } from "./AuthorizationLive.ts"
 import { ChatHttp } from "./ChatHttp.ts"
 import { EdgeMiddleware } from "./Edge.ts"
+import { GatewayHttp } from "./GatewayHttp.ts"
 import { HostedImagesHttp } from "./HostedImagesHttp.ts"
 import { ImagesHttp } from "./ImagesHttp.ts"
 import { ModelsHttp } from "./ModelsHttp.ts"
@@ -23,6 +26,7 @@ import { SystemHttp } from "./SystemHttp.ts"
 /** Bindings that are objects, not configuration strings. */
 export interface Bindings {
   readonly images?: R2Bucket | undefined
+  readonly usage?: DurableObjectNamespace<UsageStatsObject> | undefined
 }
 
 const services = (bindings: Bindings) =>
@@ -30,13 +34,14 @@ const services = (bindings: Bindings) =>
     Layer.provideMerge(ModelRegistry.layerNoDeps),
     Layer.provideMerge(GenerationCache.layer(bindings.images)),
     Layer.provideMerge(ImageStore.layer(bindings.images)),
+    Layer.provideMerge(UsageStats.layer(bindings.usage)),
     Layer.provide([AiSdkUpstream.layer, LocalPreview.layer])
   )
 
 const apiRoutes = (bindings: Bindings) =>
   Layer.mergeAll(
     HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
-      Layer.provide([ImagesHttp, ChatHttp, ModelsHttp, SystemHttp]),
+      Layer.provide([ImagesHttp, ChatHttp, ModelsHttp, GatewayHttp, SystemHttp]),
       Layer.provide([AuthorizationLive, RequestValidationLive])
     ),
     HostedImagesHttp
@@ -50,7 +55,11 @@ const LogLevelFromConfig = Layer.effect(
 )
 
 const gateway = (bindings: Bindings) =>
-  Layer.mergeAll(apiRoutes(bindings), EdgeMiddleware, LogLevelFromConfig).pipe(Layer.provide(GatewayConfig.layer))
+  Layer.mergeAll(
+    apiRoutes(bindings),
+    EdgeMiddleware.pipe(Layer.provide(UsageStats.layer(bindings.usage))),
+    LogLevelFromConfig
+  ).pipe(Layer.provide(GatewayConfig.layer))
 
 /**
  * A configuration the gateway cannot run with still gets a Worker that
@@ -81,13 +90,20 @@ export const makeApp = (provider: ConfigProvider.ConfigProvider, bindings: Bindi
 export const makeHandler = (provider: ConfigProvider.ConfigProvider, bindings: Bindings = {}) =>
   HttpRouter.toWebHandler(makeApp(provider, bindings), { disableLogger: true })
 
-/** The cron trigger's work: deleting expired hosted images. Run at the edge of the program, once per event. */
+/** The cron trigger's work: deleting expired hosted images and old statistics. Run at the edge of the program, once per event. */
 export const runScheduled = (provider: ConfigProvider.ConfigProvider, bindings: Bindings) =>
   Effect.runPromise(
     Effect.gen(function* () {
+      const usage = yield* UsageStats
+      if (usage.enabled) {
+        yield* usage.prune.pipe(
+          Effect.catch((error) => Effect.logWarning("usage statistics not pruned", { reason: error.message }))
+        )
+      }
       return yield* (yield* ImageStore).deleteExpired
     }).pipe(
       Effect.provide(ImageStore.layer(bindings.images).pipe(Layer.provide(GatewayConfig.layer))),
+      Effect.provide(UsageStats.layer(bindings.usage)),
       Effect.provide(ConfigProvider.layer(provider)),
       Effect.catch((error) => Effect.logError("scheduled cleanup could not start", error).pipe(Effect.as(0)))
     )

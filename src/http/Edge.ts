@@ -1,9 +1,13 @@
 import { Cause, Effect } from "effect"
 import { HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApi } from "effect/http-api"
+import type { UsageEndpoint, UsageEvent } from "../domain/Usage.ts"
 import { GatewayConfig } from "../services/GatewayConfig.ts"
+import { RequestUsage, type UsageNotes } from "../services/RequestUsage.ts"
+import { UsageStats } from "../services/UsageStats.ts"
 import { Api } from "./Api.ts"
 import { type ErrorBody, errorBody } from "./ApiErrors.ts"
+import { upstreamOutcome } from "./ErrorMapping.ts"
 
 /**
  * The one place every request passes: request ids, CORS, body limits, and the
@@ -65,9 +69,46 @@ const readBounded = async (body: ReadableStream<Uint8Array>, limit: number): Pro
   return joined
 }
 
+/**
+ * Which requests the usage statistics record: the OpenAI API and probes, not
+ * the cockpit's own reads, CORS preflights, hosted image downloads or docs.
+ */
+export const usageEndpoint = (method: string, path: string): UsageEndpoint | undefined => {
+  if (method === "OPTIONS" || !path.startsWith("/v1/")) return undefined
+  if (path.startsWith("/v1/images/generations")) return "images"
+  if (path.startsWith("/v1/chat/completions")) return "chat"
+  if (path.startsWith("/v1/models")) return "models"
+  if (path.startsWith("/v1/gateway/probe")) return "probe"
+  if (path.startsWith("/v1/gateway/")) return undefined
+  return "other"
+}
+
+const decoder = new TextDecoder()
+
+/** The `code` (else `type`) of an OpenAI error body; error bodies are small JSON, so reading one is cheap. */
+const errorCodeOf = (response: HttpServerResponse.HttpServerResponse): string => {
+  const fallback = `http_${response.status}`
+  const body = response.body
+  const text =
+    body._tag === "Uint8Array"
+      ? decoder.decode(body.body)
+      : body._tag === "Raw" && typeof body.body === "string"
+        ? body.body
+        : undefined
+  if (text === undefined) return fallback
+  try {
+    const parsed = JSON.parse(text) as { error?: { code?: unknown; type?: unknown } }
+    const code = parsed.error?.code ?? parsed.error?.type
+    return typeof code === "string" ? code : fallback
+  } catch {
+    return fallback
+  }
+}
+
 export const EdgeMiddleware = HttpRouter.middleware(
   Effect.gen(function* () {
     const config = yield* GatewayConfig
+    const usage = yield* UsageStats
     const anyOrigin = config.corsOrigins.includes("*")
 
     const corsHeaders = (origin: string | undefined): Record<string, string> => {
@@ -150,6 +191,38 @@ export const EdgeMiddleware = HttpRouter.middleware(
       )
     }
 
+    /** Built when the request is complete: at once, or when a streamed body ends. */
+    const usageEvent = (
+      request: HttpServerRequest.HttpServerRequest,
+      endpoint: UsageEndpoint,
+      requestId: string,
+      started: number,
+      response: HttpServerResponse.HttpServerResponse,
+      notes: UsageNotes
+    ): UsageEvent => {
+      // A stream (or a probe) answers 200 before or regardless of its images; when all failed, record the error it reported.
+      const failedInBand = response.status < 400 && notes.images === 0 && notes.failure !== undefined
+      const outcome = failedInBand && notes.failure !== undefined ? upstreamOutcome(notes.failure) : undefined
+      const status = outcome?.status ?? response.status
+      return {
+        ts: started,
+        requestId,
+        method: request.method,
+        path: pathOf(request.url),
+        endpoint,
+        model: notes.model,
+        upstream: notes.upstream,
+        status,
+        latencyMs: Date.now() - started,
+        attempts: notes.attempts,
+        images: notes.images,
+        failedImages: notes.failedImages,
+        error: outcome?.code ?? (status >= 400 ? errorCodeOf(response) : null),
+        stream: notes.stream,
+        prompt: config.logPrompts ? notes.prompt : null
+      }
+    }
+
     return (httpEffect) =>
       Effect.suspend(() => {
         const requestId = `req_${crypto.randomUUID().replaceAll("-", "")}`
@@ -164,6 +237,7 @@ export const EdgeMiddleware = HttpRouter.middleware(
       return Effect.gen(function* () {
         const started = Date.now()
         const original = yield* HttpServerRequest.HttpServerRequest
+        const notes = RequestUsage.make()
         const cors = corsHeaders(original.headers.origin)
         let response: HttpServerResponse.HttpServerResponse
         if (original.method === "OPTIONS") {
@@ -184,6 +258,7 @@ export const EdgeMiddleware = HttpRouter.middleware(
             const request = checked?.request ?? original
             response = yield* httpEffect.pipe(
               Effect.provideService(HttpServerRequest.HttpServerRequest, request),
+              Effect.provideService(RequestUsage, notes),
               Effect.catchCause((cause) =>
                 // A client that went away: let the runtime end the request as it does.
                 Cause.hasInterruptsOnly(cause) ? Effect.failCause(cause as Cause.Cause<never>) : fromFailure(request, cause)
@@ -197,6 +272,10 @@ export const EdgeMiddleware = HttpRouter.middleware(
           status: response.status,
           latencyMs: Date.now() - started
         })
+        const endpoint = usageEndpoint(original.method, pathOf(original.url))
+        if (endpoint !== undefined) {
+          yield* usage.record(notes.settled, () => usageEvent(original, endpoint, requestId, started, response, notes))
+        }
         return HttpServerResponse.setHeaders(response, { ...cors, "x-request-id": requestId })
       })
     }

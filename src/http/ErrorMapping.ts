@@ -57,3 +57,9 @@ export const upstreamError = (error: UpstreamError): RateLimited | UpstreamFaile
       })
   }
 }
+
+/** The status and code an upstream failure is answered with; for recording streams that report it in-band. */
+export const upstreamOutcome = (error: UpstreamError): { readonly status: number; readonly code: string | null } => {
+  const http = upstreamError(error)
+  return { status: http._tag === "RateLimited" ? 429 : http._tag === "UpstreamTimedOut" ? 504 : 502, code: http.code }
+}

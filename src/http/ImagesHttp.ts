@@ -8,6 +8,7 @@ import { GenerationCache } from "../services/GenerationCache.ts"
 import { type GenerationResult, ImageGenerator } from "../services/ImageGenerator.ts"
 import { ImageStore } from "../services/ImageStore.ts"
 import { ModelRegistry } from "../services/ModelRegistry.ts"
+import { noteUsage } from "../services/RequestUsage.ts"
 import { Api } from "./Api.ts"
 import { modelNotFound, upstreamError } from "./ErrorMapping.ts"
 import { eventStreamResponse, imageFrames } from "./EventStream.ts"
@@ -74,6 +75,12 @@ export const ImagesHttp = HttpApiBuilder.group(
               const model = yield* registry.resolve(payload.model)
               const hit = yield* cache.lookup(model, payload)
               if (Option.isSome(hit)) {
+                yield* noteUsage((notes) => {
+                  notes.model = model.id
+                  notes.upstream = model.upstream
+                  notes.images = hit.value.images.length
+                  notes.prompt = payload.prompt
+                })
                 const origin = yield* publicOrigin(config)
                 const created = Math.floor((yield* Clock.currentTimeMillis) / 1000)
                 const result = { created, model, images: hit.value.images, failed: 0 }

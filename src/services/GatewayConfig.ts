@@ -38,6 +38,8 @@ export interface GatewaySettings {
   readonly publicBaseUrl: Option.Option<URL>
   /** Reuse of earlier images for identical requests; 0 turns the cache off. */
   readonly cacheTtlSeconds: number
+  /** Whether usage statistics keep prompts (shown in the cockpit's recent requests). */
+  readonly logPrompts: boolean
 }
 
 const json = <S extends Schema.Top>(name: string, schema: S) =>
@@ -72,7 +74,8 @@ const settings = Config.all({
   chatProgress: Config.Literals(["on", "off"], "CHAT_PROGRESS").pipe(Config.withDefault("on" as const)),
   imageTtlHours: positiveInt("IMAGE_TTL_HOURS", 24),
   publicBaseUrl: Config.URL("PUBLIC_BASE_URL").pipe(Config.option),
-  cacheTtlSeconds: Config.Int("CACHE_TTL_SECONDS").pipe(Config.withDefault(0))
+  cacheTtlSeconds: Config.Int("CACHE_TTL_SECONDS").pipe(Config.withDefault(0)),
+  logPrompts: Config.Boolean("LOG_PROMPTS").pipe(Config.withDefault(false))
 })
 
 const mustBePositive = (values: Record<string, number>) => {
@@ -158,5 +161,6 @@ export const testSettings = (overrides: Partial<GatewaySettings> = {}): GatewayS
   imageTtlHours: 24,
   publicBaseUrl: Option.none(),
   cacheTtlSeconds: 0,
+  logPrompts: false,
   ...overrides
 })

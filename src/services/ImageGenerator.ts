@@ -1,4 +1,4 @@
-import { Array as Arr, Clock, Context, Effect, Layer, Result, Stream } from "effect"
+import { Array as Arr, Clock, Context, Effect, Layer, Option, Result, Stream } from "effect"
 import type { ModelNotFound, UpstreamError } from "../domain/Errors.ts"
 import type { GeneratedImage } from "../domain/ImageFormat.ts"
 import type { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
@@ -8,6 +8,26 @@ import { AiSdkRequest, AiSdkUpstream } from "./AiSdkUpstream.ts"
 import { GatewayConfig } from "./GatewayConfig.ts"
 import { LocalPreview } from "./LocalPreview.ts"
 import { ModelRegistry } from "./ModelRegistry.ts"
+import { noteStream, noteUsage, RequestUsage, type UsageNotes } from "./RequestUsage.ts"
+
+/** What the usage statistics record of a request's images. */
+const noteModel = (request: ImageGenerationRequest, model: ModelEntry | undefined) =>
+  noteUsage((notes) => {
+    notes.model = model?.id ?? request.model ?? null
+    notes.upstream = model?.upstream ?? null
+    notes.prompt = request.prompt
+  })
+
+const noteResult = (notes: UsageNotes, result: Result.Result<GeneratedImage, UpstreamError>) => {
+  if (Result.isSuccess(result)) {
+    notes.images += 1
+    notes.attempts += result.success.attempts
+  } else {
+    notes.failedImages += 1
+    notes.attempts += result.failure.attempts
+    notes.failure ??= result.failure
+  }
+}
 
 export interface GenerationResult {
   /** Unix seconds. */
@@ -67,14 +87,23 @@ export class ImageGenerator extends Context.Service<
         }
       }
 
+      const resolve = (request: ImageGenerationRequest) =>
+        registry.resolve(request.model).pipe(
+          Effect.tap((model) => noteModel(request, model)),
+          Effect.tapError(() => noteModel(request, undefined))
+        )
+
       const generate = Effect.fn("ImageGenerator.generate")(function* (request: ImageGenerationRequest) {
-        const model = yield* registry.resolve(request.model)
+        const model = yield* resolve(request)
         const n = request.n ?? 1
         yield* Effect.annotateCurrentSpan({ model: model.id, n })
         yield* Effect.logDebug("generating", { prompt: request.prompt })
         const started = yield* Clock.currentTimeMillis
         const results = yield* Effect.forEach(Arr.range(1, n), () => Effect.result(generateOne(model, request)), {
           concurrency: config.maxConcurrentUpstream
+        })
+        yield* noteUsage((notes) => {
+          for (const result of results) noteResult(notes, result)
         })
         const images = results.filter(Result.isSuccess).map((result) => result.success)
         const failures = results.filter(Result.isFailure).map((result) => result.failure)
@@ -93,13 +122,18 @@ export class ImageGenerator extends Context.Service<
       })
 
       const stream = Effect.fn("ImageGenerator.stream")(function* (request: ImageGenerationRequest) {
-        const model = yield* registry.resolve(request.model)
+        const model = yield* resolve(request)
         const created = Math.floor((yield* Clock.currentTimeMillis) / 1000)
+        const notes = yield* Effect.serviceOption(RequestUsage)
+        const settle = Option.match(notes, { onNone: () => () => {}, onSome: noteStream })
         const results = Stream.fromIterable(Arr.range(1, request.n ?? 1)).pipe(
           Stream.mapEffect(() => Effect.result(generateOne(model, request)), {
             concurrency: config.maxConcurrentUpstream,
             unordered: true
-          })
+          }),
+          Stream.tap((result) => Effect.sync(() => Option.map(notes, (current) => noteResult(current, result)))),
+          // Ends the request's usage record when the body ends, finished or cut off by the client.
+          Stream.ensuring(Effect.sync(settle))
         )
         return { model, created, results } satisfies ImageStream
       })

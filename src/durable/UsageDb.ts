@@ -1,0 +1,450 @@
+import {
+  isGeneration,
+  type ModelUsage,
+  type UpstreamHealth,
+  type UsageEvent,
+  type UsagePoint,
+  type UsageSummary,
+  type UsageWindow
+} from "../domain/Usage.ts"
+
+/**
+ * The statistics store's SQL, over the smallest interface both SQLite hosts
+ * offer: the Durable Object's `ctx.storage.sql` in the Worker, `node:sqlite`
+ * in the unit tests. Synchronous, as both are; one writer (the object), so
+ * an event and its rollup are written together.
+ *
+ * Retention: raw events for 7 days (and at most MAX_EVENTS rows), hourly
+ * rollups for 90 days. The 30-day window reads rollups only.
+ */
+export interface Sql {
+  all<T>(query: string, ...params: ReadonlyArray<SqlValue>): Array<T>
+}
+export type SqlValue = string | number | null
+
+export const MINUTE = 60_000
+export const HOUR = 60 * MINUTE
+export const DAY = 24 * HOUR
+export const EVENT_RETENTION_MS = 7 * DAY
+export const ROLLUP_RETENTION_MS = 90 * DAY
+export const MAX_EVENTS = 100_000
+/** Pruning runs on a write at most this often (and from the cron trigger). */
+export const PRUNE_EVERY_MS = 10 * MINUTE
+
+/** Upper bounds (ms) of the latency histogram kept in rollups; the last bucket is open. */
+export const LATENCY_BOUNDS = [250, 500, 1000, 2000, 3000, 5000, 8000, 12_000, 20_000, 30_000, 60_000, 120_000] as const
+const BUCKETS = LATENCY_BOUNDS.length + 1
+const bucketColumns = Array.from({ length: BUCKETS }, (_, i) => `h${i}`)
+
+export const bucketOf = (latencyMs: number) => {
+  const index = LATENCY_BOUNDS.findIndex((bound) => latencyMs <= bound)
+  return index === -1 ? LATENCY_BOUNDS.length : index
+}
+
+/** Nearest-rank percentile from histogram counts: the upper bound of the bucket holding that rank. */
+export const percentileFromHistogram = (counts: ReadonlyArray<number>, p: number, maxMs: number): number | null => {
+  const total = counts.reduce((sum, count) => sum + count, 0)
+  if (total === 0) return null
+  const rank = Math.max(1, Math.ceil(p * total))
+  let seen = 0
+  for (let i = 0; i < counts.length; i++) {
+    seen += counts[i] ?? 0
+    if (seen >= rank) return Math.min(LATENCY_BOUNDS[i] ?? maxMs, maxMs)
+  }
+  return maxMs
+}
+
+export const WINDOWS: Record<UsageWindow, { readonly spanMs: number; readonly bucketMs: number }> = {
+  "1h": { spanMs: HOUR, bucketMs: MINUTE },
+  "24h": { spanMs: DAY, bucketMs: HOUR },
+  "7d": { spanMs: 7 * DAY, bucketMs: 6 * HOUR },
+  "30d": { spanMs: 30 * DAY, bucketMs: DAY }
+}
+
+const SCHEMA = [
+  `CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts INTEGER NOT NULL, request_id TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, endpoint TEXT NOT NULL,
+    model TEXT, upstream TEXT, status INTEGER NOT NULL, latency_ms INTEGER NOT NULL, attempts INTEGER NOT NULL,
+    images INTEGER NOT NULL, failed_images INTEGER NOT NULL, error TEXT, stream INTEGER NOT NULL, prompt TEXT,
+    generation INTEGER NOT NULL, ok INTEGER NOT NULL)`,
+  "CREATE INDEX IF NOT EXISTS events_ts ON events (ts)",
+  `CREATE TABLE IF NOT EXISTS rollups (
+    hour INTEGER NOT NULL, model TEXT NOT NULL, endpoint TEXT NOT NULL,
+    requests INTEGER NOT NULL, generations INTEGER NOT NULL, succeeded INTEGER NOT NULL, images INTEGER NOT NULL,
+    failed_images INTEGER NOT NULL, attempts INTEGER NOT NULL, latency_max INTEGER NOT NULL,
+    ${bucketColumns.map((column) => `${column} INTEGER NOT NULL`).join(", ")},
+    PRIMARY KEY (hour, model, endpoint))`,
+  `CREATE TABLE IF NOT EXISTS rollup_errors (
+    hour INTEGER NOT NULL, error TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (hour, error))`
+]
+
+/** A generation succeeded when it answered 2xx with at least one image. */
+export const succeeded = (event: UsageEvent) => isGeneration(event.endpoint) && event.status < 400 && event.images > 0
+
+const rate = (ok: number, total: number) => (total === 0 ? null : ok / total)
+
+interface EventRow {
+  readonly ts: number
+  readonly request_id: string
+  readonly method: string
+  readonly path: string
+  readonly endpoint: UsageEvent["endpoint"]
+  readonly model: string | null
+  readonly upstream: string | null
+  readonly status: number
+  readonly latency_ms: number
+  readonly attempts: number
+  readonly images: number
+  readonly failed_images: number
+  readonly error: string | null
+  readonly stream: number
+  readonly prompt: string | null
+}
+
+const toEvent = (row: EventRow): UsageEvent => ({
+  ts: row.ts,
+  requestId: row.request_id,
+  method: row.method,
+  path: row.path,
+  endpoint: row.endpoint,
+  model: row.model,
+  upstream: row.upstream,
+  status: row.status,
+  latencyMs: row.latency_ms,
+  attempts: row.attempts,
+  images: row.images,
+  failedImages: row.failed_images,
+  error: row.error,
+  stream: row.stream === 1,
+  prompt: row.prompt
+})
+
+interface Totals {
+  readonly requests: number
+  readonly generations: number | null
+  readonly succeeded: number | null
+  readonly images: number | null
+  readonly failed_images: number | null
+  readonly attempts: number | null
+}
+
+/** Nearest-rank p50/p95 of successful generations' latency, per group, with SQL window functions. */
+const percentilesSql = (groupBy: string, where: string) => `
+  WITH ranked AS (
+    SELECT ${groupBy} AS grp, latency_ms,
+      ROW_NUMBER() OVER (PARTITION BY ${groupBy} ORDER BY latency_ms) AS rn,
+      COUNT(*) OVER (PARTITION BY ${groupBy}) AS total
+    FROM events WHERE ${where} AND ok = 1)
+  SELECT grp, MIN(CASE WHEN rn >= 0.5 * total THEN latency_ms END) AS p50,
+    MIN(CASE WHEN rn >= 0.95 * total THEN latency_ms END) AS p95
+  FROM ranked GROUP BY grp`
+
+interface PercentileRow {
+  readonly grp: string | number | null
+  readonly p50: number | null
+  readonly p95: number | null
+}
+
+export class UsageDb {
+  private lastPrune = 0
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly maxEvents: number = MAX_EVENTS
+  ) {
+    for (const statement of SCHEMA) sql.all(statement)
+  }
+
+  record(event: UsageEvent, now: number = Date.now()): void {
+    const generation = isGeneration(event.endpoint) ? 1 : 0
+    const ok = succeeded(event) ? 1 : 0
+    this.sql.all(
+      `INSERT INTO events (ts, request_id, method, path, endpoint, model, upstream, status, latency_ms, attempts,
+        images, failed_images, error, stream, prompt, generation, ok) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      event.ts,
+      event.requestId,
+      event.method,
+      event.path,
+      event.endpoint,
+      event.model,
+      event.upstream,
+      event.status,
+      event.latencyMs,
+      event.attempts,
+      event.images,
+      event.failedImages,
+      event.error,
+      event.stream ? 1 : 0,
+      event.prompt,
+      generation,
+      ok
+    )
+    const hour = Math.floor(event.ts / HOUR) * HOUR
+    const histogram = bucketColumns.map((_, i) => (ok === 1 && bucketOf(event.latencyMs) === i ? 1 : 0))
+    this.sql.all(
+      `INSERT INTO rollups (hour, model, endpoint, requests, generations, succeeded, images, failed_images, attempts, latency_max,
+        ${bucketColumns.join(", ")}) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ${bucketColumns.map(() => "?").join(", ")})
+      ON CONFLICT (hour, model, endpoint) DO UPDATE SET
+        requests = requests + 1, generations = generations + excluded.generations, succeeded = succeeded + excluded.succeeded,
+        images = images + excluded.images, failed_images = failed_images + excluded.failed_images,
+        attempts = attempts + excluded.attempts, latency_max = MAX(latency_max, excluded.latency_max),
+        ${bucketColumns.map((column) => `${column} = ${column} + excluded.${column}`).join(", ")}`,
+      hour,
+      event.model ?? "",
+      event.endpoint,
+      generation,
+      ok,
+      event.images,
+      event.failedImages,
+      event.attempts,
+      ok === 1 ? event.latencyMs : 0,
+      ...histogram
+    )
+    if (event.error !== null) {
+      this.sql.all(
+        `INSERT INTO rollup_errors (hour, error, count) VALUES (?, ?, 1)
+        ON CONFLICT (hour, error) DO UPDATE SET count = count + 1`,
+        hour,
+        event.error
+      )
+    }
+    if (now - this.lastPrune >= PRUNE_EVERY_MS) this.prune(now)
+  }
+
+  /** Drops events older than 7 days or beyond MAX_EVENTS, and rollups older than 90 days. */
+  prune(now: number = Date.now()): { events: number; rollups: number } {
+    this.lastPrune = now
+    const before = this.count("events")
+    this.sql.all("DELETE FROM events WHERE ts < ?", now - EVENT_RETENTION_MS)
+    this.sql.all("DELETE FROM events WHERE id <= (SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?)", this.maxEvents)
+    const rollupsBefore = this.count("rollups")
+    const oldestHour = Math.floor((now - ROLLUP_RETENTION_MS) / HOUR) * HOUR
+    this.sql.all("DELETE FROM rollups WHERE hour < ?", oldestHour)
+    this.sql.all("DELETE FROM rollup_errors WHERE hour < ?", oldestHour)
+    return { events: before - this.count("events"), rollups: rollupsBefore - this.count("rollups") }
+  }
+
+  count(table: "events" | "rollups" | "rollup_errors"): number {
+    return this.sql.all<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}`)[0]?.n ?? 0
+  }
+
+  recent(limit: number): Array<UsageEvent> {
+    return this.sql
+      .all<EventRow>("SELECT * FROM events ORDER BY ts DESC, id DESC LIMIT ?", Math.max(1, Math.min(limit, 500)))
+      .map(toEvent)
+  }
+
+  summary(window: UsageWindow, now: number = Date.now()): UsageSummary {
+    const { spanMs, bucketMs } = WINDOWS[window]
+    const from = now - spanMs
+    return window === "30d" ? this.fromRollups(window, from, now, bucketMs) : this.fromEvents(window, from, now, bucketMs)
+  }
+
+  /** Per upstream: generations in the last hour and the latest one at any age. */
+  upstreams(now: number = Date.now()): Array<UpstreamHealth> {
+    const from = now - HOUR
+    const counts = this.sql.all<{ upstream: string; requests: number; succeeded: number }>(
+      `SELECT upstream, COUNT(*) AS requests, SUM(ok) AS succeeded FROM events
+      WHERE ts >= ? AND generation = 1 AND upstream IS NOT NULL GROUP BY upstream`,
+      from
+    )
+    const latency = this.percentiles("upstream", "ts >= ? AND upstream IS NOT NULL", from)
+    const names = this.sql.all<{ upstream: string }>(
+      "SELECT DISTINCT upstream FROM events WHERE upstream IS NOT NULL ORDER BY upstream"
+    )
+    return names.map(({ upstream }) => {
+      const count = counts.find((row) => row.upstream === upstream)
+      const last = this.sql.all<EventRow>(
+        "SELECT * FROM events WHERE upstream = ? AND generation = 1 ORDER BY ts DESC, id DESC LIMIT 1",
+        upstream
+      )[0]
+      return {
+        upstream,
+        lastHour: {
+          requests: count?.requests ?? 0,
+          succeeded: count?.succeeded ?? 0,
+          successRate: rate(count?.succeeded ?? 0, count?.requests ?? 0),
+          latencyMs: latency.get(upstream) ?? { p50: null, p95: null }
+        },
+        last:
+          last === undefined
+            ? null
+            : { ts: last.ts, status: last.status, latencyMs: last.latency_ms, model: last.model, error: last.error }
+      }
+    })
+  }
+
+  private percentiles(groupBy: string, where: string, ...params: ReadonlyArray<SqlValue>) {
+    const rows = this.sql.all<PercentileRow>(percentilesSql(groupBy, where), ...params)
+    return new Map(rows.map((row) => [row.grp, { p50: row.p50, p95: row.p95 }]))
+  }
+
+  private fromEvents(window: UsageWindow, from: number, to: number, bucketMs: number): UsageSummary {
+    const totals = this.sql.all<Totals>(
+      `SELECT COUNT(*) AS requests, SUM(generation) AS generations, SUM(ok) AS succeeded, SUM(images) AS images,
+        SUM(failed_images) AS failed_images, SUM(attempts) AS attempts FROM events WHERE ts >= ?`,
+      from
+    )[0]
+    const overall = this.percentiles("'all'", "ts >= ?", from).get("all") ?? { p50: null, p95: null }
+    const errors = this.sql.all<{ error: string; count: number }>(
+      "SELECT error, COUNT(*) AS count FROM events WHERE ts >= ? AND error IS NOT NULL GROUP BY error ORDER BY count DESC, error",
+      from
+    )
+    const modelRows = this.sql.all<{ model: string; requests: number; succeeded: number; images: number }>(
+      `SELECT model, COUNT(*) AS requests, SUM(ok) AS succeeded, SUM(images) AS images FROM events
+      WHERE ts >= ? AND generation = 1 AND model IS NOT NULL GROUP BY model ORDER BY requests DESC, model`,
+      from
+    )
+    const modelLatency = this.percentiles("model", "ts >= ? AND model IS NOT NULL", from)
+    const models: Array<ModelUsage> = modelRows.map((row) => ({
+      model: row.model,
+      requests: row.requests,
+      succeeded: row.succeeded,
+      successRate: rate(row.succeeded, row.requests),
+      images: row.images,
+      latencyMs: modelLatency.get(row.model) ?? { p50: null, p95: null }
+    }))
+    const series = window === "1h" ? this.eventSeries(from, to, bucketMs) : this.rollupSeries(from, to, bucketMs)
+    return this.assemble(window, from, to, "events", totals, overall, errors, models, bucketMs, series)
+  }
+
+  private fromRollups(window: UsageWindow, from: number, to: number, bucketMs: number): UsageSummary {
+    const firstHour = Math.floor(from / HOUR) * HOUR
+    const totals = this.sql.all<Totals>(
+      `SELECT COALESCE(SUM(requests), 0) AS requests, SUM(generations) AS generations, SUM(succeeded) AS succeeded,
+        SUM(images) AS images, SUM(failed_images) AS failed_images, SUM(attempts) AS attempts FROM rollups WHERE hour >= ?`,
+      firstHour
+    )[0]
+    const histogramRows = this.sql.all<Record<string, number | string>>(
+      `SELECT model, SUM(requests) AS requests, SUM(generations) AS generations, SUM(succeeded) AS succeeded,
+        SUM(images) AS images, MAX(latency_max) AS latency_max,
+        ${bucketColumns.map((column) => `SUM(${column}) AS ${column}`).join(", ")}
+      FROM rollups WHERE hour >= ? GROUP BY model ORDER BY generations DESC, model`,
+      firstHour
+    )
+    const histogramOf = (row: Record<string, number | string>) => bucketColumns.map((column) => Number(row[column] ?? 0))
+    const latencyOf = (counts: ReadonlyArray<number>, maxMs: number) => ({
+      p50: percentileFromHistogram(counts, 0.5, maxMs),
+      p95: percentileFromHistogram(counts, 0.95, maxMs)
+    })
+    const overallCounts = bucketColumns.map((_, i) => histogramRows.reduce((sum, row) => sum + (histogramOf(row)[i] ?? 0), 0))
+    const overallMax = histogramRows.reduce((max, row) => Math.max(max, Number(row.latency_max)), 0)
+    const models: Array<ModelUsage> = histogramRows
+      .filter((row) => row.model !== "" && Number(row.generations) > 0)
+      .map((row) => ({
+        model: String(row.model),
+        requests: Number(row.generations),
+        succeeded: Number(row.succeeded),
+        successRate: rate(Number(row.succeeded), Number(row.generations)),
+        images: Number(row.images),
+        latencyMs: latencyOf(histogramOf(row), Number(row.latency_max))
+      }))
+    const errors = this.sql.all<{ error: string; count: number }>(
+      "SELECT error, SUM(count) AS count FROM rollup_errors WHERE hour >= ? GROUP BY error ORDER BY count DESC, error",
+      firstHour
+    )
+    const series = this.rollupSeries(from, to, bucketMs)
+    return this.assemble(
+      window,
+      firstHour,
+      to,
+      "rollups",
+      totals,
+      latencyOf(overallCounts, overallMax),
+      errors,
+      models,
+      bucketMs,
+      series
+    )
+  }
+
+  private assemble(
+    window: UsageWindow,
+    from: number,
+    to: number,
+    source: UsageSummary["source"],
+    totals: Totals | undefined,
+    latencyMs: { p50: number | null; p95: number | null },
+    errors: ReadonlyArray<{ error: string; count: number }>,
+    models: ReadonlyArray<ModelUsage>,
+    bucketMs: number,
+    series: ReadonlyArray<UsagePoint>
+  ): UsageSummary {
+    const generations = totals?.generations ?? 0
+    const ok = totals?.succeeded ?? 0
+    return {
+      window,
+      from,
+      to,
+      source,
+      requests: totals?.requests ?? 0,
+      generations,
+      succeeded: ok,
+      successRate: rate(ok, generations),
+      images: totals?.images ?? 0,
+      failedImages: totals?.failed_images ?? 0,
+      attempts: totals?.attempts ?? 0,
+      latencyMs,
+      errors: errors.map((row) => ({ error: row.error, count: Number(row.count) })),
+      models,
+      bucketMs,
+      series
+    }
+  }
+
+  /** Empty buckets are points with zeros, so a chart's x axis is time, not "buckets that had traffic". */
+  private emptySeries(from: number, to: number, bucketMs: number): Array<UsagePoint> {
+    const first = Math.floor(from / bucketMs) * bucketMs
+    const points: Array<UsagePoint> = []
+    for (let t = first; t <= to; t += bucketMs) points.push({ t, requests: 0, succeeded: 0, failed: 0, images: 0, p95Ms: null })
+    return points
+  }
+
+  private eventSeries(from: number, to: number, bucketMs: number): Array<UsagePoint> {
+    const bucket = `(ts / ${bucketMs}) * ${bucketMs}`
+    const rows = this.sql.all<{ t: number; requests: number; succeeded: number; failed: number; images: number }>(
+      `SELECT ${bucket} AS t, COUNT(*) AS requests, SUM(ok) AS succeeded, SUM(generation) - SUM(ok) AS failed,
+        SUM(images) AS images FROM events WHERE ts >= ? GROUP BY t`,
+      from
+    )
+    const p95 = this.percentiles(bucket, "ts >= ?", from)
+    const points = this.emptySeries(from, to, bucketMs)
+    for (const row of rows) {
+      const point = points.find((candidate) => candidate.t === row.t)
+      if (point === undefined) continue
+      Object.assign(point, {
+        requests: row.requests,
+        succeeded: row.succeeded,
+        failed: row.failed,
+        images: row.images,
+        p95Ms: p95.get(row.t)?.p95 ?? null
+      })
+    }
+    return points
+  }
+
+  private rollupSeries(from: number, to: number, bucketMs: number): Array<UsagePoint> {
+    const rows = this.sql.all<Record<string, number>>(
+      `SELECT (hour / ${bucketMs}) * ${bucketMs} AS t, SUM(requests) AS requests, SUM(succeeded) AS succeeded,
+        SUM(generations) - SUM(succeeded) AS failed, SUM(images) AS images, MAX(latency_max) AS latency_max,
+        ${bucketColumns.map((column) => `SUM(${column}) AS ${column}`).join(", ")}
+      FROM rollups WHERE hour >= ? GROUP BY t`,
+      Math.floor(from / HOUR) * HOUR
+    )
+    const points = this.emptySeries(from, to, bucketMs)
+    for (const row of rows) {
+      const point = points.find((candidate) => candidate.t === row.t)
+      if (point === undefined) continue
+      const counts = bucketColumns.map((column) => Number(row[column] ?? 0))
+      Object.assign(point, {
+        requests: Number(row.requests),
+        succeeded: Number(row.succeeded),
+        failed: Number(row.failed),
+        images: Number(row.images),
+        p95Ms: percentileFromHistogram(counts, 0.95, Number(row.latency_max))
+      })
+    }
+    return points
+  }
+}

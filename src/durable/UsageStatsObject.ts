@@ -1,0 +1,40 @@
+import { DurableObject } from "cloudflare:workers"
+import type { UpstreamHealth, UsageEvent, UsageSummary, UsageWindow } from "../domain/Usage.ts"
+import { UsageDb } from "./UsageDb.ts"
+
+/**
+ * The statistics store: one SQLite-backed Durable Object for the whole
+ * gateway, called over RPC. A single object is one writer with no races
+ * between an event and its rollup, and SQLite Durable Objects are on
+ * Cloudflare's free plan with no resource to create before deploying
+ * (the migration in wrangler.toml is enough); `wrangler dev` runs it locally.
+ */
+export class UsageStatsObject extends DurableObject<unknown> {
+  private readonly db: UsageDb
+
+  constructor(ctx: DurableObjectState, env: unknown) {
+    super(ctx, env)
+    const sql = ctx.storage.sql
+    this.db = new UsageDb({ all: (query, ...params) => sql.exec(query, ...params).toArray() as Array<never> })
+  }
+
+  record(event: UsageEvent): void {
+    this.db.record(event)
+  }
+
+  summary(window: UsageWindow): UsageSummary {
+    return this.db.summary(window)
+  }
+
+  recent(limit: number): Array<UsageEvent> {
+    return this.db.recent(limit)
+  }
+
+  upstreams(): Array<UpstreamHealth> {
+    return this.db.upstreams()
+  }
+
+  prune(): { events: number; rollups: number } {
+    return this.db.prune()
+  }
+}

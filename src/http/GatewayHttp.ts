@@ -1,0 +1,137 @@
+import { Clock, Effect, Result } from "effect"
+import { HttpApiBuilder } from "effect/http-api"
+import type { UpstreamHealth } from "../domain/Usage.ts"
+import { GatewayConfig } from "../services/GatewayConfig.ts"
+import { GenerationCache } from "../services/GenerationCache.ts"
+import { ImageGenerator } from "../services/ImageGenerator.ts"
+import { ImageStore } from "../services/ImageStore.ts"
+import { ModelRegistry } from "../services/ModelRegistry.ts"
+import { UsageStats } from "../services/UsageStats.ts"
+import { Api, VERSION } from "./Api.ts"
+import { StatsUnavailable } from "./ApiErrors.ts"
+import { modelNotFound, upstreamError, upstreamOutcome } from "./ErrorMapping.ts"
+
+const PROBE_PROMPT = "A small lighthouse on a rocky shore at dusk, soft light"
+
+const statsUnavailable = (error: { readonly message: string }) =>
+  new StatsUnavailable({ message: error.message, param: null, code: "usage_stats_unavailable" })
+
+/** The cockpit's data: status, statistics, recent requests and the probe. Logic lives in the services. */
+export const GatewayHttp = HttpApiBuilder.group(
+  Api,
+  "gateway",
+  Effect.fn(function* (handlers) {
+    const config = yield* GatewayConfig
+    const registry = yield* ModelRegistry
+    const generator = yield* ImageGenerator
+    const usage = yield* UsageStats
+    const store = yield* ImageStore
+    const cache = yield* GenerationCache
+    const { catalogue } = registry
+
+    const aliasesOf = (id: string) =>
+      Object.entries(catalogue.aliases)
+        .filter(([, target]) => target === id)
+        .map(([alias]) => alias)
+    const models = catalogue.models.map((model) => ({
+      id: model.id as string,
+      provider: model.provider,
+      upstream: model.upstream,
+      upstreamModelId: model.upstreamModelId,
+      aliases: aliasesOf(model.id),
+      aspectRatios: model.aspectRatios,
+      description: model.description ?? null
+    }))
+    const upstreamIds = [...new Set(catalogue.models.map((model) => model.upstream))]
+    const originOf = (id: string) => (id === "ai-sdk" ? config.upstreamUrl.origin : null)
+    const settings = {
+      defaultModel: catalogue.defaultModel.id as string,
+      retry: {
+        maxAttempts: config.upstreamMaxAttempts,
+        backoffMs: config.upstreamBackoffMs,
+        backoffMaxMs: config.upstreamBackoffMaxMs
+      },
+      upstreamTimeoutMs: config.upstreamTimeoutMs,
+      maxConcurrentUpstream: config.maxConcurrentUpstream,
+      hostedImages: { enabled: store.enabled, ttlHours: config.imageTtlHours },
+      cache: { enabled: cache.enabled, ttlSeconds: config.cacheTtlSeconds },
+      usageStats: usage.enabled,
+      corsOrigins: config.corsOrigins,
+      keepAliveMs: config.keepAliveMs,
+      chatProgress: config.chatProgress,
+      logPrompts: config.logPrompts,
+      localModel: config.enableLocalModel,
+      maxBodyBytes: config.maxBodyBytes
+    }
+
+    return handlers
+      .handle("status", () =>
+        Effect.gen(function* () {
+          const health = yield* Effect.result(usage.upstreams)
+          const known: ReadonlyArray<UpstreamHealth> = Result.isSuccess(health) ? health.success : []
+          return {
+            version: VERSION,
+            environment: config.environment,
+            now: yield* Clock.currentTimeMillis,
+            upstreams: upstreamIds.map((id) => ({
+              id,
+              origin: originOf(id),
+              models: catalogue.models.filter((model) => model.upstream === id).length,
+              health: known.find((row) => row.upstream === id) ?? null
+            })),
+            config: settings,
+            models,
+            statsError: Result.isFailure(health) ? health.failure.message : null
+          }
+        })
+      )
+      .handle("stats", ({ query }) => usage.summary(query.window ?? "24h").pipe(Effect.mapError(statsUnavailable)))
+      .handle("requests", ({ query }) =>
+        usage.recent(query.limit ?? 50).pipe(
+          Effect.map((data) => ({ data })),
+          Effect.mapError(statsUnavailable)
+        )
+      )
+      .handle("probe", ({ payload }) =>
+        Effect.gen(function* () {
+          const model = yield* registry.resolve(payload.model)
+          const started = yield* Clock.currentTimeMillis
+          const outcome = yield* Effect.result(
+            generator.generate({ prompt: payload.prompt ?? PROBE_PROMPT, model: model.id, n: 1 })
+          )
+          const latencyMs = (yield* Clock.currentTimeMillis) - started
+          if (Result.isSuccess(outcome)) {
+            const image = outcome.success.images[0]
+            return {
+              model: model.id as string,
+              upstream: model.upstream,
+              ok: true,
+              latencyMs,
+              attempts: image?.attempts ?? 1,
+              outputFormat: image?.format ?? null,
+              bytes: image === undefined ? null : Math.floor((image.base64.byteLength * 3) / 4),
+              error: null
+            }
+          }
+          const failure = outcome.failure
+          if (failure._tag === "ModelNotFound") return yield* Effect.fail(modelNotFound(failure))
+          const http = upstreamError(failure)
+          return {
+            model: model.id as string,
+            upstream: model.upstream,
+            ok: false,
+            latencyMs,
+            attempts: failure.attempts,
+            outputFormat: null,
+            bytes: null,
+            error: {
+              status: upstreamOutcome(failure).status,
+              message: http.message,
+              type: http._tag === "RateLimited" ? "rate_limit_error" : "upstream_error",
+              code: http.code
+            }
+          }
+        }).pipe(Effect.catchTag("ModelNotFound", (error) => Effect.fail(modelNotFound(error))))
+      )
+  })
+)

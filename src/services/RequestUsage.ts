@@ -1,0 +1,49 @@
+import { Context, Effect, Option } from "effect"
+import type { UpstreamError } from "../domain/Errors.ts"
+
+/**
+ * What one request did, noted by the services that did it and read by the
+ * edge when it records the request's usage event. Provided per request by
+ * the edge; code run outside a request (tests of a service) has none, and
+ * `noteUsage` then does nothing.
+ */
+export interface UsageNotes {
+  model: string | null
+  upstream: string | null
+  attempts: number
+  images: number
+  failedImages: number
+  prompt: string | null
+  stream: boolean
+  /** The first failure, so a stream whose images all failed is recorded as the error it reported. */
+  failure: UpstreamError | undefined
+  /** For a streamed answer: resolves when its body has ended, the moment the request is complete. */
+  settled: Promise<void> | undefined
+}
+
+export class RequestUsage extends Context.Service<RequestUsage, UsageNotes>()("ai-image-gateway/services/RequestUsage") {
+  static readonly make = (): UsageNotes => ({
+    model: null,
+    upstream: null,
+    attempts: 0,
+    images: 0,
+    failedImages: 0,
+    prompt: null,
+    stream: false,
+    failure: undefined,
+    settled: undefined
+  })
+}
+
+export const noteUsage = (update: (notes: UsageNotes) => void): Effect.Effect<void> =>
+  Effect.map(Effect.serviceOption(RequestUsage), Option.map(update))
+
+/** Notes a streamed answer, and returns the callback that marks its end. */
+export const noteStream = (notes: UsageNotes): (() => void) => {
+  let settle: () => void = () => {}
+  notes.stream = true
+  notes.settled = new Promise<void>((resolve) => {
+    settle = resolve
+  })
+  return settle
+}

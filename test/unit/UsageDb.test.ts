@@ -1,0 +1,231 @@
+import { DatabaseSync } from "node:sqlite"
+import { describe, expect, it } from "vitest"
+import type { UsageEvent } from "../../src/domain/Usage.ts"
+import {
+  bucketOf,
+  DAY,
+  EVENT_RETENTION_MS,
+  HOUR,
+  MAX_EVENTS,
+  MINUTE,
+  percentileFromHistogram,
+  ROLLUP_RETENTION_MS,
+  UsageDb
+} from "../../src/durable/UsageDb.ts"
+
+/** The store's SQL on Node's own SQLite, the same engine the Durable Object runs. */
+const open = (maxEvents?: number) => {
+  const database = new DatabaseSync(":memory:")
+  return new UsageDb(
+    {
+      all: (query, ...params) => database.prepare(query).all(...params) as Array<never>
+    },
+    maxEvents
+  )
+}
+
+const NOW = Date.UTC(2026, 10, 27, 12, 30)
+
+let counter = 0
+const event = (overrides: Partial<UsageEvent> = {}): UsageEvent => ({
+  ts: NOW - MINUTE,
+  requestId: `req_${++counter}`,
+  method: "POST",
+  path: "/v1/images/generations",
+  endpoint: "images",
+  model: "openai/dall-e-3",
+  upstream: "ai-sdk",
+  status: 200,
+  latencyMs: 1000,
+  attempts: 1,
+  images: 1,
+  failedImages: 0,
+  error: null,
+  stream: false,
+  prompt: null,
+  ...overrides
+})
+
+describe("latency histogram", () => {
+  it("puts a latency in the first bucket whose bound holds it", () => {
+    expect(bucketOf(0)).toBe(0)
+    expect(bucketOf(250)).toBe(0)
+    expect(bucketOf(251)).toBe(1)
+    expect(bucketOf(999_999)).toBe(12)
+  })
+
+  it("reads nearest-rank percentiles as bucket bounds, never above the largest latency seen", () => {
+    const counts = Array.from({ length: 13 }, () => 0)
+    counts[2] = 9 // 9 requests in (500, 1000]
+    counts[5] = 1 // 1 request in (3000, 5000]
+    expect(percentileFromHistogram(counts, 0.5, 4200)).toBe(1000)
+    expect(percentileFromHistogram(counts, 0.95, 4200)).toBe(4200)
+    expect(
+      percentileFromHistogram(
+        counts.map(() => 0),
+        0.5,
+        0
+      )
+    ).toBeNull()
+  })
+})
+
+describe("UsageDb summaries", () => {
+  it("counts requests, generations, images and errors, and takes exact percentiles from events", () => {
+    const db = open()
+    for (const latencyMs of [100, 200, 300, 400, 500, 600, 700, 800, 900, 5000]) db.record(event({ latencyMs }), NOW)
+    db.record(event({ status: 502, images: 0, failedImages: 2, attempts: 6, error: "upstream_error", latencyMs: 90 }), NOW)
+    db.record(event({ status: 401, images: 0, attempts: 0, error: "invalid_api_key", model: null, upstream: null }), NOW)
+    db.record(
+      event({ endpoint: "models", method: "GET", path: "/v1/models", images: 0, attempts: 0, model: null, upstream: null }),
+      NOW
+    )
+
+    const summary = db.summary("1h", NOW)
+    expect(summary).toMatchObject({
+      source: "events",
+      requests: 13,
+      generations: 12,
+      succeeded: 10,
+      images: 10,
+      failedImages: 2,
+      attempts: 16,
+      latencyMs: { p50: 500, p95: 5000 }
+    })
+    expect(summary.successRate).toBeCloseTo(10 / 12)
+    expect(summary.errors).toEqual([
+      { error: "invalid_api_key", count: 1 },
+      { error: "upstream_error", count: 1 }
+    ])
+    expect(summary.models).toEqual([
+      {
+        model: "openai/dall-e-3",
+        requests: 11,
+        succeeded: 10,
+        successRate: 10 / 11,
+        images: 10,
+        latencyMs: { p50: 500, p95: 5000 }
+      }
+    ])
+  })
+
+  it("gives a 1 h series of 60 one-minute points with the gaps filled", () => {
+    const db = open()
+    db.record(event({ ts: NOW - 5 * MINUTE, latencyMs: 700 }), NOW)
+    db.record(event({ ts: NOW - 5 * MINUTE, status: 504, images: 0, error: "upstream_timeout" }), NOW)
+    const { series, bucketMs } = db.summary("1h", NOW)
+    expect(bucketMs).toBe(MINUTE)
+    expect(series.length).toBeGreaterThanOrEqual(60)
+    expect(series.reduce((sum, point) => sum + point.requests, 0)).toBe(2)
+    const busy = series.find((point) => point.requests > 0)
+    expect(busy).toMatchObject({ requests: 2, succeeded: 1, failed: 1, images: 1, p95Ms: 700 })
+  })
+
+  it("keeps events out of windows they are older than", () => {
+    const db = open()
+    db.record(event({ ts: NOW - 2 * HOUR }), NOW)
+    db.record(event({ ts: NOW - 2 * DAY }), NOW)
+    expect(db.summary("1h", NOW).requests).toBe(0)
+    expect(db.summary("24h", NOW).requests).toBe(1)
+    expect(db.summary("7d", NOW).requests).toBe(2)
+  })
+})
+
+describe("UsageDb rollups", () => {
+  it("agree with the events they summarise", () => {
+    const db = open()
+    const latencies = [300, 800, 1500, 2500, 4000, 7000, 11_000, 19_000, 25_000, 45_000]
+    latencies.forEach((latencyMs, i) => {
+      db.record(event({ ts: NOW - i * 3 * HOUR, latencyMs, model: i % 2 === 0 ? "a/even" : "b/odd" }), NOW)
+    })
+    db.record(event({ ts: NOW - HOUR, status: 429, images: 0, error: "rate_limit_exceeded" }), NOW)
+    const fromEvents = db.summary("7d", NOW)
+    const fromRollups = db.summary("30d", NOW)
+    expect(fromRollups.source).toBe("rollups")
+    for (const field of ["requests", "generations", "succeeded", "images", "failedImages", "attempts"] as const) {
+      expect(fromRollups[field]).toBe(fromEvents[field])
+    }
+    expect(fromRollups.errors).toEqual(fromEvents.errors)
+    expect(fromRollups.models.map((model) => [model.model, model.requests]).sort()).toEqual(
+      fromEvents.models.map((model) => [model.model, model.requests]).sort()
+    )
+    // Exact p50 is 4000 ms; the histogram answers with that bucket's upper bound.
+    expect(fromEvents.latencyMs.p50).toBe(4000)
+    expect(fromRollups.latencyMs.p50).toBe(5000)
+    expect(fromRollups.latencyMs.p95).toBe(45_000)
+    expect(fromRollups.series.reduce((sum, point) => sum + point.requests, 0)).toBe(11)
+  })
+
+  it("accumulate one row per hour, model and endpoint", () => {
+    const db = open()
+    for (let i = 0; i < 5; i++) db.record(event({ ts: NOW - i * MINUTE }), NOW)
+    db.record(event({ endpoint: "chat", path: "/v1/chat/completions" }), NOW)
+    expect(db.count("events")).toBe(6)
+    expect(db.count("rollups")).toBeLessThanOrEqual(4)
+    const day = db.summary("24h", NOW)
+    expect(day.series.reduce((sum, point) => sum + point.requests, 0)).toBe(6)
+  })
+})
+
+describe("UsageDb retention", () => {
+  it("drops events after 7 days but keeps their rollups for 90 days", () => {
+    const db = open()
+    db.prune(NOW) // A fresh store prunes on its first write; start the interval here so only the call below does.
+    db.record(event({ ts: NOW - EVENT_RETENTION_MS - HOUR }), NOW)
+    db.record(event({ ts: NOW - ROLLUP_RETENTION_MS - 2 * HOUR, error: "upstream_error", status: 502, images: 0 }), NOW)
+    db.record(event({ ts: NOW - MINUTE }), NOW)
+    const removed = db.prune(NOW)
+    expect(removed.events).toBe(2)
+    expect(db.count("events")).toBe(1)
+    expect(db.recent(10).map((row) => row.ts)).toEqual([NOW - MINUTE])
+    // The 8-day-old request survives in the 30-day rollups; the 90-day-old one is gone, errors included.
+    expect(db.summary("30d", NOW).requests).toBe(2)
+    expect(db.count("rollup_errors")).toBe(0)
+  })
+
+  it("caps the number of raw events, dropping the oldest", () => {
+    expect(MAX_EVENTS).toBe(100_000)
+    const db = open(500)
+    db.prune(NOW)
+    for (let i = 0; i < 525; i++) db.record(event({ ts: NOW - HOUR + i }), NOW)
+    expect(db.count("events")).toBe(525)
+    db.prune(NOW)
+    expect(db.count("events")).toBe(500)
+    expect(db.summary("24h", NOW).series.reduce((sum, point) => sum + point.requests, 0)).toBe(525)
+    expect(db.recent(1)[0]?.requestId).toBe(`req_${counter}`)
+  })
+
+  it("prunes on its own when writes arrive after the pruning interval", () => {
+    const db = open()
+    db.prune(NOW - 11 * MINUTE)
+    db.record(event({ ts: NOW - EVENT_RETENTION_MS - DAY }), NOW - 10 * MINUTE)
+    expect(db.count("events")).toBe(1)
+    db.record(event({ ts: NOW }), NOW)
+    expect(db.count("events")).toBe(1)
+    expect(db.recent(5)[0]?.ts).toBe(NOW)
+  })
+})
+
+describe("UsageDb recent requests and upstream health", () => {
+  it("lists the newest requests first, with the fields the cockpit shows", () => {
+    const db = open()
+    db.record(event({ ts: NOW - 2 * MINUTE, requestId: "req_old" }), NOW)
+    db.record(event({ ts: NOW - MINUTE, requestId: "req_new", stream: true, prompt: "a cat" }), NOW)
+    expect(db.recent(1)).toEqual([expect.objectContaining({ requestId: "req_new", stream: true, prompt: "a cat" })])
+    expect(db.recent(10).map((row) => row.requestId)).toEqual(["req_new", "req_old"])
+  })
+
+  it("reports each upstream's last hour and its latest generation", () => {
+    const db = open()
+    db.record(event({ ts: NOW - 3 * HOUR, upstream: "local", model: "local/preview", latencyMs: 5 }), NOW)
+    db.record(event({ ts: NOW - 10 * MINUTE, latencyMs: 1200 }), NOW)
+    db.record(event({ ts: NOW - 5 * MINUTE, status: 502, images: 0, error: "upstream_error", latencyMs: 300 }), NOW)
+    const health = db.upstreams(NOW)
+    expect(health.map((row) => row.upstream)).toEqual(["ai-sdk", "local"])
+    expect(health[0]).toMatchObject({
+      lastHour: { requests: 2, succeeded: 1, successRate: 0.5, latencyMs: { p50: 1200, p95: 1200 } },
+      last: { status: 502, error: "upstream_error", latencyMs: 300 }
+    })
+    expect(health[1]).toMatchObject({ lastHour: { requests: 0, successRate: null }, last: { model: "local/preview" } })
+  })
+})

@@ -1,0 +1,187 @@
+import { describe, expect, inject, it } from "vitest"
+import type { UsageEvent, UsageSummary } from "../../src/domain/Usage.ts"
+import { call, errorOf, generate, steered } from "./helpers.ts"
+
+/**
+ * Usage statistics in the real runtime: events go to the SQLite Durable Object
+ * through ctx.waitUntil after the response, so the tests poll for them.
+ */
+
+const recent = async (): Promise<Array<UsageEvent>> => {
+  const response = await call("/v1/gateway/requests?limit=200")
+  expect(response.status).toBe(200)
+  return ((await response.json()) as { data: Array<UsageEvent> }).data
+}
+
+/** The recorded event of the request that answered with `response`, once it is written. */
+const eventOf = async (response: Response): Promise<UsageEvent> => {
+  const requestId = response.headers.get("x-request-id")
+  expect(requestId).toMatch(/^req_/)
+  for (let i = 0; i < 100; i++) {
+    const found = (await recent()).find((event) => event.requestId === requestId)
+    if (found !== undefined) return found
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  throw new Error(`no usage event for ${requestId}`)
+}
+
+const stats = async (window = "1h"): Promise<UsageSummary> => {
+  const response = await call(`/v1/gateway/stats?window=${window}`)
+  expect(response.status).toBe(200)
+  return (await response.json()) as UsageSummary
+}
+
+describe("usage statistics", () => {
+  it("records a generation with its model, upstream, images, attempts and latency, without the prompt", async () => {
+    const response = await generate({ model: "dall-e-3", prompt: "a red fox", n: 2, size: "64x64" })
+    expect(response.status).toBe(200)
+    await response.arrayBuffer()
+    const event = await eventOf(response)
+    expect(event).toMatchObject({
+      method: "POST",
+      path: "/v1/images/generations",
+      endpoint: "images",
+      upstream: "ai-sdk",
+      status: 200,
+      images: 2,
+      failedImages: 0,
+      attempts: 2,
+      error: null,
+      stream: false,
+      prompt: null
+    })
+    expect(event.model).not.toBe("dall-e-3") // recorded after alias resolution
+    expect(event.latencyMs).toBeGreaterThanOrEqual(0)
+  })
+
+  it("records failures with the error code the client received", async () => {
+    const { prompt } = steered("faults=400")
+    const failed = await generate({ model: "replicate/flux-schnell", prompt })
+    expect(failed.status).toBe(502)
+    expect(await eventOf(failed)).toMatchObject({ status: 502, error: "upstream_error", attempts: 1, images: 0, failedImages: 1 })
+
+    const unauthorized = await call("/v1/models", { key: "wrong" })
+    expect(unauthorized.status).toBe(401)
+    expect(await eventOf(unauthorized)).toMatchObject({ endpoint: "models", status: 401, error: "invalid_api_key" })
+
+    const unknown = await generate({ model: "no/such-model", prompt: "x" })
+    expect(await eventOf(unknown)).toMatchObject({
+      status: 404,
+      error: "model_not_found",
+      model: "no/such-model",
+      upstream: null
+    })
+  })
+
+  it("records a stream when it ends, with the error it reported in-band", async () => {
+    const { prompt } = steered("faults=400")
+    const response = await generate({ model: "replicate/flux-schnell", prompt, stream: true })
+    expect(response.status).toBe(200)
+    expect(await response.text()).toContain("event: error")
+    expect(await eventOf(response)).toMatchObject({ stream: true, status: 502, error: "upstream_error", images: 0 })
+
+    const ok = await generate({ model: "local/preview", prompt: "a boat", stream: true, n: 2, size: "64x64" })
+    await ok.text()
+    expect(await eventOf(ok)).toMatchObject({ stream: true, status: 200, images: 2, upstream: "local", error: null })
+  })
+
+  it("summarises the window: counts, success rate, latency, errors and per-model figures", async () => {
+    const before = await stats()
+    const response = await generate({ model: "local/preview", prompt: "a tower", size: "64x64" })
+    await eventOf(response)
+    const after = await stats()
+    expect(after.window).toBe("1h")
+    expect(after.source).toBe("events")
+    expect(after.requests).toBeGreaterThan(before.requests)
+    expect(after.images).toBe(before.images + 1)
+    expect(after.successRate).toBeGreaterThan(0)
+    expect(after.latencyMs.p50).not.toBeNull()
+    expect(after.models.find((model) => model.model === "local/preview")?.succeeded).toBeGreaterThan(0)
+    expect(after.series.reduce((sum, point) => sum + point.requests, 0)).toBe(after.requests)
+    for (const window of ["24h", "7d", "30d"]) expect((await stats(window)).requests).toBeGreaterThanOrEqual(after.requests)
+  })
+
+  it("does not record the cockpit's own reads", async () => {
+    const response = await call("/v1/gateway/stats?window=24h")
+    const requestId = response.headers.get("x-request-id")
+    await response.arrayBuffer()
+    await eventOf(await generate({ model: "local/preview", prompt: "marker", size: "64x64" }))
+    expect((await recent()).some((event) => event.requestId === requestId)).toBe(false)
+  })
+
+  it("rejects a bad window or limit with a 400 naming the field, and a missing key with a 401", async () => {
+    const window = await call("/v1/gateway/stats?window=2y")
+    expect(window.status).toBe(400)
+    expect((await errorOf(window)).param).toBe("window")
+    const limit = await call("/v1/gateway/requests?limit=9999")
+    expect(limit.status).toBe(400)
+    expect((await errorOf(limit)).param).toBe("limit")
+    const anonymous = await call("/v1/gateway/stats", { key: null })
+    expect(anonymous.status).toBe(401)
+  })
+})
+
+describe("GET /v1/gateway/status", () => {
+  it("shows upstreams with health, configuration and the catalogue, and no secret", async () => {
+    await eventOf(await generate({ model: "local/preview", prompt: "status check", size: "64x64" }))
+    const response = await call("/v1/gateway/status")
+    expect(response.status).toBe(200)
+    const text = await response.text()
+    expect(text).not.toContain("test-key")
+    expect(text).not.toContain("second-key")
+    const status = JSON.parse(text)
+    expect(status.version).toMatch(/^\d+\.\d+\.\d+$/)
+    expect(status.environment).toBe("production")
+    const aiSdk = status.upstreams.find((upstream: { id: string }) => upstream.id === "ai-sdk")
+    expect(aiSdk.origin).toBe(new URL(inject("fakeUpstreamUrl")).origin)
+    const local = status.upstreams.find((upstream: { id: string }) => upstream.id === "local")
+    expect(local.health.last.status).toBe(200)
+    expect(local.health.lastHour.requests).toBeGreaterThan(0)
+    expect(status.config).toMatchObject({
+      retry: { maxAttempts: 3, backoffMs: 20, backoffMaxMs: 200 },
+      upstreamTimeoutMs: 1500,
+      hostedImages: { enabled: true, ttlHours: 24 },
+      cache: { enabled: false },
+      usageStats: true,
+      logPrompts: false
+    })
+    const dalle = status.models.find((model: { aliases: Array<string> }) => model.aliases.includes("dall-e-3"))
+    expect(dalle.provider).toBeTypeOf("string")
+    expect(status.statsError).toBeNull()
+  })
+})
+
+describe("POST /v1/gateway/probe", () => {
+  const probe = (body: unknown) =>
+    call("/v1/gateway/probe", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })
+
+  it("runs one real generation and reports its outcome", async () => {
+    const response = await probe({ model: "local/preview" })
+    expect(response.status).toBe(200)
+    const result = await response.json()
+    expect(result).toMatchObject({
+      model: "local/preview",
+      upstream: "local",
+      ok: true,
+      attempts: 1,
+      outputFormat: "png",
+      error: null
+    })
+    expect(await eventOf(response)).toMatchObject({ endpoint: "probe", status: 200, images: 1 })
+  })
+
+  it("reports a failing upstream as the error a client would get, and records it as one", async () => {
+    const { prompt } = steered("faults=400")
+    const response = await probe({ model: "replicate/flux-schnell", prompt })
+    expect(response.status).toBe(200)
+    const result = await response.json()
+    expect(result).toMatchObject({ ok: false, error: { status: 502, code: "upstream_error" } })
+    expect(await eventOf(response)).toMatchObject({ endpoint: "probe", status: 502, error: "upstream_error" })
+  })
+
+  it("answers 404 for an unknown model", async () => {
+    const response = await probe({ model: "no/such" })
+    expect(response.status).toBe(404)
+    expect((await errorOf(response)).code).toBe("model_not_found")
+  })
+})
