@@ -202,7 +202,12 @@ export class GatewayApiGroup extends HttpApiGroup.make("gateway")
 /** Liveness without a key: says the Worker runs and its configuration loaded, nothing secret. */
 export class SystemApiGroup extends HttpApiGroup.make("system").add(
   HttpApiEndpoint.get("health", "/health", {
-    success: Schema.Struct({ status: Schema.Literal("ok"), version: Schema.String, models: Schema.Int })
+    success: Schema.Struct({
+      status: Schema.Literal("ok"),
+      version: Schema.String,
+      environment: Schema.Literals(["development", "production"]),
+      models: Schema.Int
+    })
   })
 ) {}
 

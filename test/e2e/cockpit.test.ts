@@ -1,0 +1,256 @@
+import { existsSync, mkdirSync } from "node:fs"
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core"
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
+import { DEVELOPMENT_API_KEY } from "../../src/services/GatewayConfig.ts"
+
+/**
+ * The status cockpit in a real browser: Debian's Chromium driven by
+ * playwright-core, against `npm start` (wrangler dev serving the static page
+ * and the Worker) with the fake upstream. Screenshots of each panel are saved
+ * under test-results/cockpit/ as artifacts.
+ */
+
+const SHOTS = "test-results/cockpit"
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium"
+
+let browser: Browser
+const base = () => inject("gatewayUrl")
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`No Chromium at ${CHROMIUM}: install Debian's chromium (.ci/run does) or set CHROMIUM_PATH.`)
+  }
+  mkdirSync(SHOTS, { recursive: true })
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+  })
+})
+
+afterAll(async () => {
+  await browser?.close()
+})
+
+interface Opened {
+  readonly context: BrowserContext
+  readonly page: Page
+  readonly errors: Array<string>
+}
+
+const open = async (options: { locale?: string; width?: number; height?: number } = {}): Promise<Opened> => {
+  const context = await browser.newContext({
+    locale: options.locale ?? "en-US",
+    viewport: { width: options.width ?? 1280, height: options.height ?? 900 }
+  })
+  const page = await context.newPage()
+  const errors: Array<string> = []
+  page.on("pageerror", (error) => errors.push(error.message))
+  page.on("console", (message) => {
+    // A wrong key is expected to produce a 401 in the console; anything else is a fault of the page.
+    if (message.type() === "error" && !message.text().includes("401")) errors.push(message.text())
+  })
+  await page.goto(`${base()}/`)
+  return { context, page, errors }
+}
+
+const connect = async (page: Page, key = DEVELOPMENT_API_KEY) => {
+  await page.getByLabel("API key").fill(key)
+  await page.getByRole("button", { name: "Connect" }).click()
+}
+
+const playground = (page: Page) => page.locator("#playground")
+
+const shot = (page: Page, name: string, selector?: string) =>
+  selector === undefined
+    ? page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true })
+    : page.locator(selector).screenshot({ path: `${SHOTS}/${name}.png` })
+
+describe("status cockpit in Chromium", () => {
+  it("serves a page with no key in its HTML, scripts or styles, and shows public facts without one", async () => {
+    for (const path of ["/", "/cockpit.js", "/cockpit.css", "/docs", "/docs.js"]) {
+      const response = await fetch(`${base()}${path}`)
+      expect(response.status, path).toBe(200)
+      const text = await response.text()
+      expect(text, path).not.toContain(DEVELOPMENT_API_KEY)
+      expect(text, path).not.toMatch(/sk-[A-Za-z0-9]{6,}/)
+    }
+    const { context, page, errors } = await open()
+    await expect.poll(() => page.locator("#health").textContent()).toContain("running")
+    await expect.poll(() => page.locator("#status-public").textContent()).toContain("development")
+    expect(await page.locator("#upstreams").isVisible()).toBe(false)
+    expect(await page.getByText("Enter an API key above to see this panel.").first().isVisible()).toBe(true)
+    // Client set-up is public, filled with this gateway's origin and a placeholder key.
+    const snippets = await page.locator("#snippets").textContent()
+    expect(snippets).toContain(`${base()}/v1`)
+    expect(snippets).toContain("YOUR_API_KEY")
+    expect(snippets).toContain("CUSTOM_MODELS=")
+    await shot(page, "00-no-key")
+    await shot(page, "panel-clients", "#clients")
+    expect(errors).toEqual([])
+    await context.close()
+  })
+
+  it("tells the operator clearly when the key is wrong", async () => {
+    const { context, page } = await open()
+    await connect(page, "sk-wrong-key")
+    const alert = page.getByRole("alert")
+    await expect.poll(() => alert.textContent()).toContain("The key was rejected (401)")
+    expect(await alert.textContent()).toContain("Incorrect API key")
+    expect(await page.locator("#upstreams").isVisible()).toBe(false)
+    await shot(page, "01-wrong-key")
+    await context.close()
+  })
+
+  it("shows status and models once the key is entered, keeping the key out of the page", async () => {
+    const { context, page, errors } = await open()
+    await connect(page)
+    await page.locator("#upstreams .card").first().waitFor()
+    const upstreams = await page.locator("#upstreams").textContent()
+    expect(upstreams).toContain("ai-sdk")
+    expect(upstreams).toContain(new URL(inject("fakeUpstreamUrl")).origin)
+    expect(upstreams).toContain("local")
+    const config = await page.locator("#config").textContent()
+    expect(config).toContain("up to 3 attempts")
+    expect(config).toContain("Usage statistics")
+    const models = page.locator("#models-body")
+    await expect.poll(() => models.locator("tr").count()).toBeGreaterThan(20)
+    expect(await models.textContent()).toContain("dall-e-3")
+    expect(await models.textContent()).toContain("local/preview")
+    // The key is held in sessionStorage only, and not in the DOM.
+    expect(await page.evaluate(() => sessionStorage.getItem("ai-image-gateway.key"))).toBe(DEVELOPMENT_API_KEY)
+    expect(await page.evaluate(() => localStorage.getItem("ai-image-gateway.key"))).toBeNull()
+    expect(await page.content()).not.toContain(DEVELOPMENT_API_KEY)
+    await shot(page, "panel-status", "#status")
+    await shot(page, "panel-models", "#models")
+    expect(errors).toEqual([])
+    await context.close()
+  })
+
+  it("generates in the playground, shows the image with its request id and attempts, and the statistics show the request", async () => {
+    const { context, page, errors } = await open()
+    await connect(page)
+    await page.locator("#play-model option").first().waitFor({ state: "attached" })
+    const prompt = `a glass lighthouse ${crypto.randomUUID().slice(0, 8)}`
+    await page.getByLabel("Prompt", { exact: true }).fill(prompt)
+    await playground(page).getByLabel("Model", { exact: true }).selectOption("local/preview")
+    await page.getByLabel("Size").selectOption("512x512")
+    await page.getByLabel("n", { exact: true }).fill("2")
+    await page.getByRole("button", { name: "Generate" }).click()
+    const images = page.locator("#play-images img")
+    await expect.poll(() => images.count()).toBe(2)
+    await expect
+      .poll(() => images.first().evaluate((image) => (image as unknown as { naturalWidth: number }).naturalWidth))
+      .toBe(512)
+    expect(await images.first().getAttribute("alt")).toContain(prompt)
+    await expect.poll(() => page.locator("#play-meta").textContent(), { timeout: 10_000 }).toMatch(/attempts 2/)
+    const meta = (await page.locator("#play-meta").textContent()) ?? ""
+    const requestId = /req_[0-9a-f]+/.exec(meta)?.[0]
+    expect(requestId).toBeDefined()
+    expect(await page.locator("#play-images a[download]").first().getAttribute("download")).toBe("image-1.png")
+    // The recent requests list and the counters now include this request.
+    await expect.poll(() => page.locator("#recent-body").textContent(), { timeout: 10_000 }).toContain(requestId ?? "missing")
+    const row = page.locator("#recent-body tr", { hasText: requestId ?? "missing" })
+    expect(await row.textContent()).toContain("local/preview")
+    expect(await row.textContent()).toContain("200")
+    expect(Number((await page.locator(".kpi b").nth(2).textContent())?.replace(/\D/g, ""))).toBeGreaterThanOrEqual(2)
+    expect(await page.locator("#chart-requests svg").count()).toBe(1)
+    await shot(page, "panel-playground", "#playground")
+    await shot(page, "panel-usage", "#usage")
+    expect(errors).toEqual([])
+    await context.close()
+  })
+
+  it("streams in the playground and shows errors exactly as the API returned them", async () => {
+    const { context, page } = await open()
+    await connect(page)
+    await page.locator("#play-model option").first().waitFor({ state: "attached" })
+    await page.getByLabel("Prompt", { exact: true }).fill("a streamed boat")
+    await playground(page).getByLabel("Model", { exact: true }).selectOption("local/preview")
+    await page.getByLabel("Stream").check()
+    await page.getByRole("button", { name: "Generate" }).click()
+    await expect.poll(() => page.locator("#play-images img").count()).toBe(1)
+
+    await page.getByLabel("Stream").uncheck()
+    await playground(page).getByLabel("Model", { exact: true }).selectOption("replicate/flux-schnell")
+    await page.getByLabel("Prompt", { exact: true }).fill(`a rejected prompt [[id=${crypto.randomUUID()} faults=400]]`)
+    await page.getByRole("button", { name: "Generate" }).click()
+    const error = page.locator("#play-error")
+    await error.waitFor()
+    expect(await error.textContent()).toContain("HTTP 502")
+    expect(await error.textContent()).toContain('"code": "upstream_error"')
+    await shot(page, "playground-error", "#playground")
+    await context.close()
+  })
+
+  it("probes an upstream on demand", async () => {
+    const { context, page } = await open()
+    await connect(page)
+    await page.locator("#probe-model option").first().waitFor({ state: "attached" })
+    await page.getByLabel("Probe model").selectOption("local/preview")
+    await page.getByRole("button", { name: "Probe now" }).click()
+    await expect.poll(() => page.locator("#probe-result").textContent()).toMatch(/^OK in \d+ ms/)
+    await expect.poll(() => page.locator("#upstreams").textContent()).toMatch(/last: 200/)
+    await context.close()
+  })
+
+  it("renders in Chinese for a Chinese browser, and switches to English and back", async () => {
+    const { context, page, errors } = await open({ locale: "zh-CN" })
+    expect(await page.evaluate("document.documentElement.lang")).toBe("zh-CN")
+    expect(await page.locator("#status-title").textContent()).toBe("状态")
+    await page.getByLabel("API 密钥").fill(DEVELOPMENT_API_KEY)
+    await page.getByRole("button", { name: "连接" }).click()
+    await page.locator("#upstreams .card").first().waitFor()
+    expect(await page.locator("#usage-title").textContent()).toBe("用量统计")
+    expect(await page.locator("#config").textContent()).toContain("最多 3 次尝试")
+    await shot(page, "zh-cn")
+    await page.getByRole("button", { name: "English" }).click()
+    expect(await page.locator("#status-title").textContent()).toBe("Status")
+    expect(await page.evaluate("document.documentElement.lang")).toBe("en")
+    await shot(page, "en")
+    await page.getByRole("button", { name: "中文" }).click()
+    expect(await page.locator("#playground-title").textContent()).toBe("试用")
+    expect(errors).toEqual([])
+    await context.close()
+  })
+
+  it("fits a phone-sized screen and is usable from the keyboard", async () => {
+    const { context, page } = await open({ width: 375, height: 740 })
+    // Keyboard only: skip link, then into the key field, type, Enter.
+    await page.keyboard.press("Tab")
+    expect(await page.evaluate("document.activeElement?.textContent")).toBe("Skip to content")
+    await page.keyboard.press("Tab")
+    expect(await page.evaluate("document.activeElement?.id")).toBe("api-key")
+    await page.keyboard.type(DEVELOPMENT_API_KEY)
+    await page.keyboard.press("Enter")
+    await page.locator("#upstreams .card").first().waitFor()
+    const overflow = await page.evaluate<number>("document.documentElement.scrollWidth - window.innerWidth")
+    expect(overflow).toBeLessThanOrEqual(0)
+    await shot(page, "phone")
+    await context.close()
+  })
+
+  it("keeps the key across reloads only when 'remember' is ticked", async () => {
+    const { context, page } = await open()
+    await page.getByLabel("Remember on this device").check()
+    await connect(page)
+    await page.locator("#upstreams .card").first().waitFor()
+    expect(await page.evaluate(() => localStorage.getItem("ai-image-gateway.key"))).toBe(DEVELOPMENT_API_KEY)
+    const second = await context.newPage()
+    await second.goto(`${base()}/`)
+    await second.locator("#upstreams .card").first().waitFor()
+    await second.getByRole("button", { name: "Forget" }).click()
+    expect(await second.evaluate(() => localStorage.getItem("ai-image-gateway.key"))).toBeNull()
+    expect(await second.locator("#upstreams").isVisible()).toBe(false)
+    await context.close()
+  })
+
+  it("serves /docs, which points at /openapi.json and says so when the viewer's CDN is unreachable", async () => {
+    const { context, page } = await open()
+    await page.goto(`${base()}/docs`)
+    await expect.poll(() => page.locator("#fallback").count(), { timeout: 15_000 }).toBe(1)
+    expect(await page.locator("#fallback a[href='/openapi.json']").count()).toBe(1)
+    const openapi = (await (await fetch(`${base()}/openapi.json`)).json()) as { paths: Record<string, unknown> }
+    expect(Object.keys(openapi.paths)).toEqual(expect.arrayContaining(["/v1/gateway/status", "/v1/gateway/stats"]))
+    await context.close()
+  })
+})
