@@ -1,8 +1,9 @@
-import { ConfigProvider, Redacted } from "effect"
+import { ConfigProvider, Context, Redacted } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
-import { makeHandler } from "../../src/http/App.ts"
+import { type Bindings, makeHandler } from "../../src/http/App.ts"
 import { keyMatches } from "../../src/http/AuthorizationLive.ts"
 import { DEVELOPMENT_API_KEY } from "../../src/services/GatewayConfig.ts"
+import { WorkerContext } from "../../src/services/WorkerContext.ts"
 
 /** The whole gateway in Node, under configurations that a single workerd run cannot vary. */
 const handlers: Array<{ dispose: () => Promise<void> }> = []
@@ -114,5 +115,74 @@ describe("without the IMAGES bucket", () => {
       )
       .join("")
     expect(content).toMatch(/^!\[image 1\]\(data:image\/png;base64,[A-Za-z0-9+/=]+\)\n\n!\[image 2\]\(data:image\/png;base64,/)
+  })
+})
+
+describe("usage statistics never cost a request", () => {
+  /** A Durable Object namespace whose store fails (or never answers) every call. */
+  const brokenStore = (behaviour: "reject" | "hang") => {
+    const calls: Array<string> = []
+    const answer = (name: string) => () => {
+      calls.push(name)
+      return behaviour === "reject" ? Promise.reject(new Error("storage exploded")) : new Promise(() => {})
+    }
+    const stub = {
+      record: answer("record"),
+      summary: answer("summary"),
+      recent: answer("recent"),
+      upstreams: answer("upstreams")
+    }
+    return { calls, namespace: { getByName: () => stub } as unknown as NonNullable<Bindings["usage"]> }
+  }
+
+  const withStore = (store: ReturnType<typeof brokenStore>) => {
+    const app = makeHandler(ConfigProvider.fromUnknown({ API_KEYS: "k", ENABLE_LOCAL_MODEL: "true", LOG_LEVEL: "None" }), {
+      usage: store.namespace
+    })
+    handlers.push(app)
+    const pending: Array<Promise<unknown>> = []
+    const context = Context.make(WorkerContext, { waitUntil: (promise) => pending.push(promise) })
+    const call = (path: string, init: RequestInit = {}) =>
+      app.handler(new Request(`http://gateway.test${path}`, init), context as Context.Context<never>)
+    return { call, pending }
+  }
+
+  const generateLocal = {
+    method: "POST",
+    headers: { authorization: "Bearer k", "content-type": "application/json" },
+    body: JSON.stringify({ model: "local/preview", prompt: "a kite", size: "64x64" })
+  }
+
+  it("answers a generation when the store rejects the write, which happens after the response via waitUntil", async () => {
+    const store = brokenStore("reject")
+    const { call, pending } = withStore(store)
+    const response = await call("/v1/images/generations", generateLocal)
+    expect(response.status).toBe(200)
+    expect(((await response.json()) as { data: Array<unknown> }).data).toHaveLength(1)
+    expect(pending).toHaveLength(1)
+    await expect(pending[0]).resolves.toBeUndefined() // the failure is logged, not thrown
+    expect(store.calls).toEqual(["record"])
+  })
+
+  it("answers a generation while the store hangs, and the cockpit's reads fail with a clear 503", async () => {
+    const store = brokenStore("hang")
+    const { call, pending } = withStore(store)
+    const response = await call("/v1/images/generations", generateLocal)
+    expect(response.status).toBe(200)
+    expect(pending).toHaveLength(1)
+    const status = await call("/v1/gateway/status", { headers: { authorization: "Bearer k" } })
+    expect(status.status).toBe(200) // status still answers; it says why health is missing
+    expect(((await status.json()) as { statsError: string }).statsError).toContain("within 10 s")
+  }, 20_000)
+
+  it("without the binding, status says statistics are off and stats answer 503 naming the binding", async () => {
+    const call = gateway({ API_KEYS: "k" })
+    const stats = await call("/v1/gateway/stats", bearer("k"))
+    expect(stats.status).toBe(503)
+    const error = await errorOf(stats)
+    expect(error.code).toBe("usage_stats_unavailable")
+    expect(error.message).toContain("USAGE_STATS")
+    const status = (await (await call("/v1/gateway/status", bearer("k"))).json()) as { config: { usageStats: boolean } }
+    expect(status.config.usageStats).toBe(false)
   })
 })
