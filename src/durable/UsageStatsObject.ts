@@ -18,8 +18,11 @@ export class UsageStatsObject extends DurableObject<unknown> {
     this.db = new UsageDb({ all: (query, ...params) => sql.exec(query, ...params).toArray() as Array<never> })
   }
 
-  record(event: UsageEvent): void {
-    this.db.record(event)
+  /** A batch from one isolate, written in one transaction. */
+  record(events: ReadonlyArray<UsageEvent>): void {
+    this.ctx.storage.transactionSync(() => {
+      for (const event of events) this.db.record(event)
+    })
   }
 
   summary(window: UsageWindow): UsageSummary {

@@ -7,17 +7,24 @@ import { WorkerContext } from "./WorkerContext.ts"
 /** A streamed answer can run for minutes; past this its event is dropped rather than kept waiting. */
 const SETTLE_LIMIT = Duration.minutes(10)
 const CALL_LIMIT = Duration.seconds(10)
+/** How long events gather in memory before one call writes them all. */
+const FLUSH_DELAY = Duration.seconds(1)
+const FLUSH_ROUNDS = 5
+const FLUSH_STALE_MS = 60_000
+/** Beyond this many unsent events (a store that is down for a while), the oldest are dropped. */
+const MAX_BUFFERED = 5_000
 
 /**
  * The gateway's side of the statistics store (`UsageStatsObject`). Writes
- * happen after the response, through `ctx.waitUntil`, and their failures are
- * logged, never returned: a store that is down costs statistics, not requests.
+ * happen after the response, through `ctx.waitUntil`, batched per isolate, and
+ * their failures are logged, never returned: a store that is down costs
+ * statistics, not requests.
  */
 export class UsageStats extends Context.Service<
   UsageStats,
   {
     readonly enabled: boolean
-    /** Records `event()` once `settled` (a streamed body's end) resolves, after the response. */
+    /** Records `event()` once `settled` (a streamed body's end) resolves; written after the response, in batches. */
     record(settled: Promise<unknown> | undefined, event: () => UsageEvent): Effect.Effect<void>
     summary(window: UsageWindow): Effect.Effect<UsageSummary, UsageStoreUnavailable>
     recent(limit: number): Effect.Effect<ReadonlyArray<UsageEvent>, UsageStoreUnavailable>
@@ -61,16 +68,58 @@ const make = (namespace: DurableObjectNamespace<UsageStatsObject>) => {
       })
     )
 
+  // Write-behind batching, per isolate. A call to the Durable Object costs about 2 ms of CPU whatever it
+  // carries, so events wait up to FLUSH_DELAY in memory and go in one call. The request that finds no
+  // flush pending runs the next one inside its own waitUntil; the others only add their event. An
+  // isolate that is evicted in that second loses at most that second's events: statistics, not requests.
+  let buffer: Array<UsageEvent> = []
+  let flushStarted: number | undefined
+  let dropped = 0
+
+  const send = (batch: ReadonlyArray<UsageEvent>) =>
+    call("record", () => store().record(batch) as Promise<void>).pipe(
+      Effect.catch((error) => Effect.logWarning("usage events not recorded", { events: batch.length, reason: error.message }))
+    )
+
+  const flush = Effect.gen(function* () {
+    yield* Effect.sleep(FLUSH_DELAY)
+    // Events that arrive while a batch is in flight go in the next round; a few rounds, then the next request takes over.
+    for (let round = 0; round < FLUSH_ROUNDS && buffer.length > 0; round++) {
+      const batch = buffer
+      buffer = []
+      yield* send(batch)
+    }
+    if (dropped > 0) {
+      yield* Effect.logWarning("usage events dropped: the buffer was full", { events: dropped })
+      dropped = 0
+    }
+  }).pipe(Effect.ensuring(Effect.sync(() => (flushStarted = undefined))))
+
+  /** Adds an event; returns the flush this caller must run when no live flush is pending. */
+  const enqueue = (event: UsageEvent, now: number): Effect.Effect<void> | undefined => {
+    if (buffer.length >= MAX_BUFFERED) {
+      buffer.shift()
+      dropped++
+    }
+    buffer.push(event)
+    // A flush whose request context was torn down never clears its mark; after FLUSH_STALE_MS another one starts.
+    if (flushStarted !== undefined && now - flushStarted < FLUSH_STALE_MS) return undefined
+    flushStarted = now
+    return flush
+  }
+
   const record = (settled: Promise<unknown> | undefined, event: () => UsageEvent) =>
     Effect.gen(function* () {
-      const work = Effect.gen(function* () {
-        if (settled !== undefined) {
-          const ended = yield* Effect.promise(() => settled).pipe(Effect.timeoutOption(SETTLE_LIMIT))
-          if (Option.isNone(ended)) return yield* Effect.logWarning("usage event dropped: the stream did not end in time")
-        }
-        const built = event()
-        yield* call("record", () => store().record(built) as Promise<void>)
-      }).pipe(Effect.catch((error) => Effect.logWarning("usage event not recorded", { reason: error.message })))
+      const work =
+        settled === undefined
+          ? enqueue(event(), Date.now())
+          : Effect.gen(function* () {
+              const ended = yield* Effect.promise(() => settled).pipe(Effect.timeoutOption(SETTLE_LIMIT))
+              if (Option.isNone(ended)) return yield* Effect.logWarning("usage event dropped: the stream did not end in time")
+              const flushNow = enqueue(event(), Date.now())
+              if (flushNow !== undefined) yield* flushNow
+            })
+      if (work === undefined) return
       const context = yield* Effect.context<never>()
       const promise = Effect.runPromiseWith(context)(work)
       const worker = yield* Effect.serviceOption(WorkerContext)
