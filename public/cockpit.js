@@ -331,6 +331,7 @@ const api = async (path, init = {}) => {
 // ---------------------------------------------------------------- key handling
 
 const KEY_NAME = "ai-image-gateway.key"
+const REFRESH_MS = 30_000
 const LANG_NAME = "ai-image-gateway.lang"
 
 const loadKey = () => sessionStorage.getItem(KEY_NAME) ?? localStorage.getItem(KEY_NAME) ?? ""
@@ -975,6 +976,10 @@ const start = () => {
 
   loadHealth()
   connect()
+  // Keeps the panels current while the page is open and visible; the cockpit's reads are not recorded as usage.
+  setInterval(() => {
+    if (state.status && document.visibilityState === "visible") refresh()
+  }, REFRESH_MS)
 }
 
 start()

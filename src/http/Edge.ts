@@ -85,6 +85,9 @@ export const usageEndpoint = (method: string, path: string): UsageEndpoint | und
 
 const decoder = new TextDecoder()
 
+/** Recorded, never sent: nginx's 499 for a client that closed the connection before the answer was complete. */
+const CLIENT_CLOSED = { status: 499, code: "client_closed_request" }
+
 /** The `code` (else `type`) of an OpenAI error body; error bodies are small JSON, so reading one is cheap. */
 const errorCodeOf = (response: HttpServerResponse.HttpServerResponse): string => {
   const fallback = `http_${response.status}`
@@ -202,7 +205,11 @@ export const EdgeMiddleware = HttpRouter.middleware(
     ): UsageEvent => {
       // A stream (or a probe) answers 200 before or regardless of its images; when all failed, record the error it reported.
       const failedInBand = response.status < 400 && notes.images === 0 && notes.failure !== undefined
-      const outcome = failedInBand && notes.failure !== undefined ? upstreamOutcome(notes.failure) : undefined
+      const outcome = notes.clientClosed
+        ? CLIENT_CLOSED
+        : failedInBand && notes.failure !== undefined
+          ? upstreamOutcome(notes.failure)
+          : undefined
       const status = outcome?.status ?? response.status
       return {
         ts: started,
@@ -262,7 +269,14 @@ export const EdgeMiddleware = HttpRouter.middleware(
               Effect.catchCause((cause) =>
                 // A client that went away: let the runtime end the request as it does.
                 Cause.hasInterruptsOnly(cause) ? Effect.failCause(cause as Cause.Cause<never>) : fromFailure(request, cause)
-              )
+              ),
+              Effect.onInterrupt(() => {
+                const endpoint = usageEndpoint(original.method, pathOf(original.url))
+                if (endpoint === undefined) return Effect.void
+                notes.clientClosed = true
+                const closed = HttpServerResponse.empty({ status: CLIENT_CLOSED.status })
+                return usage.record(undefined, () => usageEvent(original, endpoint, requestId, started, closed, notes))
+              })
             )
           }
         }

@@ -1,4 +1,4 @@
-import { Array as Arr, Clock, Context, Effect, Layer, Option, Result, Stream } from "effect"
+import { Array as Arr, Cause, Clock, Context, Effect, Exit, Layer, Option, Result, Stream } from "effect"
 import type { ModelNotFound, UpstreamError } from "../domain/Errors.ts"
 import type { GeneratedImage } from "../domain/ImageFormat.ts"
 import type { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
@@ -133,7 +133,13 @@ export class ImageGenerator extends Context.Service<
           }),
           Stream.tap((result) => Effect.sync(() => Option.map(notes, (current) => noteResult(current, result)))),
           // Ends the request's usage record when the body ends, finished or cut off by the client.
-          Stream.ensuring(Effect.sync(settle))
+          Stream.onExit((exit) =>
+            Effect.sync(() => {
+              if (Exit.isFailure(exit) && Cause.hasInterrupts(exit.cause))
+                Option.map(notes, (current) => (current.clientClosed = true))
+              settle()
+            })
+          )
         )
         return { model, created, results } satisfies ImageStream
       })

@@ -19,6 +19,8 @@ export interface UsageNotes {
   failure: UpstreamError | undefined
   /** For a streamed answer: resolves when its body has ended, the moment the request is complete. */
   settled: Promise<void> | undefined
+  /** The client went away before the answer was complete. */
+  clientClosed: boolean
 }
 
 export class RequestUsage extends Context.Service<RequestUsage, UsageNotes>()("ai-image-gateway/services/RequestUsage") {
@@ -31,7 +33,8 @@ export class RequestUsage extends Context.Service<RequestUsage, UsageNotes>()("a
     prompt: null,
     stream: false,
     failure: undefined,
-    settled: undefined
+    settled: undefined,
+    clientClosed: false
   })
 }
 

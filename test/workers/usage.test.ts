@@ -85,6 +85,15 @@ describe("usage statistics", () => {
     expect(await eventOf(ok)).toMatchObject({ stream: true, status: 200, images: 2, upstream: "local", error: null })
   })
 
+  it("records a stream the client cut off as 499 client_closed_request", async () => {
+    const { prompt } = steered("delay=1300")
+    const response = await generate({ model: "replicate/flux-schnell", prompt, stream: true })
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+    await reader.read()
+    await reader.cancel()
+    expect(await eventOf(response)).toMatchObject({ stream: true, status: 499, error: "client_closed_request", images: 0 })
+  })
+
   it("summarises the window: counts, success rate, latency, errors and per-model figures", async () => {
     const before = await stats()
     const response = await generate({ model: "local/preview", prompt: "a tower", size: "64x64" })
