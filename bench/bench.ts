@@ -10,7 +10,8 @@
  * Everything runs on loopback; every loop is bounded in time and count.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { gzipSync } from "node:zlib"
 import { startFakeUpstream } from "../test/support/fakeUpstream.ts"
@@ -36,9 +37,23 @@ interface Worker {
 const startWorker = async (args: ReadonlyArray<string>, cwd: string): Promise<Worker> => {
   const port = await freePort()
   const inspector = await freePort()
+  const state = mkdtempSync(join(tmpdir(), "ai-image-gateway-bench-"))
   const child = spawn(
     "npx",
-    ["wrangler", "dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspector), ...args],
+    [
+      "wrangler",
+      "dev",
+      "--ip",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--inspector-port",
+      String(inspector),
+      // Fresh local state (R2, statistics), apart from what `npm start` keeps in .wrangler/
+      "--persist-to",
+      state,
+      ...args
+    ],
     {
       cwd,
       detached: true,
@@ -64,6 +79,7 @@ const startWorker = async (args: ReadonlyArray<string>, cwd: string): Promise<Wo
       } catch {
         // already gone
       }
+      setTimeout(() => rmSync(state, { recursive: true, force: true }), 1000).unref()
     }
   }
 }

@@ -74,7 +74,6 @@ const STRINGS = {
     lastHour: "last hour",
     noRequests: "no generations yet",
     lastRequest: "last",
-    ago: "ago",
     noData: "No requests in this window yet.",
     noErrors: "No errors in this window.",
     kRequests: "Requests",
@@ -190,7 +189,6 @@ const STRINGS = {
     lastHour: "最近 1 小时",
     noRequests: "暂无生成请求",
     lastRequest: "最近一次",
-    ago: "前",
     noData: "此时间段内暂无请求。",
     noErrors: "此时间段内没有错误。",
     kRequests: "请求数",
@@ -297,9 +295,10 @@ const timeOf = (ts) =>
   })
 const ago = (ts) => {
   const seconds = Math.max(0, Math.round((Date.now() - ts) / 1000))
-  const text =
-    seconds < 90 ? `${seconds} s` : seconds < 5400 ? `${Math.round(seconds / 60)} min` : `${Math.round(seconds / 3600)} h`
-  return state.lang === "zh" ? `${text}${t("ago")}` : `${text} ${t("ago")}`
+  const [value, unit] =
+    seconds < 90 ? [seconds, "s"] : seconds < 5400 ? [Math.round(seconds / 60), "min"] : [Math.round(seconds / 3600), "h"]
+  if (state.lang === "zh") return `${value} ${{ s: "秒", min: "分钟", h: "小时" }[unit]}前`
+  return `${value} ${unit} ago`
 }
 
 // ---------------------------------------------------------------- API calls
@@ -404,7 +403,7 @@ const upstreamCard = (upstream) => {
       "h3",
       {},
       h("span", {}, h("span", { class: `dot ${tone}`, "aria-hidden": "true" }), upstream.id),
-      h("small", {}, `${upstream.models} ${t("models")}`)
+      h("small", {}, `${t("models")}: ${upstream.models}`)
     ),
     upstream.origin ? h("p", {}, h("code", {}, upstream.origin)) : null,
     hour && hour.requests > 0
@@ -751,6 +750,7 @@ const connect = async () => {
     state.status = await api("/v1/gateway/status")
     notice(null)
     setKeyed(true)
+    renderHealth()
     renderStatus()
     renderModels()
     renderSnippets()

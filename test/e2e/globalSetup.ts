@@ -1,4 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import type { TestProject } from "vitest/node"
 import { startFakeUpstream } from "../support/fakeUpstream.ts"
 import { freePort } from "../support/freePort.ts"
@@ -33,6 +36,8 @@ export default async function setup(project: TestProject) {
   const upstream = await startFakeUpstream()
   const port = await freePort()
   const inspector = await freePort()
+  // Its own local state (R2, the statistics Durable Object), so test traffic never lands in a developer's `npm start` data.
+  const state = mkdtempSync(join(tmpdir(), "ai-image-gateway-e2e-"))
   let log = ""
   const child = spawn(
     "npm",
@@ -45,6 +50,8 @@ export default async function setup(project: TestProject) {
       String(port),
       "--inspector-port",
       String(inspector),
+      "--persist-to",
+      state,
       "--var",
       `UPSTREAM_URL:${upstream.url}`,
       "--var",
@@ -70,6 +77,7 @@ export default async function setup(project: TestProject) {
       }
     }
     await upstream.close()
+    rmSync(state, { recursive: true, force: true })
   }
   try {
     await waitForHealth(gatewayUrl, child, () => log)
