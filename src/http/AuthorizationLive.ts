@@ -1,25 +1,26 @@
+import { createHash, timingSafeEqual } from "node:crypto"
 import { Effect, Layer, Redacted } from "effect"
 import { GatewayConfig } from "../services/GatewayConfig.ts"
 import { ServerMisconfigured, Unauthorized } from "./ApiErrors.ts"
 import { Authorization } from "./Middleware.ts"
 
-const encoder = new TextEncoder()
-const digest = async (text: string) => new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(text)))
+const digest = (text: string) => createHash("sha256").update(text).digest()
 
 /**
- * Compares fixed-length digests without an early exit, and checks every
- * configured key, so the time taken says nothing about how much of a key matched.
+ * Compares fixed-length SHA-256 digests with `timingSafeEqual` and checks every
+ * configured key, so the time taken says nothing about how much of a key
+ * matched. The configured keys are hashed once, when the layer is built
+ * (`node:crypto` hashes synchronously, with no I/O); a request hashes only the
+ * key it presents.
  */
-export const keyMatches = async (presented: string, keys: ReadonlyArray<Redacted.Redacted<string>>): Promise<boolean> => {
-  const given = await digest(presented)
-  let matched = 0
-  for (const key of keys) {
-    const expected = await digest(Redacted.value(key))
-    let difference = 0
-    for (let i = 0; i < expected.length; i++) difference |= (expected[i] ?? 0) ^ (given[i] ?? 0)
-    matched |= difference === 0 ? 1 : 0
+export const keyMatcher = (keys: ReadonlyArray<Redacted.Redacted<string>>) => {
+  const expected = keys.map((key) => digest(Redacted.value(key)))
+  return (presented: string): boolean => {
+    const given = digest(presented)
+    let matched = false
+    for (const candidate of expected) matched = timingSafeEqual(candidate, given) || matched
+    return matched
   }
-  return matched === 1
 }
 
 const missingKey = new Unauthorized({
@@ -46,13 +47,13 @@ export const AuthorizationLive = Layer.effect(
   Authorization,
   Effect.gen(function* () {
     const { apiKeys } = yield* GatewayConfig
+    const keyMatches = keyMatcher(apiKeys)
     return Authorization.of({
       bearer: Effect.fn("Authorization.bearer")(function* (httpEffect, { credential }) {
         if (apiKeys.length === 0) return yield* noKeysConfigured
         const presented = Redacted.value(credential).trim()
         if (presented === "") return yield* missingKey
-        const ok = yield* Effect.promise(() => keyMatches(presented, apiKeys))
-        if (!ok) return yield* wrongKey
+        if (!keyMatches(presented)) return yield* wrongKey
         return yield* httpEffect
       })
     })
