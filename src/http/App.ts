@@ -54,11 +54,19 @@ const LogLevelFromConfig = Layer.effect(
   })
 )
 
+/**
+ * No spans: nothing exports Effect traces from the Worker (Workers Observability
+ * reads the logs), and a span per request, handler and upstream call, with its
+ * clock reads and trace headers, is a measurable share of the per-request CPU.
+ */
+const TracingOff = Layer.succeed(References.TracerEnabled, false)
+
 const gateway = (bindings: Bindings) =>
   Layer.mergeAll(
     apiRoutes(bindings),
     EdgeMiddleware.pipe(Layer.provide(UsageStats.layer(bindings.usage))),
-    LogLevelFromConfig
+    LogLevelFromConfig,
+    TracingOff
   ).pipe(Layer.provide(GatewayConfig.layer))
 
 /**
