@@ -1,5 +1,5 @@
 import { ConfigProvider, Effect, Layer, References } from "effect"
-import { HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
+import { HttpClient, HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import type { GatewayMisconfigured } from "../domain/Errors.ts"
 import type { UsageStatsObject } from "../durable/UsageStatsObject.ts"
@@ -59,7 +59,11 @@ const LogLevelFromConfig = Layer.effect(
  * reads the logs), and a span per request, handler and upstream call, with its
  * clock reads and trace headers, is a measurable share of the per-request CPU.
  */
-const TracingOff = Layer.succeed(References.TracerEnabled, false)
+const TracingOff = Layer.mergeAll(
+  Layer.succeed(References.TracerEnabled, false),
+  // Upstream calls then skip the client span entirely, and send no trace headers.
+  Layer.succeed(HttpClient.TracerDisabledWhen, () => true)
+)
 
 const gateway = (bindings: Bindings) =>
   Layer.mergeAll(

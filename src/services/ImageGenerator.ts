@@ -99,9 +99,13 @@ export class ImageGenerator extends Context.Service<
         yield* Effect.annotateCurrentSpan({ model: model.id, n })
         yield* Effect.logDebug("generating", { prompt: request.prompt })
         const started = yield* Clock.currentTimeMillis
-        const results = yield* Effect.forEach(Arr.range(1, n), () => Effect.result(generateOne(model, request)), {
-          concurrency: config.maxConcurrentUpstream
-        })
+        // One image (the common case) needs no child fibers to run or to interrupt afterwards.
+        const results =
+          n === 1
+            ? [yield* Effect.result(generateOne(model, request))]
+            : yield* Effect.forEach(Arr.range(1, n), () => Effect.result(generateOne(model, request)), {
+                concurrency: config.maxConcurrentUpstream
+              })
         yield* noteUsage((notes) => {
           for (const result of results) noteResult(notes, result)
         })
