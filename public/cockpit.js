@@ -40,6 +40,7 @@ const STRINGS = {
     chartRequests: "Requests over time (succeeded, failed, other) and p95 latency",
     chartErrors: "Errors by type",
     chartModels: "Requests per model",
+    perModelTitle: "Per model in this window",
     recentTitle: "Recent requests",
     colTime: "Time",
     colEndpoint: "Endpoint",
@@ -155,6 +156,7 @@ const STRINGS = {
     chartRequests: "请求随时间变化（成功、失败、其他）及 p95 延迟",
     chartErrors: "按类型的错误",
     chartModels: "各模型请求数",
+    perModelTitle: "此时间段内各模型",
     recentTitle: "最近请求",
     colTime: "时间",
     colEndpoint: "端点",
@@ -587,7 +589,7 @@ const renderUsage = () => {
   const summary = state.summary
   if (summary?.error) {
     $("#kpis").replaceChildren(h("p", { class: "needs-key" }, `${t("statsOff")}: ${summary.error}`))
-    for (const id of ["#chart-requests", "#chart-errors", "#chart-models"]) $(id).replaceChildren()
+    for (const id of ["#chart-requests", "#chart-errors", "#chart-models", "#window-models-body"]) $(id).replaceChildren()
   } else if (summary) {
     $("#kpis").replaceChildren(
       kpi(t("kRequests"), num(summary.requests)),
@@ -610,6 +612,20 @@ const renderUsage = () => {
         summary.models.map((row) => ({ label: row.model, value: row.requests })),
         ""
       ) ?? h("p", { class: "empty" }, t("noData"))
+    )
+    $("#window-models-body").replaceChildren(
+      ...summary.models.map((row) =>
+        h(
+          "tr",
+          {},
+          h("th", { scope: "row" }, h("code", {}, row.model)),
+          h("td", { class: "num" }, num(row.requests)),
+          h("td", { class: "num" }, pct(row.successRate)),
+          h("td", { class: "num" }, num(row.images)),
+          h("td", { class: "num" }, ms(row.latencyMs.p50)),
+          h("td", { class: "num" }, ms(row.latencyMs.p95))
+        )
+      )
     )
   }
   $("#recent-body").replaceChildren(
