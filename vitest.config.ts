@@ -4,7 +4,8 @@ import { defineConfig } from "vitest/config"
 /**
  * Three projects, all in `npm test`:
  * - unit: pure logic and services in Node, with @effect/vitest and TestClock;
- * - workers: the Worker itself inside workerd, against the fake upstream;
+ * - workers: the Worker itself inside workerd, against the fake upstream (workers-cache: the same with
+ *   the cache on and LOG_PROMPTS=true);
  * - e2e: `wrangler dev` started as `npm start` would, driven by the official `openai` client.
  */
 /** The Worker inside workerd, configured as production with two keys, against the fake upstream. */
@@ -44,7 +45,7 @@ export default defineConfig({
         }
       },
       workersProject("workers", ["test/workers/**/*.test.ts"], {}),
-      workersProject("workers-cache", ["test/workers-cache/**/*.test.ts"], { CACHE_TTL_SECONDS: "3600" }),
+      workersProject("workers-cache", ["test/workers-cache/**/*.test.ts"], { CACHE_TTL_SECONDS: "3600", LOG_PROMPTS: "true" }),
       {
         test: {
           name: "e2e",

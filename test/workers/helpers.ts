@@ -1,5 +1,6 @@
 import { exports } from "cloudflare:workers"
-import { inject } from "vitest"
+import { expect, inject } from "vitest"
+import type { UsageEvent } from "../../src/domain/Usage.ts"
 
 export const KEY = "test-key"
 
@@ -47,4 +48,23 @@ export const errorOf = async (response: Response): Promise<ErrorJson["error"]> =
     throw new Error(`not OpenAI's error shape: ${JSON.stringify(body)}`)
   }
   return body.error
+}
+
+/** Usage events reach the statistics Durable Object after the response, in batches, so these poll. */
+export const recent = async (): Promise<Array<UsageEvent>> => {
+  const response = await call("/v1/gateway/requests?limit=200")
+  expect(response.status).toBe(200)
+  return ((await response.json()) as { data: Array<UsageEvent> }).data
+}
+
+/** The recorded event of the request that answered with `response`, once it is written. */
+export const eventOf = async (response: Response): Promise<UsageEvent> => {
+  const requestId = response.headers.get("x-request-id")
+  expect(requestId).toMatch(/^req_/)
+  for (let i = 0; i < 100; i++) {
+    const found = (await recent()).find((event) => event.requestId === requestId)
+    if (found !== undefined) return found
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  throw new Error(`no usage event for ${requestId}`)
 }

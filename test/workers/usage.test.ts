@@ -1,29 +1,11 @@
 import { describe, expect, inject, it } from "vitest"
-import type { UsageEvent, UsageSummary } from "../../src/domain/Usage.ts"
-import { call, errorOf, generate, steered } from "./helpers.ts"
+import type { UsageSummary } from "../../src/domain/Usage.ts"
+import { call, errorOf, eventOf, generate, recent, steered } from "./helpers.ts"
 
 /**
  * Usage statistics in the real runtime: events go to the SQLite Durable Object
  * through ctx.waitUntil after the response, so the tests poll for them.
  */
-
-const recent = async (): Promise<Array<UsageEvent>> => {
-  const response = await call("/v1/gateway/requests?limit=200")
-  expect(response.status).toBe(200)
-  return ((await response.json()) as { data: Array<UsageEvent> }).data
-}
-
-/** The recorded event of the request that answered with `response`, once it is written. */
-const eventOf = async (response: Response): Promise<UsageEvent> => {
-  const requestId = response.headers.get("x-request-id")
-  expect(requestId).toMatch(/^req_/)
-  for (let i = 0; i < 100; i++) {
-    const found = (await recent()).find((event) => event.requestId === requestId)
-    if (found !== undefined) return found
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  throw new Error(`no usage event for ${requestId}`)
-}
 
 const stats = async (window = "1h"): Promise<UsageSummary> => {
   const response = await call(`/v1/gateway/stats?window=${window}`)
