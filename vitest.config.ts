@@ -2,11 +2,12 @@ import { cloudflareTest } from "@cloudflare/vitest-plugin"
 import { defineConfig } from "vitest/config"
 
 /**
- * Three projects, all in `npm test`:
+ * Four projects, all in `npm test`:
  * - unit: pure logic and services in Node, with @effect/vitest and TestClock;
  * - workers: the Worker itself inside workerd, against the fake upstream (workers-cache: the same with
  *   the cache on and LOG_PROMPTS=true);
- * - e2e: `wrangler dev` started as `npm start` would, driven by the official `openai` client.
+ * - e2e: `wrangler dev` started as `npm start` would, driven by the official `openai` client, and the
+ *   status cockpit in Debian's Chromium driven by playwright-core.
  */
 /** The Worker inside workerd, configured as production with two keys, against the fake upstream. */
 const workersProject = (name: string, include: Array<string>, vars: Record<string, string>) => ({
