@@ -1,6 +1,7 @@
 import { Cause, Effect } from "effect"
 import { HttpRouter, HttpServerError, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { HttpApi } from "effect/http-api"
+import type { UpstreamError } from "../domain/Errors.ts"
 import type { UsageEndpoint, UsageEvent } from "../domain/Usage.ts"
 import { GatewayConfig } from "../services/GatewayConfig.ts"
 import { RequestUsage, type UsageNotes } from "../services/RequestUsage.ts"
@@ -87,6 +88,12 @@ const decoder = new TextDecoder()
 
 /** Recorded, never sent: nginx's 499 for a client that closed the connection before the answer was complete. */
 const CLIENT_CLOSED = { status: 499, code: "client_closed_request" }
+
+/** The status and error code recorded for a request whose upstream failure was reported in-band. */
+const recordedOutcome = (failure: UpstreamError) => {
+  const { status, body } = upstreamOutcome(failure)
+  return { status, code: body.error.code }
+}
 
 /** The `code` (else `type`) of an OpenAI error body; error bodies are small JSON, so reading one is cheap. */
 const errorCodeOf = (response: HttpServerResponse.HttpServerResponse): string => {
@@ -208,7 +215,7 @@ export const EdgeMiddleware = HttpRouter.middleware(
       const outcome = notes.clientClosed
         ? CLIENT_CLOSED
         : failedInBand && notes.failure !== undefined
-          ? upstreamOutcome(notes.failure)
+          ? recordedOutcome(notes.failure)
           : undefined
       const status = outcome?.status ?? response.status
       return {

@@ -1,5 +1,5 @@
 import type { InvalidRequest, ModelNotFound, UpstreamError } from "../domain/Errors.ts"
-import { BadRequest, NotFound, RateLimited, UpstreamFailed, UpstreamTimedOut } from "./ApiErrors.ts"
+import { BadRequest, type ErrorBody, errorBody, NotFound, RateLimited, UpstreamFailed, UpstreamTimedOut } from "./ApiErrors.ts"
 
 /** Domain errors to their HTTP form. The only place that decides which status an upstream failure becomes. */
 
@@ -58,8 +58,16 @@ export const upstreamError = (error: UpstreamError): RateLimited | UpstreamFaile
   }
 }
 
-/** The status and code an upstream failure is answered with; for recording streams that report it in-band. */
-export const upstreamOutcome = (error: UpstreamError): { readonly status: number; readonly code: string | null } => {
+/**
+ * The status and OpenAI body a client would have received for an upstream
+ * failure, for the places that report it in-band: a stream that has already
+ * started, a probe's result, a usage record.
+ */
+export const upstreamOutcome = (error: UpstreamError): { readonly status: number; readonly body: ErrorBody } => {
   const http = upstreamError(error)
-  return { status: http._tag === "RateLimited" ? 429 : http._tag === "UpstreamTimedOut" ? 504 : 502, code: http.code }
+  const rateLimited = http._tag === "RateLimited"
+  return {
+    status: rateLimited ? 429 : http._tag === "UpstreamTimedOut" ? 504 : 502,
+    body: errorBody(rateLimited ? "rate_limit_error" : "upstream_error", http.message, http.param, http.code)
+  }
 }

@@ -4,8 +4,7 @@ import type { UpstreamError } from "../domain/Errors.ts"
 import { type GeneratedImage, mimeTypeOf } from "../domain/ImageFormat.ts"
 import { formatSize, parseSize } from "../domain/ImageSize.ts"
 import type { ImageStream } from "../services/ImageGenerator.ts"
-import { type ErrorBody, errorBody } from "./ApiErrors.ts"
-import { upstreamError } from "./ErrorMapping.ts"
+import { upstreamOutcome } from "./ErrorMapping.ts"
 import type { ImageHost } from "./HostedUrls.ts"
 
 /**
@@ -22,13 +21,6 @@ type Frame = ReadonlyArray<Uint8Array>
 
 const KEEP_ALIVE: Frame = [text(": keep-alive\n\n")]
 const DONE: Frame = [text("data: [DONE]\n\n")]
-
-/** The HTTP error a client would have received, for reporting inside a stream that has already started. */
-export const streamError = (error: UpstreamError): ErrorBody => {
-  const http = upstreamError(error)
-  const type = http._tag === "RateLimited" ? "rate_limit_error" : "upstream_error"
-  return errorBody(type, http.message, http.param, http.code)
-}
 
 /** An SSE response: headers at once, frames as they come, keep-alives in between, ended when `frames` ends. */
 export const eventStreamResponse = (frames: Stream.Stream<Frame>, keepAliveMs: number) => {
@@ -119,7 +111,7 @@ export const chatFrames = (images: ImageStream, options: ChatStreamOptions): Str
     const frames: Array<Frame> = []
     const first = failures[0]
     if (first !== undefined) {
-      const error = streamError(first)
+      const error = upstreamOutcome(first).body
       frames.push(
         content(
           index === 0
@@ -185,7 +177,7 @@ export const imageFrames = (images: ImageStream, requestedSize: string | null | 
   const tail = Stream.suspend(() =>
     succeeded === 0 && firstFailure !== undefined
       ? Stream.succeed<Frame>([
-          text(`event: error\ndata: ${JSON.stringify({ type: "error", ...streamError(firstFailure) })}\n\n`)
+          text(`event: error\ndata: ${JSON.stringify({ type: "error", ...upstreamOutcome(firstFailure).body })}\n\n`)
         ])
       : Stream.empty
   )

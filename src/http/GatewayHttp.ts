@@ -9,7 +9,7 @@ import { ModelRegistry } from "../services/ModelRegistry.ts"
 import { UsageStats } from "../services/UsageStats.ts"
 import { Api, VERSION } from "./Api.ts"
 import { StatsUnavailable } from "./ApiErrors.ts"
-import { modelNotFound, upstreamError, upstreamOutcome } from "./ErrorMapping.ts"
+import { modelNotFound, upstreamOutcome } from "./ErrorMapping.ts"
 
 const PROBE_PROMPT = "A small lighthouse on a rocky shore at dusk, soft light"
 
@@ -114,8 +114,8 @@ export const GatewayHttp = HttpApiBuilder.group(
             }
           }
           const failure = outcome.failure
-          if (failure._tag === "ModelNotFound") return yield* Effect.fail(modelNotFound(failure))
-          const http = upstreamError(failure)
+          if (failure._tag === "ModelNotFound") return yield* failure
+          const { status, body } = upstreamOutcome(failure)
           return {
             model: model.id as string,
             upstream: model.upstream,
@@ -124,12 +124,7 @@ export const GatewayHttp = HttpApiBuilder.group(
             attempts: failure.attempts,
             outputFormat: null,
             bytes: null,
-            error: {
-              status: upstreamOutcome(failure).status,
-              message: http.message,
-              type: http._tag === "RateLimited" ? "rate_limit_error" : "upstream_error",
-              code: http.code
-            }
+            error: { status, message: body.error.message, type: body.error.type, code: body.error.code }
           }
         }).pipe(Effect.catchTag("ModelNotFound", (error) => Effect.fail(modelNotFound(error))))
       )
