@@ -18,6 +18,6 @@ const app = makeHandler(config, bindings)
 export default {
   // ctx reaches the handlers as a service, for work after the response (usage statistics).
   fetch: (request, _env, ctx) => app.handler(request, Context.make(WorkerContext, ctx) as Context.Context<never>),
-  // The cron trigger in wrangler.toml: delete expired hosted images.
+  // The cron trigger in wrangler.toml: delete expired hosted images and prune the usage statistics.
   scheduled: (_controller, _env, ctx) => ctx.waitUntil(runScheduled(config, bindings))
 } satisfies ExportedHandler

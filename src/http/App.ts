@@ -34,7 +34,6 @@ const services = (bindings: Bindings) =>
     Layer.provideMerge(ModelRegistry.layerNoDeps),
     Layer.provideMerge(GenerationCache.layer(bindings.images)),
     Layer.provideMerge(ImageStore.layer(bindings.images)),
-    Layer.provideMerge(UsageStats.layer(bindings.usage)),
     Layer.provide([AiSdkUpstream.layer, LocalPreview.layer])
   )
 
@@ -65,13 +64,12 @@ const TracingOff = Layer.mergeAll(
   Layer.succeed(HttpClient.TracerDisabledWhen, () => true)
 )
 
+// One UsageStats for the edge (which records) and the cockpit's handlers (which read): one write buffer per isolate.
 const gateway = (bindings: Bindings) =>
-  Layer.mergeAll(
-    apiRoutes(bindings),
-    EdgeMiddleware.pipe(Layer.provide(UsageStats.layer(bindings.usage))),
-    LogLevelFromConfig,
-    TracingOff
-  ).pipe(Layer.provide(GatewayConfig.layer))
+  Layer.mergeAll(apiRoutes(bindings), EdgeMiddleware, LogLevelFromConfig, TracingOff).pipe(
+    Layer.provide(UsageStats.layer(bindings.usage)),
+    Layer.provide(GatewayConfig.layer)
+  )
 
 /**
  * A configuration the gateway cannot run with still gets a Worker that
