@@ -252,6 +252,7 @@ export const EdgeMiddleware = HttpRouter.middleware(
         const started = Date.now()
         const original = yield* HttpServerRequest.HttpServerRequest
         const notes = RequestUsage.make()
+        const endpoint = usageEndpoint(original.method, pathOf(original.url))
         const cors = corsHeaders(original.headers.origin)
         let response: HttpServerResponse.HttpServerResponse
         if (original.method === "OPTIONS") {
@@ -278,7 +279,6 @@ export const EdgeMiddleware = HttpRouter.middleware(
                 Cause.hasInterruptsOnly(cause) ? Effect.failCause(cause as Cause.Cause<never>) : fromFailure(request, cause)
               ),
               Effect.onInterrupt(() => {
-                const endpoint = usageEndpoint(original.method, pathOf(original.url))
                 if (endpoint === undefined) return Effect.void
                 notes.clientClosed = true
                 const closed = HttpServerResponse.empty({ status: CLIENT_CLOSED.status })
@@ -293,7 +293,6 @@ export const EdgeMiddleware = HttpRouter.middleware(
           status: response.status,
           latencyMs: Date.now() - started
         })
-        const endpoint = usageEndpoint(original.method, pathOf(original.url))
         if (endpoint !== undefined) {
           yield* usage.record(notes.settled, () => usageEvent(original, endpoint, requestId, started, response, notes))
         }
