@@ -36,6 +36,12 @@ export const LATENCY_BOUNDS = [250, 500, 1000, 2000, 3000, 5000, 8000, 12_000, 2
 const BUCKETS = LATENCY_BOUNDS.length + 1
 const bucketColumns = Array.from({ length: BUCKETS }, (_, i) => `h${i}`)
 
+/** The histogram columns summed over the rows of a group, for the 30-day window and the rollup series. */
+const SUM_BUCKETS = bucketColumns.map((column) => `SUM(${column}) AS ${column}`).join(", ")
+
+/** A rollup row's (or a sum of rows') latency histogram, in bucket order. */
+const histogramOf = (row: Record<string, number | string>) => bucketColumns.map((column) => Number(row[column] ?? 0))
+
 export const bucketOf = (latencyMs: number) => {
   const index = LATENCY_BOUNDS.findIndex((bound) => latencyMs <= bound)
   return index === -1 ? LATENCY_BOUNDS.length : index
@@ -319,16 +325,16 @@ export class UsageDb {
     const histogramRows = this.sql.all<Record<string, number | string>>(
       `SELECT model, SUM(requests) AS requests, SUM(generations) AS generations, SUM(succeeded) AS succeeded,
         SUM(images) AS images, MAX(latency_max) AS latency_max,
-        ${bucketColumns.map((column) => `SUM(${column}) AS ${column}`).join(", ")}
+        ${SUM_BUCKETS}
       FROM rollups WHERE hour >= ? GROUP BY model ORDER BY generations DESC, model`,
       firstHour
     )
-    const histogramOf = (row: Record<string, number | string>) => bucketColumns.map((column) => Number(row[column] ?? 0))
     const latencyOf = (counts: ReadonlyArray<number>, maxMs: number) => ({
       p50: percentileFromHistogram(counts, 0.5, maxMs),
       p95: percentileFromHistogram(counts, 0.95, maxMs)
     })
-    const overallCounts = bucketColumns.map((_, i) => histogramRows.reduce((sum, row) => sum + (histogramOf(row)[i] ?? 0), 0))
+    const histograms = histogramRows.map(histogramOf)
+    const overallCounts = bucketColumns.map((_, i) => histograms.reduce((sum, counts) => sum + (counts[i] ?? 0), 0))
     const overallMax = histogramRows.reduce((max, row) => Math.max(max, Number(row.latency_max)), 0)
     const models: Array<ModelUsage> = histogramRows
       .filter((row) => row.model !== "" && Number(row.generations) > 0)
@@ -428,7 +434,7 @@ export class UsageDb {
     const rows = this.sql.all<Record<string, number>>(
       `SELECT (hour / ${bucketMs}) * ${bucketMs} AS t, SUM(requests) AS requests, SUM(succeeded) AS succeeded,
         SUM(generations) - SUM(succeeded) AS failed, SUM(images) AS images, MAX(latency_max) AS latency_max,
-        ${bucketColumns.map((column) => `SUM(${column}) AS ${column}`).join(", ")}
+        ${SUM_BUCKETS}
       FROM rollups WHERE hour >= ? GROUP BY t`,
       Math.floor(from / HOUR) * HOUR
     )
@@ -436,7 +442,7 @@ export class UsageDb {
     for (const row of rows) {
       const point = points.find((candidate) => candidate.t === row.t)
       if (point === undefined) continue
-      const counts = bucketColumns.map((column) => Number(row[column] ?? 0))
+      const counts = histogramOf(row)
       Object.assign(point, {
         requests: Number(row.requests),
         succeeded: Number(row.succeeded),
