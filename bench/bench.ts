@@ -9,13 +9,12 @@
  *
  * Everything runs on loopback; every loop is bounded in time and count.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process"
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { execFileSync } from "node:child_process"
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { gzipSync } from "node:zlib"
 import { startFakeUpstream } from "../test/support/fakeUpstream.ts"
-import { freePort } from "../test/support/freePort.ts"
+import { type LocalWorker, startWranglerDev } from "../test/support/wranglerDev.ts"
 
 const KEY = "bench-key"
 const IMAGE_BYTES = 1024 * 1024
@@ -28,60 +27,18 @@ const CPU_REQUESTS = Number(process.env.BENCH_CPU_REQUESTS ?? 300)
 const CPU_ROUNDS = Number(process.env.BENCH_CPU_ROUNDS ?? 5)
 const RESULTS = join(import.meta.dirname, "results")
 
-interface Worker {
-  readonly url: string
-  readonly child: ChildProcess
-  readonly stop: () => void
-}
+type Worker = LocalWorker
 
 const startWorker = async (args: ReadonlyArray<string>, cwd: string): Promise<Worker> => {
-  const port = await freePort()
-  const inspector = await freePort()
-  const state = mkdtempSync(join(tmpdir(), "ai-image-gateway-bench-"))
-  const child = spawn(
-    "npx",
-    [
-      "wrangler",
-      "dev",
-      "--ip",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "--inspector-port",
-      String(inspector),
-      // Fresh local state (R2, statistics), apart from what `npm start` keeps in .wrangler/
-      "--persist-to",
-      state,
-      ...args
-    ],
-    {
-      cwd,
-      detached: true,
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" }
-    }
-  )
-  let log = ""
-  child.stdout?.on("data", (chunk: Buffer) => (log += chunk.toString()))
-  child.stderr?.on("data", (chunk: Buffer) => (log += chunk.toString()))
-  const url = `http://127.0.0.1:${port}`
+  const worker = await startWranglerDev(["npx", "wrangler", "dev"], cwd, args)
   const deadline = Date.now() + 90_000
-  while (!log.includes("Ready on")) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`wrangler dev did not start:\n${log}`)
+  while (!worker.log().includes("Ready on")) {
+    if (Date.now() > deadline || worker.child.exitCode !== null) {
+      throw new Error(`wrangler dev did not start:\n${worker.log()}`)
+    }
     await new Promise((resolve) => setTimeout(resolve, 200))
   }
-  return {
-    url,
-    child,
-    stop: () => {
-      try {
-        if (child.pid !== undefined) process.kill(-child.pid, "SIGTERM")
-      } catch {
-        // already gone
-      }
-      setTimeout(() => rmSync(state, { recursive: true, force: true }), 1000).unref()
-    }
-  }
+  return worker
 }
 
 /** CPU time (ms) of every workerd process below `pid`, read from /proc. */

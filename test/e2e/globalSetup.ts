@@ -1,10 +1,7 @@
-import { type ChildProcess, spawn } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
+import type { ChildProcess } from "node:child_process"
 import type { TestProject } from "vitest/node"
 import { startFakeUpstream } from "../support/fakeUpstream.ts"
-import { freePort } from "../support/freePort.ts"
+import { startWranglerDev } from "../support/wranglerDev.ts"
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -34,58 +31,29 @@ const waitForHealth = async (url: string, child: ChildProcess, output: () => str
  */
 export default async function setup(project: TestProject) {
   const upstream = await startFakeUpstream()
-  const port = await freePort()
-  const inspector = await freePort()
-  // Its own local state (R2, the statistics Durable Object), so test traffic never lands in a developer's `npm start` data.
-  const state = mkdtempSync(join(tmpdir(), "ai-image-gateway-e2e-"))
-  let log = ""
-  const child = spawn(
-    "npm",
-    [
-      "start",
-      "--",
-      "--ip",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "--inspector-port",
-      String(inspector),
-      "--persist-to",
-      state,
-      "--var",
-      `UPSTREAM_URL:${upstream.url}`,
-      "--var",
-      "UPSTREAM_BACKOFF_MS:20",
-      "--var",
-      "UPSTREAM_BACKOFF_MAX_MS:200",
-      "--var",
-      "UPSTREAM_TIMEOUT_MS:5000",
-      "--var",
-      "LOG_LEVEL:Warn"
-    ],
-    { detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" } }
-  )
-  child.stdout?.on("data", (chunk: Buffer) => (log += chunk.toString()))
-  child.stderr?.on("data", (chunk: Buffer) => (log += chunk.toString()))
-  const gatewayUrl = `http://127.0.0.1:${port}`
+  const gateway = await startWranglerDev(["npm", "start", "--"], process.cwd(), [
+    "--var",
+    `UPSTREAM_URL:${upstream.url}`,
+    "--var",
+    "UPSTREAM_BACKOFF_MS:20",
+    "--var",
+    "UPSTREAM_BACKOFF_MAX_MS:200",
+    "--var",
+    "UPSTREAM_TIMEOUT_MS:5000",
+    "--var",
+    "LOG_LEVEL:Warn"
+  ])
   const stop = async () => {
-    if (child.pid !== undefined && child.exitCode === null) {
-      try {
-        process.kill(-child.pid, "SIGTERM")
-      } catch {
-        // already gone
-      }
-    }
+    gateway.stop()
     await upstream.close()
-    rmSync(state, { recursive: true, force: true })
   }
   try {
-    await waitForHealth(gatewayUrl, child, () => log)
+    await waitForHealth(gateway.url, gateway.child, gateway.log)
   } catch (error) {
     await stop()
     throw error
   }
-  project.provide("gatewayUrl", gatewayUrl)
+  project.provide("gatewayUrl", gateway.url)
   project.provide("fakeUpstreamUrl", upstream.url)
   return stop
 }
