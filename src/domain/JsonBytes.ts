@@ -6,7 +6,15 @@
  * without ever turning it into a JavaScript string.
  */
 
+import { Buffer } from "node:buffer"
+
 const QUOTE = 0x22
+/**
+ * Searched for with `Buffer#indexOf` and a one-byte needle, which is a native
+ * memchr. `Uint8Array#indexOf` compares byte by byte: 0.4 ms for a 1.4 MB image
+ * in workerd against 0.025 ms (measured; see the README's benchmark notes).
+ */
+const QUOTE_NEEDLE = Uint8Array.of(QUOTE)
 const BACKSLASH = 0x5c
 
 const isWhitespace = (byte: number | undefined) => byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09
@@ -18,10 +26,10 @@ const skipWhitespace = (bytes: Uint8Array, from: number) => {
 }
 
 /** Index of the quote closing the string whose content starts at `from`, or -1. */
-const stringEnd = (bytes: Uint8Array, from: number): number => {
+const stringEnd = (bytes: Buffer, from: number): number => {
   let search = from
   for (;;) {
-    const quote = bytes.indexOf(QUOTE, search)
+    const quote = bytes.indexOf(QUOTE_NEEDLE, search)
     if (quote === -1) return -1
     let backslashes = 0
     while (bytes[quote - 1 - backslashes] === BACKSLASH) backslashes++
@@ -62,9 +70,10 @@ export type TopLevelString =
  * Finds the raw content (between the quotes, escapes untouched) of a string
  * property of a flat top-level JSON object, e.g. `image` in
  * `{"provider":"replicate","image":"iVBOR..."}`. The long value is skipped with
- * native `indexOf`, never scanned byte by byte in JavaScript.
+ * a native byte search (`QUOTE_NEEDLE`), never scanned byte by byte in JavaScript.
  */
-export const findTopLevelString = (bytes: Uint8Array, key: string): TopLevelString => {
+export const findTopLevelString = (input: Uint8Array, key: string): TopLevelString => {
+  const bytes = Buffer.from(input.buffer, input.byteOffset, input.byteLength)
   const unsupported = { _tag: "Unsupported" } as const
   let i = skipWhitespace(bytes, 0)
   if (bytes[i] !== 0x7b) return unsupported
@@ -82,7 +91,7 @@ export const findTopLevelString = (bytes: Uint8Array, key: string): TopLevelStri
     if (bytes[i] === QUOTE) {
       const valueEnd = stringEnd(bytes, i + 1)
       if (valueEnd === -1) return unsupported
-      if (name === key) found = bytes.subarray(i + 1, valueEnd)
+      if (name === key) found = input.subarray(i + 1, valueEnd)
       i = valueEnd + 1
     } else {
       const start = i

@@ -22,6 +22,18 @@ describe("findTopLevelString", () => {
     assert.strictEqual(found('{"note":"the \\"image\\" key","image":"abc"}'), "abc")
     assert.strictEqual(found('{"im\\u0061ge":"escaped key"}'), "escaped key")
     assert.strictEqual(found('{"image":"a\\"b"}'), 'a\\"b')
+    assert.strictEqual(found('{"image":"a\\\\"}'), "a\\\\")
+  })
+
+  it("reads a view into a larger buffer, and returns a view of the same bytes", () => {
+    const whole = bytes('xxxx{"provider":"p","image":"abc"}yyyy')
+    const view = whole.subarray(4, whole.length - 4)
+    const result = findTopLevelString(view, "image")
+    assert.strictEqual(result._tag, "Found")
+    if (result._tag !== "Found") return
+    assert.strictEqual(text(result.raw), "abc")
+    assert.strictEqual(result.raw.buffer, whole.buffer)
+    assert.notInstanceOf(result.raw, Buffer)
   })
 
   it("says Missing when the key is absent, Unsupported for what it does not read", () => {
