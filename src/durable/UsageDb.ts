@@ -85,6 +85,38 @@ const SCHEMA = [
     hour INTEGER NOT NULL, error TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (hour, error))`
 ]
 
+const INSERT_EVENT = `INSERT INTO events (ts, request_id, method, path, endpoint, model, upstream, status, latency_ms,
+  attempts, images, failed_images, error, stream, prompt, generation, ok)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+const UPSERT_ROLLUP = `INSERT INTO rollups (hour, model, endpoint, requests, generations, succeeded, images, failed_images,
+    attempts, latency_max, ${bucketColumns.join(", ")})
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ${bucketColumns.map(() => "?").join(", ")})
+  ON CONFLICT (hour, model, endpoint) DO UPDATE SET
+    requests = requests + excluded.requests, generations = generations + excluded.generations,
+    succeeded = succeeded + excluded.succeeded, images = images + excluded.images,
+    failed_images = failed_images + excluded.failed_images, attempts = attempts + excluded.attempts,
+    latency_max = MAX(latency_max, excluded.latency_max),
+    ${bucketColumns.map((column) => `${column} = ${column} + excluded.${column}`).join(", ")}`
+
+const UPSERT_ERROR = `INSERT INTO rollup_errors (hour, error, count) VALUES (?, ?, ?)
+  ON CONFLICT (hour, error) DO UPDATE SET count = count + excluded.count`
+
+/** One rollup row's worth of a batch, before it is added to the stored row. */
+interface RollupDelta {
+  readonly hour: number
+  readonly model: string
+  readonly endpoint: string
+  requests: number
+  generations: number
+  succeeded: number
+  images: number
+  failedImages: number
+  attempts: number
+  latencyMax: number
+  readonly histogram: Array<number>
+}
+
 /** A generation succeeded when it answered 2xx with at least one image. */
 export const succeeded = (event: UsageEvent) => isGeneration(event.endpoint) && event.status < 400 && event.images > 0
 
@@ -162,59 +194,93 @@ export class UsageDb {
     for (const statement of SCHEMA) sql.all(statement)
   }
 
-  record(event: UsageEvent, now: number = Date.now()): void {
-    const generation = isGeneration(event.endpoint) ? 1 : 0
-    const ok = succeeded(event) ? 1 : 0
-    this.sql.all(
-      `INSERT INTO events (ts, request_id, method, path, endpoint, model, upstream, status, latency_ms, attempts,
-        images, failed_images, error, stream, prompt, generation, ok) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      event.ts,
-      event.requestId,
-      event.method,
-      event.path,
-      event.endpoint,
-      event.model,
-      event.upstream,
-      event.status,
-      event.latencyMs,
-      event.attempts,
-      event.images,
-      event.failedImages,
-      event.error,
-      event.stream ? 1 : 0,
-      event.prompt,
-      generation,
-      ok
-    )
-    const hour = Math.floor(event.ts / HOUR) * HOUR
-    const histogram = bucketColumns.map((_, i) => (ok === 1 && bucketOf(event.latencyMs) === i ? 1 : 0))
-    this.sql.all(
-      `INSERT INTO rollups (hour, model, endpoint, requests, generations, succeeded, images, failed_images, attempts, latency_max,
-        ${bucketColumns.join(", ")}) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ${bucketColumns.map(() => "?").join(", ")})
-      ON CONFLICT (hour, model, endpoint) DO UPDATE SET
-        requests = requests + 1, generations = generations + excluded.generations, succeeded = succeeded + excluded.succeeded,
-        images = images + excluded.images, failed_images = failed_images + excluded.failed_images,
-        attempts = attempts + excluded.attempts, latency_max = MAX(latency_max, excluded.latency_max),
-        ${bucketColumns.map((column) => `${column} = ${column} + excluded.${column}`).join(", ")}`,
-      hour,
-      event.model ?? "",
-      event.endpoint,
-      generation,
-      ok,
-      event.images,
-      event.failedImages,
-      event.attempts,
-      ok === 1 ? event.latencyMs : 0,
-      ...histogram
-    )
-    if (event.error !== null) {
+  /**
+   * Writes a batch of events (one isolate's last second or so) and folds them
+   * into the hourly rollups: one upsert per (hour, model, endpoint) and per
+   * (hour, error) in the batch, not per event. An upsert that touches the
+   * histogram's thirteen columns cost about 0.7 ms of CPU per request when it
+   * ran once per event (`npm run bench`). The caller runs it in a transaction.
+   */
+  record(events: ReadonlyArray<UsageEvent>, now: number = Date.now()): void {
+    const rollups = new Map<string, RollupDelta>()
+    const errors = new Map<string, { hour: number; error: string; count: number }>()
+    for (const event of events) {
+      const generation = isGeneration(event.endpoint) ? 1 : 0
+      const ok = succeeded(event) ? 1 : 0
       this.sql.all(
-        `INSERT INTO rollup_errors (hour, error, count) VALUES (?, ?, 1)
-        ON CONFLICT (hour, error) DO UPDATE SET count = count + 1`,
-        hour,
-        event.error
+        INSERT_EVENT,
+        event.ts,
+        event.requestId,
+        event.method,
+        event.path,
+        event.endpoint,
+        event.model,
+        event.upstream,
+        event.status,
+        event.latencyMs,
+        event.attempts,
+        event.images,
+        event.failedImages,
+        event.error,
+        event.stream ? 1 : 0,
+        event.prompt,
+        generation,
+        ok
+      )
+      const hour = Math.floor(event.ts / HOUR) * HOUR
+      const model = event.model ?? ""
+      const key = `${hour}\u0000${model}\u0000${event.endpoint}`
+      let rollup = rollups.get(key)
+      if (rollup === undefined) {
+        rollup = {
+          hour,
+          model,
+          endpoint: event.endpoint,
+          requests: 0,
+          generations: 0,
+          succeeded: 0,
+          images: 0,
+          failedImages: 0,
+          attempts: 0,
+          latencyMax: 0,
+          histogram: new Array<number>(BUCKETS).fill(0)
+        }
+        rollups.set(key, rollup)
+      }
+      rollup.requests += 1
+      rollup.generations += generation
+      rollup.succeeded += ok
+      rollup.images += event.images
+      rollup.failedImages += event.failedImages
+      rollup.attempts += event.attempts
+      if (ok === 1) {
+        rollup.latencyMax = Math.max(rollup.latencyMax, event.latencyMs)
+        rollup.histogram[bucketOf(event.latencyMs)] += 1
+      }
+      if (event.error !== null) {
+        const errorKey = `${hour}\u0000${event.error}`
+        const counted = errors.get(errorKey)
+        if (counted === undefined) errors.set(errorKey, { hour, error: event.error, count: 1 })
+        else counted.count += 1
+      }
+    }
+    for (const rollup of rollups.values()) {
+      this.sql.all(
+        UPSERT_ROLLUP,
+        rollup.hour,
+        rollup.model,
+        rollup.endpoint,
+        rollup.requests,
+        rollup.generations,
+        rollup.succeeded,
+        rollup.images,
+        rollup.failedImages,
+        rollup.attempts,
+        rollup.latencyMax,
+        ...rollup.histogram
       )
     }
+    for (const { hour, error, count } of errors.values()) this.sql.all(UPSERT_ERROR, hour, error, count)
     if (now - this.lastPrune >= PRUNE_EVERY_MS) this.prune(now)
   }
 

@@ -20,9 +20,7 @@ export class UsageStatsObject extends DurableObject<unknown> {
 
   /** A batch from one isolate, written in one transaction. */
   record(events: ReadonlyArray<UsageEvent>): void {
-    this.ctx.storage.transactionSync(() => {
-      for (const event of events) this.db.record(event)
-    })
+    this.ctx.storage.transactionSync(() => this.db.record(events))
   }
 
   summary(window: UsageWindow): UsageSummary {

@@ -73,11 +73,11 @@ describe("latency histogram", () => {
 describe("UsageDb summaries", () => {
   it("counts requests, generations, images and errors, and takes exact percentiles from events", () => {
     const db = open()
-    for (const latencyMs of [100, 200, 300, 400, 500, 600, 700, 800, 900, 5000]) db.record(event({ latencyMs }), NOW)
-    db.record(event({ status: 502, images: 0, failedImages: 2, attempts: 6, error: "upstream_error", latencyMs: 90 }), NOW)
-    db.record(event({ status: 401, images: 0, attempts: 0, error: "invalid_api_key", model: null, upstream: null }), NOW)
+    for (const latencyMs of [100, 200, 300, 400, 500, 600, 700, 800, 900, 5000]) db.record([event({ latencyMs })], NOW)
+    db.record([event({ status: 502, images: 0, failedImages: 2, attempts: 6, error: "upstream_error", latencyMs: 90 })], NOW)
+    db.record([event({ status: 401, images: 0, attempts: 0, error: "invalid_api_key", model: null, upstream: null })], NOW)
     db.record(
-      event({ endpoint: "models", method: "GET", path: "/v1/models", images: 0, attempts: 0, model: null, upstream: null }),
+      [event({ endpoint: "models", method: "GET", path: "/v1/models", images: 0, attempts: 0, model: null, upstream: null })],
       NOW
     )
 
@@ -111,8 +111,8 @@ describe("UsageDb summaries", () => {
 
   it("gives a 1 h series of 60 one-minute points with the gaps filled", () => {
     const db = open()
-    db.record(event({ ts: NOW - 5 * MINUTE, latencyMs: 700 }), NOW)
-    db.record(event({ ts: NOW - 5 * MINUTE, status: 504, images: 0, error: "upstream_timeout" }), NOW)
+    db.record([event({ ts: NOW - 5 * MINUTE, latencyMs: 700 })], NOW)
+    db.record([event({ ts: NOW - 5 * MINUTE, status: 504, images: 0, error: "upstream_timeout" })], NOW)
     const { series, bucketMs } = db.summary("1h", NOW)
     expect(bucketMs).toBe(MINUTE)
     expect(series.length).toBeGreaterThanOrEqual(60)
@@ -123,8 +123,8 @@ describe("UsageDb summaries", () => {
 
   it("keeps events out of windows they are older than", () => {
     const db = open()
-    db.record(event({ ts: NOW - 2 * HOUR }), NOW)
-    db.record(event({ ts: NOW - 2 * DAY }), NOW)
+    db.record([event({ ts: NOW - 2 * HOUR })], NOW)
+    db.record([event({ ts: NOW - 2 * DAY })], NOW)
     expect(db.summary("1h", NOW).requests).toBe(0)
     expect(db.summary("24h", NOW).requests).toBe(1)
     expect(db.summary("7d", NOW).requests).toBe(2)
@@ -136,9 +136,9 @@ describe("UsageDb rollups", () => {
     const db = open()
     const latencies = [300, 800, 1500, 2500, 4000, 7000, 11_000, 19_000, 25_000, 45_000]
     latencies.forEach((latencyMs, i) => {
-      db.record(event({ ts: NOW - i * 3 * HOUR, latencyMs, model: i % 2 === 0 ? "a/even" : "b/odd" }), NOW)
+      db.record([event({ ts: NOW - i * 3 * HOUR, latencyMs, model: i % 2 === 0 ? "a/even" : "b/odd" })], NOW)
     })
-    db.record(event({ ts: NOW - HOUR, status: 429, images: 0, error: "rate_limit_exceeded" }), NOW)
+    db.record([event({ ts: NOW - HOUR, status: 429, images: 0, error: "rate_limit_exceeded" })], NOW)
     const fromEvents = db.summary("7d", NOW)
     const fromRollups = db.summary("30d", NOW)
     expect(fromRollups.source).toBe("rollups")
@@ -158,8 +158,8 @@ describe("UsageDb rollups", () => {
 
   it("accumulate one row per hour, model and endpoint", () => {
     const db = open()
-    for (let i = 0; i < 5; i++) db.record(event({ ts: NOW - i * MINUTE }), NOW)
-    db.record(event({ endpoint: "chat", path: "/v1/chat/completions" }), NOW)
+    for (let i = 0; i < 5; i++) db.record([event({ ts: NOW - i * MINUTE })], NOW)
+    db.record([event({ endpoint: "chat", path: "/v1/chat/completions" })], NOW)
     expect(db.count("events")).toBe(6)
     expect(db.count("rollups")).toBeLessThanOrEqual(4)
     const day = db.summary("24h", NOW)
@@ -167,13 +167,42 @@ describe("UsageDb rollups", () => {
   })
 })
 
+describe("UsageDb batches", () => {
+  it("fold into the same rollups as their events written one at a time", () => {
+    const events = [
+      event({ latencyMs: 300 }),
+      event({ latencyMs: 4000 }),
+      event({ ts: NOW - 3 * HOUR, latencyMs: 900, model: "b/other" }),
+      event({ status: 502, images: 0, failedImages: 2, attempts: 6, error: "upstream_error", latencyMs: 90 }),
+      event({ ts: NOW - 3 * HOUR, status: 502, images: 0, error: "upstream_error" }),
+      event({ endpoint: "chat", path: "/v1/chat/completions", latencyMs: 7000, attempts: 2 }),
+      event({ endpoint: "models", method: "GET", path: "/v1/models", images: 0, attempts: 0, model: null, upstream: null }),
+      event({ status: 401, images: 0, attempts: 0, error: "invalid_api_key", model: null, upstream: null })
+    ]
+    const oneByOne = open()
+    for (const item of events) oneByOne.record([item], NOW)
+    const batched = open()
+    batched.record(events, NOW)
+    for (const table of ["events", "rollups", "rollup_errors"] as const) {
+      expect(batched.count(table)).toBe(oneByOne.count(table))
+    }
+    expect(batched.count("rollups")).toBeLessThan(events.length)
+    for (const window of ["24h", "30d"] as const) {
+      expect(batched.summary(window, NOW)).toEqual(oneByOne.summary(window, NOW))
+    }
+    const month = batched.summary("30d", NOW)
+    expect(month.source).toBe("rollups")
+    expect(month.requests).toBe(events.length)
+  })
+})
+
 describe("UsageDb retention", () => {
   it("drops events after 7 days but keeps their rollups for 90 days", () => {
     const db = open()
     db.prune(NOW) // A fresh store prunes on its first write; start the interval here so only the call below does.
-    db.record(event({ ts: NOW - EVENT_RETENTION_MS - HOUR }), NOW)
-    db.record(event({ ts: NOW - ROLLUP_RETENTION_MS - 2 * HOUR, error: "upstream_error", status: 502, images: 0 }), NOW)
-    db.record(event({ ts: NOW - MINUTE }), NOW)
+    db.record([event({ ts: NOW - EVENT_RETENTION_MS - HOUR })], NOW)
+    db.record([event({ ts: NOW - ROLLUP_RETENTION_MS - 2 * HOUR, error: "upstream_error", status: 502, images: 0 })], NOW)
+    db.record([event({ ts: NOW - MINUTE })], NOW)
     const removed = db.prune(NOW)
     expect(removed.events).toBe(2)
     expect(db.count("events")).toBe(1)
@@ -187,7 +216,7 @@ describe("UsageDb retention", () => {
     expect(MAX_EVENTS).toBe(100_000)
     const db = open(500)
     db.prune(NOW)
-    for (let i = 0; i < 525; i++) db.record(event({ ts: NOW - HOUR + i }), NOW)
+    for (let i = 0; i < 525; i++) db.record([event({ ts: NOW - HOUR + i })], NOW)
     expect(db.count("events")).toBe(525)
     db.prune(NOW)
     expect(db.count("events")).toBe(500)
@@ -198,9 +227,9 @@ describe("UsageDb retention", () => {
   it("prunes on its own when writes arrive after the pruning interval", () => {
     const db = open()
     db.prune(NOW - 11 * MINUTE)
-    db.record(event({ ts: NOW - EVENT_RETENTION_MS - DAY }), NOW - 10 * MINUTE)
+    db.record([event({ ts: NOW - EVENT_RETENTION_MS - DAY })], NOW - 10 * MINUTE)
     expect(db.count("events")).toBe(1)
-    db.record(event({ ts: NOW }), NOW)
+    db.record([event({ ts: NOW })], NOW)
     expect(db.count("events")).toBe(1)
     expect(db.recent(5)[0]?.ts).toBe(NOW)
   })
@@ -209,17 +238,17 @@ describe("UsageDb retention", () => {
 describe("UsageDb recent requests and upstream health", () => {
   it("lists the newest requests first, with the fields the cockpit shows", () => {
     const db = open()
-    db.record(event({ ts: NOW - 2 * MINUTE, requestId: "req_old" }), NOW)
-    db.record(event({ ts: NOW - MINUTE, requestId: "req_new", stream: true, prompt: "a cat" }), NOW)
+    db.record([event({ ts: NOW - 2 * MINUTE, requestId: "req_old" })], NOW)
+    db.record([event({ ts: NOW - MINUTE, requestId: "req_new", stream: true, prompt: "a cat" })], NOW)
     expect(db.recent(1)).toEqual([expect.objectContaining({ requestId: "req_new", stream: true, prompt: "a cat" })])
     expect(db.recent(10).map((row) => row.requestId)).toEqual(["req_new", "req_old"])
   })
 
   it("reports each upstream's last hour and its latest generation", () => {
     const db = open()
-    db.record(event({ ts: NOW - 3 * HOUR, upstream: "local", model: "local/preview", latencyMs: 5 }), NOW)
-    db.record(event({ ts: NOW - 10 * MINUTE, latencyMs: 1200 }), NOW)
-    db.record(event({ ts: NOW - 5 * MINUTE, status: 502, images: 0, error: "upstream_error", latencyMs: 300 }), NOW)
+    db.record([event({ ts: NOW - 3 * HOUR, upstream: "local", model: "local/preview", latencyMs: 5 })], NOW)
+    db.record([event({ ts: NOW - 10 * MINUTE, latencyMs: 1200 })], NOW)
+    db.record([event({ ts: NOW - 5 * MINUTE, status: 502, images: 0, error: "upstream_error", latencyMs: 300 })], NOW)
     const health = db.upstreams(NOW)
     expect(health.map((row) => row.upstream)).toEqual(["ai-sdk", "local"])
     expect(health[0]).toMatchObject({
