@@ -57,6 +57,8 @@ const LogLevelFromConfig = Layer.effect(
  * No spans: nothing exports Effect traces from the Worker (Workers Observability
  * reads the logs), and a span per request, handler and upstream call, with its
  * clock reads and trace headers, is a measurable share of the per-request CPU.
+ * For the same reason, functions on the per-request path are `Effect.fnUntraced`:
+ * `Effect.fn` captures a stack trace on every call, for a span nobody reads.
  */
 const TracingOff = Layer.mergeAll(
   Layer.succeed(References.TracerEnabled, false),

@@ -204,6 +204,7 @@ export const EdgeMiddleware = HttpRouter.middleware(
     /** Built when the request is complete: at once, or when a streamed body ends. */
     const usageEvent = (
       request: HttpServerRequest.HttpServerRequest,
+      path: string,
       endpoint: UsageEndpoint,
       requestId: string,
       started: number,
@@ -222,7 +223,7 @@ export const EdgeMiddleware = HttpRouter.middleware(
         ts: started,
         requestId,
         method: request.method,
-        path: pathOf(request.url),
+        path,
         endpoint,
         model: notes.model,
         upstream: notes.upstream,
@@ -252,7 +253,8 @@ export const EdgeMiddleware = HttpRouter.middleware(
         const started = Date.now()
         const original = yield* HttpServerRequest.HttpServerRequest
         const notes = RequestUsage.make()
-        const endpoint = usageEndpoint(original.method, pathOf(original.url))
+        const path = pathOf(original.url)
+        const endpoint = usageEndpoint(original.method, path)
         const cors = corsHeaders(original.headers.origin)
         let response: HttpServerResponse.HttpServerResponse
         if (original.method === "OPTIONS") {
@@ -282,19 +284,19 @@ export const EdgeMiddleware = HttpRouter.middleware(
                 if (endpoint === undefined) return Effect.void
                 notes.clientClosed = true
                 const closed = HttpServerResponse.empty({ status: CLIENT_CLOSED.status })
-                return usage.record(undefined, () => usageEvent(original, endpoint, requestId, started, closed, notes))
+                return usage.record(undefined, () => usageEvent(original, path, endpoint, requestId, started, closed, notes))
               })
             )
           }
         }
         yield* Effect.logInfo("request", {
           method: original.method,
-          path: pathOf(original.url),
+          path,
           status: response.status,
           latencyMs: Date.now() - started
         })
         if (endpoint !== undefined) {
-          yield* usage.record(notes.settled, () => usageEvent(original, endpoint, requestId, started, response, notes))
+          yield* usage.record(notes.settled, () => usageEvent(original, path, endpoint, requestId, started, response, notes))
         }
         return HttpServerResponse.setHeaders(response, { ...cors, "x-request-id": requestId })
       })

@@ -174,8 +174,8 @@ export class AiSdkUpstream extends Context.Service<
           })
         )
 
-      const generate = Effect.fn("AiSdkUpstream.generate")(function* (request: AiSdkRequest) {
-        yield* Effect.annotateCurrentSpan({ provider: request.provider, modelId: request.modelId })
+      // Untraced, like every per-request function: see `TracingOff` in App.ts.
+      const generate = Effect.fnUntraced(function* (request: AiSdkRequest) {
         let attempts = 0
         const counted = Effect.suspend(() => {
           attempts++

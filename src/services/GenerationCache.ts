@@ -65,7 +65,7 @@ export class GenerationCache extends Context.Service<
         const entryKey = (model: ModelEntry, request: ImageGenerationRequest) =>
           Effect.promise(() => cacheKey(model, request)).pipe(Effect.map((hash) => `cache/${hash}`))
 
-        const lookup = Effect.fn("GenerationCache.lookup")(function* (model: ModelEntry, request: ImageGenerationRequest) {
+        const lookup = Effect.fnUntraced(function* (model: ModelEntry, request: ImageGenerationRequest) {
           const key = yield* entryKey(model, request)
           const entry = yield* Effect.promise(() => bucket.get(key))
           if (entry === null || Number(entry.customMetadata?.expiresAt ?? 0) <= Date.now()) return Option.none<CachedGeneration>()
@@ -79,7 +79,7 @@ export class GenerationCache extends Context.Service<
           return Option.some({ files, images: images.flatMap((image) => (Option.isSome(image) ? [image.value] : [])) })
         })
 
-        const save = Effect.fn("GenerationCache.save")(function* (
+        const save = Effect.fnUntraced(function* (
           model: ModelEntry,
           request: ImageGenerationRequest,
           images: ReadonlyArray<GeneratedImage>

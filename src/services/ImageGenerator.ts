@@ -93,10 +93,10 @@ export class ImageGenerator extends Context.Service<
           Effect.tapError(() => noteModel(request, undefined))
         )
 
-      const generate = Effect.fn("ImageGenerator.generate")(function* (request: ImageGenerationRequest) {
+      // Untraced, like every per-request function: see `TracingOff` in App.ts.
+      const generate = Effect.fnUntraced(function* (request: ImageGenerationRequest) {
         const model = yield* resolve(request)
         const n = request.n ?? 1
-        yield* Effect.annotateCurrentSpan({ model: model.id, n })
         yield* Effect.logDebug("generating", { prompt: request.prompt })
         const started = yield* Clock.currentTimeMillis
         // One image (the common case) needs no child fibers to run or to interrupt afterwards.
@@ -125,7 +125,7 @@ export class ImageGenerator extends Context.Service<
         return { created: Math.floor(started / 1000), model, images, failed: failures.length } satisfies GenerationResult
       })
 
-      const stream = Effect.fn("ImageGenerator.stream")(function* (request: ImageGenerationRequest) {
+      const stream = Effect.fnUntraced(function* (request: ImageGenerationRequest) {
         const model = yield* resolve(request)
         const created = Math.floor((yield* Clock.currentTimeMillis) / 1000)
         const notes = yield* Effect.serviceOption(RequestUsage)

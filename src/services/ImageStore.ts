@@ -71,7 +71,7 @@ export class ImageStore extends Context.Service<
             ? Option.none()
             : Option.some(object)
 
-        const put = Effect.fn("ImageStore.put")(function* (image: GeneratedImage, imageTtlMs: number = ttlMs) {
+        const put = Effect.fnUntraced(function* (image: GeneratedImage, imageTtlMs: number = ttlMs) {
           const id = randomId()
           const file = `${id}.${EXTENSION[image.format]}`
           // node:buffer is native in workerd: decoding 1-3 MB of base64 in JavaScript costs tens of milliseconds.
