@@ -28,6 +28,9 @@ export const DAY = 24 * HOUR
 export const EVENT_RETENTION_MS = 7 * DAY
 export const ROLLUP_RETENTION_MS = 90 * DAY
 export const MAX_EVENTS = 100_000
+/** The start of the rollup hour that holds `ms`: the key of the rollup tables. */
+const hourOf = (ms: number) => Math.floor(ms / HOUR) * HOUR
+
 /** Pruning runs on a write at most this often (and from the cron trigger). */
 export const PRUNE_EVERY_MS = 10 * MINUTE
 
@@ -227,7 +230,7 @@ export class UsageDb {
         generation,
         ok
       )
-      const hour = Math.floor(event.ts / HOUR) * HOUR
+      const hour = hourOf(event.ts)
       const model = event.model ?? ""
       const key = `${hour}\u0000${model}\u0000${event.endpoint}`
       let rollup = rollups.get(key)
@@ -291,7 +294,7 @@ export class UsageDb {
     this.sql.all("DELETE FROM events WHERE ts < ?", now - EVENT_RETENTION_MS)
     this.sql.all("DELETE FROM events WHERE id <= (SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?)", this.maxEvents)
     const rollupsBefore = this.count("rollups")
-    const oldestHour = Math.floor((now - ROLLUP_RETENTION_MS) / HOUR) * HOUR
+    const oldestHour = hourOf(now - ROLLUP_RETENTION_MS)
     this.sql.all("DELETE FROM rollups WHERE hour < ?", oldestHour)
     this.sql.all("DELETE FROM rollup_errors WHERE hour < ?", oldestHour)
     return { events: before - this.count("events"), rollups: rollupsBefore - this.count("rollups") }
@@ -382,7 +385,7 @@ export class UsageDb {
   }
 
   private fromRollups(window: UsageWindow, from: number, to: number, bucketMs: number): UsageSummary {
-    const firstHour = Math.floor(from / HOUR) * HOUR
+    const firstHour = hourOf(from)
     const totals = this.sql.all<Totals>(
       `SELECT COALESCE(SUM(requests), 0) AS requests, SUM(generations) AS generations, SUM(succeeded) AS succeeded,
         SUM(images) AS images, SUM(failed_images) AS failed_images, SUM(attempts) AS attempts FROM rollups WHERE hour >= ?`,
@@ -465,11 +468,25 @@ export class UsageDb {
     }
   }
 
-  /** Empty buckets are points with zeros, so a chart's x axis is time, not "buckets that had traffic". */
-  private emptySeries(from: number, to: number, bucketMs: number): Array<UsagePoint> {
-    const first = Math.floor(from / bucketMs) * bucketMs
+  /**
+   * One point per bucket from `from` to `to`, filled from the rows that had traffic. Empty buckets are points
+   * with zeros, so a chart's x axis is time, not "buckets that had traffic".
+   */
+  private series<Row extends { readonly t: number }>(
+    from: number,
+    to: number,
+    bucketMs: number,
+    rows: ReadonlyArray<Row>,
+    toPoint: (row: Row) => Omit<UsagePoint, "t">
+  ): Array<UsagePoint> {
+    const byBucket = new Map(rows.map((row) => [row.t, row]))
     const points: Array<UsagePoint> = []
-    for (let t = first; t <= to; t += bucketMs) points.push({ t, requests: 0, succeeded: 0, failed: 0, images: 0, p95Ms: null })
+    for (let t = Math.floor(from / bucketMs) * bucketMs; t <= to; t += bucketMs) {
+      const row = byBucket.get(t)
+      points.push(
+        row === undefined ? { t, requests: 0, succeeded: 0, failed: 0, images: 0, p95Ms: null } : { t, ...toPoint(row) }
+      )
+    }
     return points
   }
 
@@ -481,42 +498,29 @@ export class UsageDb {
       from
     )
     const p95 = this.percentiles(bucket, "ts >= ?", from)
-    const points = this.emptySeries(from, to, bucketMs)
-    for (const row of rows) {
-      const point = points.find((candidate) => candidate.t === row.t)
-      if (point === undefined) continue
-      Object.assign(point, {
-        requests: row.requests,
-        succeeded: row.succeeded,
-        failed: row.failed,
-        images: row.images,
-        p95Ms: p95.get(row.t)?.p95 ?? null
-      })
-    }
-    return points
+    return this.series(from, to, bucketMs, rows, (row) => ({
+      requests: row.requests,
+      succeeded: row.succeeded,
+      failed: row.failed,
+      images: row.images,
+      p95Ms: p95.get(row.t)?.p95 ?? null
+    }))
   }
 
   private rollupSeries(from: number, to: number, bucketMs: number): Array<UsagePoint> {
-    const rows = this.sql.all<Record<string, number>>(
+    const rows = this.sql.all<Record<string, number> & { readonly t: number }>(
       `SELECT (hour / ${bucketMs}) * ${bucketMs} AS t, SUM(requests) AS requests, SUM(succeeded) AS succeeded,
         SUM(generations) - SUM(succeeded) AS failed, SUM(images) AS images, MAX(latency_max) AS latency_max,
         ${SUM_BUCKETS}
       FROM rollups WHERE hour >= ? GROUP BY t`,
-      Math.floor(from / HOUR) * HOUR
+      hourOf(from)
     )
-    const points = this.emptySeries(from, to, bucketMs)
-    for (const row of rows) {
-      const point = points.find((candidate) => candidate.t === row.t)
-      if (point === undefined) continue
-      const counts = histogramOf(row)
-      Object.assign(point, {
-        requests: Number(row.requests),
-        succeeded: Number(row.succeeded),
-        failed: Number(row.failed),
-        images: Number(row.images),
-        p95Ms: percentileFromHistogram(counts, 0.95, Number(row.latency_max))
-      })
-    }
-    return points
+    return this.series(from, to, bucketMs, rows, (row) => ({
+      requests: Number(row.requests),
+      succeeded: Number(row.succeeded),
+      failed: Number(row.failed),
+      images: Number(row.images),
+      p95Ms: percentileFromHistogram(histogramOf(row), 0.95, Number(row.latency_max))
+    }))
   }
 }
