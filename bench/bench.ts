@@ -24,7 +24,12 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
 /** CPU is sampled at low concurrency, where the two cores are not saturated by the load generator itself. */
 const CPU_CONNECTIONS = 2
 const CPU_REQUESTS = Number(process.env.BENCH_CPU_REQUESTS ?? 300)
-const CPU_ROUNDS = Number(process.env.BENCH_CPU_ROUNDS ?? 5)
+/**
+ * One round's CPU per request moves by about ±8% on this kind of machine, for
+ * either Worker alike (two identical gateways measured 0.93x of each other over
+ * 15 rounds). Nine rounds keep the median's own error to a few percent.
+ */
+const CPU_ROUNDS = Number(process.env.BENCH_CPU_ROUNDS ?? 9)
 const RESULTS = join(import.meta.dirname, "results")
 
 type Worker = LocalWorker
@@ -116,6 +121,12 @@ const timeGeneration = async (gateway: Worker, n: number) => {
 }
 
 const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0
+/** The middle half of the values: how far one round's figure can be trusted. */
+const quartiles = (values: ReadonlyArray<number>) => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.round(q * (sorted.length - 1))))] ?? 0
+  return { q1: at(0.25), q3: at(0.75) }
+}
 
 const bundleSize = () => {
   const outdir = join(RESULTS, "bundle")
@@ -279,6 +290,9 @@ const main = async () => {
     }
     const throughputRatio = results.gateway.rps / results.passthrough.rps
     const cpuRatio = results.gateway.cpuMsPerRequest / results.passthrough.cpuMsPerRequest
+    // Rounds alternate, so round i of each Worker ran under the same machine conditions: their ratio shows the spread.
+    const roundRatios = gatewayCpu.map((cpu, i) => cpu / (passthroughCpu[i] ?? Number.NaN))
+    const roundSpread = quartiles(roundRatios)
     const fanOutRatio = results.fanOut.n4Ms / results.fanOut.n1Ms
     const urlCpuRatio = results.hosting.urlCpuMsPerRequest / results.hosting.b64CpuMsPerRequest
     // On Cloudflare R2 is a separate service: the Worker's share is the url path less the simulator's write.
@@ -300,6 +314,9 @@ const main = async () => {
     console.log(
       `passthrough  ${results.passthrough.rps.toFixed(1)} req/s, ${results.passthrough.cpuMsPerRequest.toFixed(2)} ms CPU/req (${results.passthrough.requests} ok, ${results.passthrough.failures} failed)`
     )
+    console.log(
+      `CPU ratio per round ${roundRatios.map((ratio) => ratio.toFixed(2)).join(" ")} (middle half ${roundSpread.q1.toFixed(2)}-${roundSpread.q3.toFixed(2)}, ${CPU_ROUNDS} rounds of ${CPU_REQUESTS} requests)`
+    )
     console.log(`n:1 ${results.fanOut.n1Ms.toFixed(0)} ms, n:4 ${results.fanOut.n4Ms.toFixed(0)} ms (median of 3)`)
     console.log(`bundle ${(bundle.raw / 1024).toFixed(1)} KB raw, ${(bundle.gzip / 1024).toFixed(1)} KB gzip -9`)
     console.log(
@@ -314,7 +331,7 @@ const main = async () => {
     }
     writeFileSync(
       join(RESULTS, "latest.json"),
-      `${JSON.stringify({ ...results, throughputRatio, cpuRatio, fanOutRatio, urlCpuRatio, urlWorkerCpuRatio, cacheSpeedup }, null, 2)}\n`
+      `${JSON.stringify({ ...results, throughputRatio, cpuRatio, roundRatios, roundSpread, fanOutRatio, urlCpuRatio, urlWorkerCpuRatio, cacheSpeedup }, null, 2)}\n`
     )
     if (results.gateway.failures > 0 || results.passthrough.failures > 0) failed = true
     process.exitCode = failed ? 1 : 0
