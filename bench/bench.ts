@@ -120,13 +120,12 @@ const timeGeneration = async (gateway: Worker, n: number) => {
   return performance.now() - started
 }
 
-const median = (values: ReadonlyArray<number>) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0
-/** The middle half of the values: how far one round's figure can be trusted. */
-const quartiles = (values: ReadonlyArray<number>) => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.round(q * (sorted.length - 1))))] ?? 0
-  return { q1: at(0.25), q3: at(0.75) }
-}
+/** The value at fraction `q` (0-1) of the sorted values, nearest rank; 0.5 is the upper median for an even count. */
+const quantile = (values: ReadonlyArray<number>, q: number) =>
+  [...values].sort((a, b) => a - b)[Math.round(q * (values.length - 1))] ?? 0
+const median = (values: ReadonlyArray<number>) => quantile(values, 0.5)
+/** The middle half of the values: how far apart one round's figures fall. */
+const quartiles = (values: ReadonlyArray<number>) => ({ q1: quantile(values, 0.25), q3: quantile(values, 0.75) })
 
 const bundleSize = () => {
   const outdir = join(RESULTS, "bundle")
