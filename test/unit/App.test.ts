@@ -1,5 +1,5 @@
 import { ConfigProvider, Context, Redacted } from "effect"
-import { afterAll, describe, expect, it } from "vitest"
+import { afterAll, afterEach, describe, expect, it, vi } from "vitest"
 import { type Bindings, makeHandler } from "../../src/http/App.ts"
 import { keyMatcher } from "../../src/http/AuthorizationLive.ts"
 import { DEVELOPMENT_API_KEY } from "../../src/services/GatewayConfig.ts"
@@ -184,5 +184,62 @@ describe("usage statistics never cost a request", () => {
     expect(error.message).toContain("USAGE_STATS")
     const status = (await (await call("/v1/gateway/status", bearer("k"))).json()) as { config: { usageStats: boolean } }
     expect(status.config.usageStats).toBe(false)
+  })
+})
+
+describe("logs", () => {
+  const KEY = "log-test-secret-key"
+  const levels = ["debug", "info", "log", "warn", "error"] as const
+  const capture = () => {
+    const lines: Array<{ method: (typeof levels)[number]; text: string }> = []
+    for (const method of levels) {
+      vi.spyOn(console, method).mockImplementation((...args: Array<unknown>) => {
+        lines.push({ method, text: args.map(String).join(" ") })
+      })
+    }
+    return lines
+  }
+  afterEach(() => vi.restoreAllMocks())
+
+  const generate = (env: Record<string, string>) =>
+    gateway({ API_KEYS: KEY, ENABLE_LOCAL_MODEL: "true", ...env })("/v1/images/generations", {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "local/preview", prompt: "a lighthouse at dusk", size: "64x64" })
+    })
+
+  it("writes one JSON line per entry, at the console level of its Effect level, with the request id and never the key", async () => {
+    const lines = capture()
+    const response = await generate({})
+    expect(response.status).toBe(200)
+    const entries = lines.map((line) => ({ ...line, entry: JSON.parse(line.text) as Record<string, unknown> }))
+    const request = entries.find((line) => Array.isArray(line.entry.message) && line.entry.message[0] === "request")
+    expect(request?.method).toBe("info")
+    expect(request?.entry).toMatchObject({
+      level: "INFO",
+      message: ["request", { method: "POST", path: "/v1/images/generations", status: 200 }],
+      annotations: { requestId: response.headers.get("x-request-id") }
+    })
+    const finished = entries.find((line) => Array.isArray(line.entry.message) && line.entry.message[0] === "generation finished")
+    expect(finished?.entry.message).toEqual([
+      "generation finished",
+      expect.objectContaining({ model: "local/preview", requested: 1, succeeded: 1, failed: 0 })
+    ])
+    const all = lines.map((line) => line.text).join("\n")
+    expect(all).not.toContain(KEY)
+    expect(all).not.toContain("a lighthouse at dusk") // prompts only at Debug
+  })
+
+  it("logs the prompt at Debug, and nothing below Warn when LOG_LEVEL=Warn", async () => {
+    const debug = capture()
+    expect((await generate({ LOG_LEVEL: "Debug" })).status).toBe(200)
+    const generating = debug.find((line) => line.text.includes('"generating"'))
+    expect(generating?.method).toBe("debug")
+    expect(generating?.text).toContain("a lighthouse at dusk")
+    vi.restoreAllMocks()
+
+    const quiet = capture()
+    expect((await generate({ LOG_LEVEL: "Warn" })).status).toBe(200)
+    expect(quiet).toEqual([])
   })
 })
