@@ -86,6 +86,11 @@ export const usageEndpoint = (method: string, path: string): UsageEndpoint | und
 
 const decoder = new TextDecoder()
 
+/** What the pre-check decided: an answer of its own, or the request to hand on (a buffered copy). */
+type Precheck =
+  | { readonly response: HttpServerResponse.HttpServerResponse }
+  | { readonly request: HttpServerRequest.HttpServerRequest }
+
 /** Recorded, never sent: nginx's 499 for a client that closed the connection before the answer was complete. */
 const CLIENT_CLOSED = { status: 499, code: "client_closed_request" }
 
@@ -138,8 +143,11 @@ export const EdgeMiddleware = HttpRouter.middleware(
         )
       )
 
-    /** Rejects what no endpoint accepts before any handler reads the body. */
-    const precheck = Effect.fnUntraced(function* (request: HttpServerRequest.HttpServerRequest) {
+    /**
+     * Rejects what no endpoint accepts before any handler reads the body. A plain function: only a
+     * body without Content-Length (chunked) needs an effect, to read it within the limit.
+     */
+    const precheck = (request: HttpServerRequest.HttpServerRequest): Precheck | Effect.Effect<Precheck> | undefined => {
       if (request.method !== "POST" && request.method !== "PUT" && request.method !== "PATCH") return undefined
       const contentType = request.headers["content-type"]
       if (!isJsonContentType(contentType)) {
@@ -160,10 +168,12 @@ export const EdgeMiddleware = HttpRouter.middleware(
       // No Content-Length (chunked): read at most the limit, then hand the handlers a buffered copy.
       const source = request.source as Request
       if (source.body === null) return undefined
-      const body = yield* Effect.promise(() => readBounded(source.body as ReadableStream<Uint8Array>, config.maxBodyBytes))
-      if (body === undefined) return { response: tooLarge() }
-      return { request: HttpServerRequest.fromWeb(new Request(source, { body })) }
-    })
+      return Effect.map(
+        Effect.promise(() => readBounded(source.body as ReadableStream<Uint8Array>, config.maxBodyBytes)),
+        (body): Precheck =>
+          body === undefined ? { response: tooLarge() } : { request: HttpServerRequest.fromWeb(new Request(source, { body })) }
+      )
+    }
 
     const fromFailure = (request: HttpServerRequest.HttpServerRequest, cause: Cause.Cause<unknown>) => {
       const failure = Cause.findErrorOption(cause)
@@ -268,13 +278,15 @@ export const EdgeMiddleware = HttpRouter.middleware(
             }
           })
         } else {
-          const checked = yield* precheck(original)
+          const prechecked = precheck(original)
+          const checked = Effect.isEffect(prechecked) ? yield* prechecked : prechecked
           if (checked !== undefined && "response" in checked) {
             response = checked.response
           } else {
             const request = checked?.request ?? original
-            response = yield* httpEffect.pipe(
-              Effect.provideService(HttpServerRequest.HttpServerRequest, request),
+            const handler =
+              request === original ? httpEffect : Effect.provideService(httpEffect, HttpServerRequest.HttpServerRequest, request)
+            response = yield* handler.pipe(
               Effect.provideService(RequestUsage, notes),
               Effect.catchCause((cause) =>
                 // A client that went away: let the runtime end the request as it does.

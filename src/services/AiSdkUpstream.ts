@@ -138,15 +138,13 @@ export class AiSdkUpstream extends Context.Service<
         backoffMaxMs: config.upstreamBackoffMaxMs
       })
       const timeout = Duration.millis(config.upstreamTimeoutMs)
+      // Requests are immutable: the URL and headers are set once, each call only adds its body.
+      const base = HttpClientRequest.post(url).pipe(HttpClientRequest.setHeaders(headers), HttpClientRequest.acceptJson)
+      const withBody = HttpClientRequest.schemaBodyJson(AiSdkRequest)
 
       const attempt = (request: AiSdkRequest): Effect.Effect<GeneratedImage, UpstreamFailure> =>
         Effect.gen(function* () {
-          const response = yield* HttpClientRequest.post(url).pipe(
-            HttpClientRequest.setHeaders(headers),
-            HttpClientRequest.acceptJson,
-            HttpClientRequest.schemaBodyJson(AiSdkRequest)(request),
-            Effect.flatMap(client.execute)
-          )
+          const response = yield* withBody(base, request).pipe(Effect.flatMap(client.execute))
           const body = new Uint8Array(yield* response.arrayBuffer)
           if (response.status < 200 || response.status >= 300) {
             return yield* Effect.fail(classify(response, decoder.decode(body.subarray(0, 4096)), Date.now()))
