@@ -109,22 +109,21 @@ const make = (namespace: DurableObjectNamespace<UsageStatsObject>) => {
   }
 
   /** Runs `work` after the response: inside `ctx.waitUntil` in the Worker, as a plain promise elsewhere. */
-  const inBackground = (work: Effect.Effect<void>) =>
-    Effect.gen(function* () {
-      const context = yield* Effect.context<never>()
-      const promise = Effect.runPromiseWith(context)(work)
-      const worker = yield* Effect.serviceOption(WorkerContext)
-      // Outside the Workers runtime (Node unit tests) there is no ctx; the promise simply runs.
-      if (Option.isSome(worker)) worker.value.waitUntil(promise)
-    })
+  const inBackground = Effect.fnUntraced(function* (work: Effect.Effect<void>) {
+    const context = yield* Effect.context<never>()
+    const promise = Effect.runPromiseWith(context)(work)
+    const worker = yield* Effect.serviceOption(WorkerContext)
+    // Outside the Workers runtime (Node unit tests) there is no ctx; the promise simply runs.
+    if (Option.isSome(worker)) worker.value.waitUntil(promise)
+  })
 
-  const afterSettled = (settled: Promise<unknown>, event: () => UsageEvent) =>
-    Effect.gen(function* () {
-      const ended = yield* Effect.promise(() => settled).pipe(Effect.timeoutOption(SETTLE_LIMIT))
-      if (Option.isNone(ended)) return yield* Effect.logWarning("usage event dropped: the stream did not end in time")
-      const flushNow = enqueue(event(), Date.now())
-      if (flushNow !== undefined) yield* flushNow
-    })
+  /** A streamed answer's event: recorded when its body has ended, or dropped after SETTLE_LIMIT. */
+  const afterSettled = Effect.fnUntraced(function* (settled: Promise<unknown>, event: () => UsageEvent) {
+    const ended = yield* Effect.promise(() => settled).pipe(Effect.timeoutOption(SETTLE_LIMIT))
+    if (Option.isNone(ended)) return yield* Effect.logWarning("usage event dropped: the stream did not end in time")
+    const flushNow = enqueue(event(), Date.now())
+    if (flushNow !== undefined) yield* flushNow
+  })
 
   // Most calls only add their event to the buffer: that path stays one synchronous step.
   const record = (settled: Promise<unknown> | undefined, event: () => UsageEvent) =>
