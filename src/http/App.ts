@@ -59,7 +59,7 @@ const LogLevelFromConfig = Layer.effect(
  * the runtime to format: at the default LOG_LEVEL=Info that cost about 2 ms of CPU per request in workerd
  * (two lines), against about 0.5 ms for two JSON strings (see Performance in the README).
  */
-export const JsonLogs = Logger.layer([Logger.withLeveledConsole(Logger.formatJson)])
+const JsonLogs = Logger.layer([Logger.withLeveledConsole(Logger.formatJson)])
 
 /**
  * No spans: nothing exports Effect traces from the Worker (Workers Observability
