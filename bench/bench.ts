@@ -116,6 +116,24 @@ const load = async (
   return { requests, failures, rps: requests / seconds, cpuMsPerRequest: cpu / Math.max(1, requests), bytes }
 }
 
+/** A Worker and the request that loads it. */
+type Target = readonly [Worker, () => Request]
+const CPU_SAMPLE = { durationMs: 120_000, requests: CPU_REQUESTS }
+
+/**
+ * CPU per request of two targets over `rounds` rounds at CPU_CONNECTIONS. Rounds alternate between them, so
+ * that drift on the machine hits both alike and round i of each ran under the same conditions.
+ */
+const alternatingCpu = async (rounds: number, first: Target, second: Target, limits = CPU_SAMPLE) => {
+  const firstCpu: Array<number> = []
+  const secondCpu: Array<number> = []
+  for (let round = 0; round < rounds; round++) {
+    firstCpu.push((await load(first[0], first[1], CPU_CONNECTIONS, limits)).cpuMsPerRequest)
+    secondCpu.push((await load(second[0], second[1], CPU_CONNECTIONS, limits)).cpuMsPerRequest)
+  }
+  return [firstCpu, secondCpu] as const
+}
+
 const timeGeneration = async (gateway: Worker, n: number) => {
   const started = performance.now()
   const response = await fetch(`${gateway.url}/v1/images/generations`, {
@@ -164,12 +182,12 @@ const main = async () => {
   try {
     const upstreamBody = JSON.stringify({ prompt: "a bench", provider: "replicate", modelId: "black-forest-labs/flux-schnell" })
     const gatewayRequest =
-      (encoding: Record<string, string> = IDENTITY) =>
+      (encoding: Record<string, string> = IDENTITY, responseFormat: "b64_json" | "url" = "b64_json") =>
       () =>
         new Request(`${gateway.url}/v1/images/generations`, {
           method: "POST",
           headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json", ...encoding },
-          body: JSON.stringify({ prompt: "a bench", model: "replicate/flux-schnell", response_format: "b64_json" })
+          body: JSON.stringify({ prompt: "a bench", model: "replicate/flux-schnell", response_format: responseFormat })
         })
     const passthroughRequest =
       (encoding: Record<string, string> = IDENTITY) =>
@@ -188,58 +206,37 @@ const main = async () => {
       passthroughRuns.push(await load(passthrough, passthroughRequest(), CONNECTIONS, throughput))
       gatewayRuns.push(await load(gateway, gatewayRequest(), CONNECTIONS, throughput))
     }
-    const gatewayCpu: Array<number> = []
-    const passthroughCpu: Array<number> = []
-    const sample = { durationMs: 120_000, requests: CPU_REQUESTS }
-    for (let round = 0; round < CPU_ROUNDS; round++) {
-      passthroughCpu.push((await load(passthrough, passthroughRequest(), CPU_CONNECTIONS, sample)).cpuMsPerRequest)
-      gatewayCpu.push((await load(gateway, gatewayRequest(), CPU_CONNECTIONS, sample)).cpuMsPerRequest)
-    }
+    const [passthroughCpu, gatewayCpu] = await alternatingCpu(
+      CPU_ROUNDS,
+      [passthrough, passthroughRequest()],
+      [gateway, gatewayRequest()]
+    )
     // For comparison with runs before the bench asked for identity: the same rounds, the runtime gzipping both answers.
-    const gzipGatewayCpu: Array<number> = []
-    const gzipPassthroughCpu: Array<number> = []
-    for (let round = 0; round < GZIP_ROUNDS; round++) {
-      gzipPassthroughCpu.push((await load(passthrough, passthroughRequest(GZIP), CPU_CONNECTIONS, sample)).cpuMsPerRequest)
-      gzipGatewayCpu.push((await load(gateway, gatewayRequest(GZIP), CPU_CONNECTIONS, sample)).cpuMsPerRequest)
-    }
+    const [gzipPassthroughCpu, gzipGatewayCpu] = await alternatingCpu(
+      GZIP_ROUNDS,
+      [passthrough, passthroughRequest(GZIP)],
+      [gateway, gatewayRequest(GZIP)]
+    )
     const sum = (runs: Array<LoadResult>, key: "requests" | "failures") => runs.reduce((total, run) => total + run[key], 0)
     const rps = (runs: Array<LoadResult>) => runs.reduce((total, run) => total + run.rps, 0) / runs.length
 
     // Hosted URLs: the url answer's size, and its CPU next to the b64_json path on the same Worker.
-    const urlRequest = () =>
-      new Request(`${gateway.url}/v1/images/generations`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json", ...IDENTITY },
-        body: JSON.stringify({ prompt: "a bench", model: "replicate/flux-schnell", response_format: "url" })
-      })
+    const urlRequest = gatewayRequest(IDENTITY, "url")
     const urlBodyBytes = (await (await fetch(urlRequest())).arrayBuffer()).byteLength
-    const urlCpu: Array<number> = []
-    const b64Cpu: Array<number> = []
-    for (let round = 0; round < CPU_ROUNDS; round++) {
-      b64Cpu.push((await load(gateway, gatewayRequest(), CPU_CONNECTIONS, sample)).cpuMsPerRequest)
-      urlCpu.push((await load(gateway, urlRequest, CPU_CONNECTIONS, sample)).cpuMsPerRequest)
-    }
+    const [b64Cpu, urlCpu] = await alternatingCpu(CPU_ROUNDS, [gateway, gatewayRequest()], [gateway, urlRequest])
 
     // The local R2 simulator's own cost for a 1 MiB write, measured on a Worker that only writes.
     const putWorker = await startWorker(vars({ MODE: "put" }), join(import.meta.dirname, "r2-put"))
     const idleWorker = await startWorker(vars({ MODE: "none" }), join(import.meta.dirname, "r2-put"))
-    const putCpu: Array<number> = []
-    const idleCpu: Array<number> = []
-    try {
-      for (let round = 0; round < 3; round++) {
-        idleCpu.push(
-          (await load(idleWorker, () => new Request(idleWorker.url), CPU_CONNECTIONS, { durationMs: 60_000, requests: 150 }))
-            .cpuMsPerRequest
-        )
-        putCpu.push(
-          (await load(putWorker, () => new Request(putWorker.url), CPU_CONNECTIONS, { durationMs: 60_000, requests: 150 }))
-            .cpuMsPerRequest
-        )
-      }
-    } finally {
+    const [idleCpu, putCpu] = await alternatingCpu(
+      3,
+      [idleWorker, () => new Request(idleWorker.url)],
+      [putWorker, () => new Request(putWorker.url)],
+      { durationMs: 60_000, requests: 150 }
+    ).finally(() => {
       putWorker.stop()
       idleWorker.stop()
-    }
+    })
     const simulatorPutMs = Math.max(0, median(putCpu) - median(idleCpu))
 
     const n1 = [] as Array<number>

@@ -213,14 +213,15 @@ describe("logs", () => {
     const response = await generate({})
     expect(response.status).toBe(200)
     const entries = lines.map((line) => ({ ...line, entry: JSON.parse(line.text) as Record<string, unknown> }))
-    const request = entries.find((line) => Array.isArray(line.entry.message) && line.entry.message[0] === "request")
+    const named = (name: string) => entries.find((line) => Array.isArray(line.entry.message) && line.entry.message[0] === name)
+    const request = named("request")
     expect(request?.method).toBe("info")
     expect(request?.entry).toMatchObject({
       level: "INFO",
       message: ["request", { method: "POST", path: "/v1/images/generations", status: 200 }],
       annotations: { requestId: response.headers.get("x-request-id") }
     })
-    const finished = entries.find((line) => Array.isArray(line.entry.message) && line.entry.message[0] === "generation finished")
+    const finished = named("generation finished")
     expect(finished?.entry.message).toEqual([
       "generation finished",
       expect.objectContaining({ model: "local/preview", requested: 1, succeeded: 1, failed: 0 })
