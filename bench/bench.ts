@@ -4,6 +4,8 @@
  *
  * 1. Throughput at 8 connections and CPU per request, gateway vs a minimal
  *    passthrough Worker, both against a local fake upstream returning 1 MiB images.
+ *    CPU is also measured for a reference Worker between the two: the same work
+ *    as one bare Effect HttpApi endpoint (`bench/httpapi-floor`), the framework's own cost.
  * 2. `n: 4` vs `n: 1` wall time against a 2 s upstream.
  * 3. Worker bundle size, gzipped, from `wrangler deploy --dry-run --outdir`.
  *
@@ -30,6 +32,13 @@ const CPU_REQUESTS = Number(process.env.BENCH_CPU_REQUESTS ?? 300)
  * 15 rounds). Nine rounds keep the median's own error to a few percent.
  */
 const CPU_ROUNDS = Number(process.env.BENCH_CPU_ROUNDS ?? 9)
+/**
+ * The CPU rounds are spread over this many sets of fresh `wrangler dev` instances. One instance settles
+ * a few percent above or below another of the same code, for the whole of its life (the passthrough's
+ * instances differed by up to 5%), so rounds that all ran on one pair of instances carry that draw in
+ * full; three pairs average it.
+ */
+const CPU_SESSIONS = Number(process.env.BENCH_CPU_SESSIONS ?? 3)
 const GZIP_ROUNDS = 5
 const RESULTS = join(import.meta.dirname, "results")
 /**
@@ -119,19 +128,21 @@ const load = async (
 /** A Worker and the request that loads it. */
 type Target = readonly [Worker, () => Request]
 const CPU_SAMPLE = { durationMs: 120_000, requests: CPU_REQUESTS }
+const SESSION_WARM_UP = { durationMs: 60_000, requests: 200 }
 
 /**
- * CPU per request of two targets over `rounds` rounds at CPU_CONNECTIONS. Rounds alternate between them, so
- * that drift on the machine hits both alike and round i of each ran under the same conditions.
+ * CPU per request of each target over `rounds` rounds at CPU_CONNECTIONS (or `limits`). Rounds alternate
+ * between the targets, so that drift on the machine hits all alike and round i of each ran under the same
+ * conditions. One array of figures per target, in the order given.
  */
-const alternatingCpu = async (rounds: number, first: Target, second: Target, limits = CPU_SAMPLE) => {
-  const firstCpu: Array<number> = []
-  const secondCpu: Array<number> = []
+const alternatingCpu = async (rounds: number, targets: ReadonlyArray<Target>, limits = CPU_SAMPLE) => {
+  const cpu = targets.map(() => [] as Array<number>)
   for (let round = 0; round < rounds; round++) {
-    firstCpu.push((await load(first[0], first[1], CPU_CONNECTIONS, limits)).cpuMsPerRequest)
-    secondCpu.push((await load(second[0], second[1], CPU_CONNECTIONS, limits)).cpuMsPerRequest)
+    for (const [i, [worker, request]] of targets.entries()) {
+      cpu[i]?.push((await load(worker, request, CPU_CONNECTIONS, limits)).cpuMsPerRequest)
+    }
   }
-  return [firstCpu, secondCpu] as const
+  return cpu
 }
 
 const timeGeneration = async (gateway: Worker, n: number) => {
@@ -174,29 +185,36 @@ const main = async () => {
   const root = join(import.meta.dirname, "..")
   const upstream = await startFakeUpstream({ imageBytes: IMAGE_BYTES })
   const vars = (entries: Record<string, string>) => Object.entries(entries).flatMap(([k, v]) => ["--var", `${k}:${v}`])
-  const gateway = await startWorker(
-    vars({ API_KEYS: KEY, UPSTREAM_URL: upstream.url, ENVIRONMENT: "production", LOG_LEVEL: "Warn" }),
-    root
-  )
-  const passthrough = await startWorker(vars({ UPSTREAM_URL: upstream.url }), join(import.meta.dirname, "passthrough"))
+  const startGateway = () =>
+    startWorker(vars({ API_KEYS: KEY, UPSTREAM_URL: upstream.url, ENVIRONMENT: "production", LOG_LEVEL: "Warn" }), root)
+  const startPassthrough = () => startWorker(vars({ UPSTREAM_URL: upstream.url }), join(import.meta.dirname, "passthrough"))
+  const startFloor = () => startWorker(vars({ UPSTREAM_URL: upstream.url }), join(import.meta.dirname, "httpapi-floor"))
+  const gateway = await startGateway()
+  const passthrough = await startPassthrough()
   try {
     const upstreamBody = JSON.stringify({ prompt: "a bench", provider: "replicate", modelId: "black-forest-labs/flux-schnell" })
     const gatewayRequest =
-      (encoding: Record<string, string> = IDENTITY, responseFormat: "b64_json" | "url" = "b64_json") =>
+      (encoding: Record<string, string> = IDENTITY, responseFormat: "b64_json" | "url" = "b64_json", target: Worker = gateway) =>
       () =>
-        new Request(`${gateway.url}/v1/images/generations`, {
+        new Request(`${target.url}/v1/images/generations`, {
           method: "POST",
           headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json", ...encoding },
           body: JSON.stringify({ prompt: "a bench", model: "replicate/flux-schnell", response_format: responseFormat })
         })
     const passthroughRequest =
-      (encoding: Record<string, string> = IDENTITY) =>
+      (encoding: Record<string, string> = IDENTITY, target: Worker = passthrough) =>
       () =>
-        new Request(passthrough.url, {
+        new Request(target.url, {
           method: "POST",
           headers: { "content-type": "application/json", ...encoding },
           body: upstreamBody
         })
+    const floorRequest = (target: Worker) => () =>
+      new Request(`${target.url}/v1/images/generations`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...IDENTITY },
+        body: JSON.stringify({ prompt: "a bench", model: "replicate/flux-schnell", response_format: "b64_json" })
+      })
 
     // Rounds alternate between the two workers so that drift on the machine hits both alike.
     const gatewayRuns: Array<LoadResult> = []
@@ -206,32 +224,56 @@ const main = async () => {
       passthroughRuns.push(await load(passthrough, passthroughRequest(), CONNECTIONS, throughput))
       gatewayRuns.push(await load(gateway, gatewayRequest(), CONNECTIONS, throughput))
     }
-    const [passthroughCpu, gatewayCpu] = await alternatingCpu(
-      CPU_ROUNDS,
-      [passthrough, passthroughRequest()],
-      [gateway, gatewayRequest()]
-    )
+    // CPU per request: each session starts fresh instances of the three Workers and alternates rounds between them.
+    const passthroughCpu: Array<number> = []
+    const floorCpu: Array<number> = []
+    const gatewayCpu: Array<number> = []
+    const sessionRatios: Array<number> = []
+    const roundsPerSession = Math.max(1, Math.round(CPU_ROUNDS / CPU_SESSIONS))
+    for (let session = 0; session < CPU_SESSIONS; session++) {
+      const fresh = { passthrough: await startPassthrough(), floor: await startFloor(), gateway: await startGateway() }
+      try {
+        const targets: Array<Target> = [
+          [fresh.passthrough, passthroughRequest(IDENTITY, fresh.passthrough)],
+          [fresh.floor, floorRequest(fresh.floor)],
+          [fresh.gateway, gatewayRequest(IDENTITY, "b64_json", fresh.gateway)]
+        ]
+        // A fresh isolate compiles as it goes: the rounds start once each Worker's hot path has run a while.
+        for (const [worker, request] of targets) await load(worker, request, CPU_CONNECTIONS, SESSION_WARM_UP)
+        const [p = [], f = [], g = []] = await alternatingCpu(roundsPerSession, targets)
+        passthroughCpu.push(...p)
+        floorCpu.push(...f)
+        gatewayCpu.push(...g)
+        sessionRatios.push(median(g) / median(p))
+      } finally {
+        for (const worker of Object.values(fresh)) worker.stop()
+      }
+    }
     // For comparison with runs before the bench asked for identity: the same rounds, the runtime gzipping both answers.
-    const [gzipPassthroughCpu, gzipGatewayCpu] = await alternatingCpu(
-      GZIP_ROUNDS,
+    const [gzipPassthroughCpu = [], gzipGatewayCpu = []] = await alternatingCpu(GZIP_ROUNDS, [
       [passthrough, passthroughRequest(GZIP)],
       [gateway, gatewayRequest(GZIP)]
-    )
+    ])
     const sum = (runs: Array<LoadResult>, key: "requests" | "failures") => runs.reduce((total, run) => total + run[key], 0)
     const rps = (runs: Array<LoadResult>) => runs.reduce((total, run) => total + run.rps, 0) / runs.length
 
     // Hosted URLs: the url answer's size, and its CPU next to the b64_json path on the same Worker.
     const urlRequest = gatewayRequest(IDENTITY, "url")
     const urlBodyBytes = (await (await fetch(urlRequest())).arrayBuffer()).byteLength
-    const [b64Cpu, urlCpu] = await alternatingCpu(CPU_ROUNDS, [gateway, gatewayRequest()], [gateway, urlRequest])
+    const [b64Cpu = [], urlCpu = []] = await alternatingCpu(CPU_ROUNDS, [
+      [gateway, gatewayRequest()],
+      [gateway, urlRequest]
+    ])
 
     // The local R2 simulator's own cost for a 1 MiB write, measured on a Worker that only writes.
     const putWorker = await startWorker(vars({ MODE: "put" }), join(import.meta.dirname, "r2-put"))
     const idleWorker = await startWorker(vars({ MODE: "none" }), join(import.meta.dirname, "r2-put"))
-    const [idleCpu, putCpu] = await alternatingCpu(
+    const [idleCpu = [], putCpu = []] = await alternatingCpu(
       3,
-      [idleWorker, () => new Request(idleWorker.url)],
-      [putWorker, () => new Request(putWorker.url)],
+      [
+        [idleWorker, () => new Request(idleWorker.url)],
+        [putWorker, () => new Request(putWorker.url)]
+      ],
       { durationMs: 60_000, requests: 150 }
     ).finally(() => {
       putWorker.stop()
@@ -299,6 +341,8 @@ const main = async () => {
         requests: sum(passthroughRuns, "requests"),
         failures: sum(passthroughRuns, "failures")
       },
+      floor: { cpuMsPerRequest: median(floorCpu), cpuSamples: floorCpu },
+      cpuSessions: { sessions: CPU_SESSIONS, roundsPerSession, ratios: sessionRatios },
       gzip: {
         gatewayCpuMsPerRequest: median(gzipGatewayCpu),
         passthroughCpuMsPerRequest: median(gzipPassthroughCpu),
@@ -322,6 +366,7 @@ const main = async () => {
     // Rounds alternate, so round i of each Worker ran under the same machine conditions: their ratio shows the spread.
     const roundRatios = gatewayCpu.map((cpu, i) => cpu / (passthroughCpu[i] ?? Number.NaN))
     const roundSpread = quartiles(roundRatios)
+    const floorCpuRatio = results.floor.cpuMsPerRequest / results.passthrough.cpuMsPerRequest
     const gzipCpuRatio = results.gzip.gatewayCpuMsPerRequest / results.gzip.passthroughCpuMsPerRequest
     const fanOutRatio = results.fanOut.n4Ms / results.fanOut.n1Ms
     const urlCpuRatio = results.hosting.urlCpuMsPerRequest / results.hosting.b64CpuMsPerRequest
@@ -345,7 +390,10 @@ const main = async () => {
       `passthrough  ${results.passthrough.rps.toFixed(1)} req/s, ${results.passthrough.cpuMsPerRequest.toFixed(2)} ms CPU/req (${results.passthrough.requests} ok, ${results.passthrough.failures} failed)`
     )
     console.log(
-      `CPU ratio per round ${roundRatios.map((ratio) => ratio.toFixed(2)).join(" ")} (middle half ${roundSpread.q1.toFixed(2)}-${roundSpread.q3.toFixed(2)}, ${CPU_ROUNDS} rounds of ${CPU_REQUESTS} requests)`
+      `CPU ratio per round ${roundRatios.map((ratio) => ratio.toFixed(2)).join(" ")} (middle half ${roundSpread.q1.toFixed(2)}-${roundSpread.q3.toFixed(2)}, ${roundRatios.length} rounds of ${CPU_REQUESTS} requests; per set of instances ${sessionRatios.map((ratio) => ratio.toFixed(2)).join(" ")})`
+    )
+    console.log(
+      `HttpApi floor (bench/httpapi-floor: the same work as one bare HttpApi endpoint) ${results.floor.cpuMsPerRequest.toFixed(2)} ms CPU/req, ${floorCpuRatio.toFixed(2)}x the passthrough`
     )
     console.log(
       `with gzip answers (the runtime compressing, as before this bench asked for identity): gateway ${results.gzip.gatewayCpuMsPerRequest.toFixed(2)} ms, passthrough ${results.gzip.passthroughCpuMsPerRequest.toFixed(2)} ms, ${gzipCpuRatio.toFixed(2)}x (${GZIP_ROUNDS} rounds)`
@@ -364,7 +412,7 @@ const main = async () => {
     }
     writeFileSync(
       join(RESULTS, "latest.json"),
-      `${JSON.stringify({ ...results, throughputRatio, cpuRatio, roundRatios, roundSpread, gzipCpuRatio, fanOutRatio, urlCpuRatio, urlWorkerCpuRatio, cacheSpeedup }, null, 2)}\n`
+      `${JSON.stringify({ ...results, throughputRatio, cpuRatio, roundRatios, roundSpread, floorCpuRatio, gzipCpuRatio, fanOutRatio, urlCpuRatio, urlWorkerCpuRatio, cacheSpeedup }, null, 2)}\n`
     )
     if (results.gateway.failures > 0 || results.passthrough.failures > 0) failed = true
     process.exitCode = failed ? 1 : 0
