@@ -25,6 +25,29 @@ const workersProject = (name: string, include: Array<string>, vars: Record<strin
           ENABLE_LOCAL_MODEL: "true",
           KEEPALIVE_MS: "200",
           LOG_LEVEL: "Warn",
+          // Tests share one isolate and fail the fake upstream on purpose: its circuit must not open
+          // between them. The breaker has its own tests (unit, TestClock; workerd, an instance of its own).
+          CIRCUIT_FAILURES: "1000000",
+          // Two OpenAI-compatible instances on the fake, for the openai kind and fallbacks.
+          UPSTREAMS: JSON.stringify([
+            { id: "fake-openai", kind: "openai", baseUrl: `${inject("fakeUpstreamUrl")}/v1`, apiKey: "FAKE_OPENAI_KEY" },
+            { id: "fake-backup", kind: "openai", baseUrl: `${inject("fakeUpstreamUrl")}/v1`, apiKey: "FAKE_OPENAI_KEY" },
+            { id: "wrong-key", kind: "openai", baseUrl: `${inject("fakeUpstreamUrl")}/v1`, apiKey: "WRONG_OPENAI_KEY" }
+          ]),
+          FAKE_OPENAI_KEY: "fake-openai-key",
+          WRONG_OPENAI_KEY: "not-the-key",
+          MODELS: JSON.stringify([
+            {
+              id: "fake/gpt-image",
+              upstream: "fake-openai",
+              upstreamModelId: "gpt-image-1",
+              maxN: 4,
+              options: { supports: ["quality"] }
+            },
+            { id: "fake/primary", upstream: "fake-openai", upstreamModelId: "primary-model", fallbacks: ["fake/backup"] },
+            { id: "fake/backup", upstream: "fake-backup", upstreamModelId: "backup-model" },
+            { id: "fake/misconfigured", upstream: "wrong-key", upstreamModelId: "primary-model", fallbacks: ["fake/backup"] }
+          ]),
           ...vars
         }
       }

@@ -1,18 +1,18 @@
 import { env } from "cloudflare:workers"
 import { ConfigProvider, Context } from "effect"
-import type { UsageStatsObject } from "./durable/UsageStatsObject.ts"
-import { makeHandler, runScheduled } from "./http/App.ts"
+import { makeHandler, runScheduled } from "./App.ts"
+import { WorkerBindings } from "./services/WorkerBindings.ts"
 import { WorkerContext } from "./services/WorkerContext.ts"
 
 export { UsageStatsObject } from "./durable/UsageStatsObject.ts"
 
 /**
- * The composition root. Built once per isolate at module load (building does
- * no I/O), reading configuration from the Worker's vars and secrets.
+ * The Worker's entry. Built once per isolate at module load (building does no I/O), reading
+ * configuration from the Worker's vars and secrets and its bindings (IMAGES, USAGE_STATS, AI) from
+ * `env`; `App.ts` composes the layers.
  */
 const config = ConfigProvider.fromUnknown(env)
-const bound = env as { IMAGES?: R2Bucket; USAGE_STATS?: DurableObjectNamespace<UsageStatsObject> }
-const bindings = { images: bound.IMAGES, usage: bound.USAGE_STATS }
+const bindings = WorkerBindings.fromEnv(env as unknown as Record<string, unknown>)
 const app = makeHandler(config, bindings)
 
 export default {

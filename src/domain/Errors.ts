@@ -48,15 +48,39 @@ export class UpstreamMalformed extends Schema.TaggedError<UpstreamMalformed>()("
   detail: Schema.String
 }) {}
 
-export const UpstreamFailure = Schema.Union([UpstreamRejected, UpstreamUnavailable, UpstreamTimeout, UpstreamMalformed])
+/** The upstream instance's circuit is open after repeated failures: it gets no calls until `retryAfterMs` has passed. */
+export class UpstreamCircuitOpen extends Schema.TaggedError<UpstreamCircuitOpen>()("UpstreamCircuitOpen", {
+  retryAfterMs: Schema.Number
+}) {}
+
+export const UpstreamFailure = Schema.Union([
+  UpstreamRejected,
+  UpstreamUnavailable,
+  UpstreamTimeout,
+  UpstreamMalformed,
+  UpstreamCircuitOpen
+])
 export type UpstreamFailure = typeof UpstreamFailure.Type
 
 export const isRetryable = (failure: UpstreamFailure): boolean => failure._tag === "UpstreamUnavailable"
 
-/** The upstream client's single error type: the last failure and how many attempts were made. */
+/**
+ * A rejection caused by the request itself (a bad prompt, a content policy): another model would
+ * most likely refuse it too, so it neither fails over nor counts against the upstream's circuit.
+ * 401/403/404 mean our configuration of that upstream is wrong: those do fail over.
+ */
+export const isRequestRejection = (failure: UpstreamFailure): boolean =>
+  failure._tag === "UpstreamRejected" && (failure.status === 400 || failure.status === 422)
+
+/**
+ * The upstream port's single error type: the last failure, how many attempts were made, which
+ * upstream instance gave it, and how many times the request moved on to a fallback model.
+ */
 export class UpstreamError extends Schema.TaggedError<UpstreamError>()("UpstreamError", {
   reason: UpstreamFailure,
-  attempts: Schema.Int
+  attempts: Schema.Int,
+  upstream: Schema.String,
+  failovers: Schema.Int
 }) {}
 
 /** The statistics store is not bound, or did not answer. Never fails a generation: only the cockpit's reads see it. */

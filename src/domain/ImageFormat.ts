@@ -46,4 +46,8 @@ export interface GeneratedImage {
   readonly format: ImageFormat
   /** Upstream attempts it took, retries included. */
   readonly attempts: number
+  /** The upstream instance that made it (absent for images read back from the cache). */
+  readonly upstream?: string | undefined
+  /** How many fallback steps it took: 0 when the requested model made it. */
+  readonly failovers?: number | undefined
 }

@@ -108,3 +108,41 @@ export const findTopLevelString = (input: Uint8Array, key: string): TopLevelStri
     return found === undefined ? { _tag: "Missing" } : { _tag: "Found", raw: found }
   }
 }
+
+export type StringValues =
+  | { readonly _tag: "Found"; readonly values: ReadonlyArray<Uint8Array> }
+  /** The text ends inside a string: not complete JSON. */
+  | { readonly _tag: "Unsupported" }
+
+/**
+ * The raw contents of every string value of `key`, at any depth, in document order: for example each
+ * `b64_json` in OpenAI's `{"created":1,"data":[{"b64_json":"iVBOR..."}]}`. Strings are skipped with the
+ * native byte search, as in `findTopLevelString`; only the few bytes between them are read in JavaScript.
+ * A string followed by a colon is a key (in JSON nothing else is), so a key's own name inside another
+ * string value cannot be mistaken for it.
+ */
+export const findStringValues = (input: Uint8Array, key: string): StringValues => {
+  const bytes = Buffer.from(input.buffer, input.byteOffset, input.byteLength)
+  const values: Array<Uint8Array> = []
+  let pendingKey: string | undefined
+  let i = 0
+  while (i < bytes.length) {
+    if (bytes[i] !== QUOTE) {
+      if (!isWhitespace(bytes[i])) pendingKey = undefined
+      i++
+      continue
+    }
+    const end = stringEnd(bytes, i + 1)
+    if (end === -1) return { _tag: "Unsupported" }
+    const next = skipWhitespace(bytes, end + 1)
+    if (bytes[next] === 0x3a) {
+      pendingKey = decodeKey(bytes.subarray(i + 1, end))
+      i = next + 1
+      continue
+    }
+    if (pendingKey === key) values.push(input.subarray(i + 1, end))
+    pendingKey = undefined
+    i = end + 1
+  }
+  return { _tag: "Found", values }
+}

@@ -21,6 +21,7 @@ export const UsageEvent = Schema.Struct({
   endpoint: UsageEndpoint,
   /** The model after alias resolution, or the requested id when it did not resolve. */
   model: Schema.NullOr(Schema.String),
+  /** The upstream instance that served the first image, or that gave the failure. */
   upstream: Schema.NullOr(Schema.String),
   /** For a stream, the status a non-streamed request would have had. */
   status: Schema.Int,
@@ -33,7 +34,9 @@ export const UsageEvent = Schema.Struct({
   error: Schema.NullOr(Schema.String),
   stream: Schema.Boolean,
   /** Only when LOG_PROMPTS=true. */
-  prompt: Schema.NullOr(Schema.String)
+  prompt: Schema.NullOr(Schema.String),
+  /** How many times an image's call moved on to a fallback model (a failed model or an open circuit). */
+  failovers: Schema.Int
 })
 export type UsageEvent = typeof UsageEvent.Type
 

@@ -76,7 +76,7 @@ const SCHEMA = [
     ts INTEGER NOT NULL, request_id TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, endpoint TEXT NOT NULL,
     model TEXT, upstream TEXT, status INTEGER NOT NULL, latency_ms INTEGER NOT NULL, attempts INTEGER NOT NULL,
     images INTEGER NOT NULL, failed_images INTEGER NOT NULL, error TEXT, stream INTEGER NOT NULL, prompt TEXT,
-    generation INTEGER NOT NULL, ok INTEGER NOT NULL)`,
+    generation INTEGER NOT NULL, ok INTEGER NOT NULL, failovers INTEGER NOT NULL DEFAULT 0)`,
   "CREATE INDEX IF NOT EXISTS events_ts ON events (ts)",
   `CREATE TABLE IF NOT EXISTS rollups (
     hour INTEGER NOT NULL, model TEXT NOT NULL, endpoint TEXT NOT NULL,
@@ -88,9 +88,14 @@ const SCHEMA = [
     hour INTEGER NOT NULL, error TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (hour, error))`
 ]
 
+/** Columns added after the table was first created, for stores made by an older version. */
+const ADDED_COLUMNS: ReadonlyArray<{ readonly table: string; readonly column: string; readonly definition: string }> = [
+  { table: "events", column: "failovers", definition: "INTEGER NOT NULL DEFAULT 0" }
+]
+
 const INSERT_EVENT = `INSERT INTO events (ts, request_id, method, path, endpoint, model, upstream, status, latency_ms,
-  attempts, images, failed_images, error, stream, prompt, generation, ok)
-  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+  attempts, images, failed_images, error, stream, prompt, generation, ok, failovers)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 const UPSERT_ROLLUP = `INSERT INTO rollups (hour, model, endpoint, requests, generations, succeeded, images, failed_images,
     attempts, latency_max, ${bucketColumns.join(", ")})
@@ -141,6 +146,7 @@ interface EventRow {
   readonly error: string | null
   readonly stream: number
   readonly prompt: string | null
+  readonly failovers: number
 }
 
 const toEvent = (row: EventRow): UsageEvent => ({
@@ -158,7 +164,8 @@ const toEvent = (row: EventRow): UsageEvent => ({
   failedImages: row.failed_images,
   error: row.error,
   stream: row.stream === 1,
-  prompt: row.prompt
+  prompt: row.prompt,
+  failovers: row.failovers
 })
 
 interface Totals {
@@ -195,6 +202,11 @@ export class UsageDb {
     private readonly maxEvents: number = MAX_EVENTS
   ) {
     for (const statement of SCHEMA) sql.all(statement)
+    for (const { table, column, definition } of ADDED_COLUMNS) {
+      const columns = sql.all<{ name: string }>(`PRAGMA table_info(${table})`)
+      if (!columns.some((existing) => existing.name === column))
+        sql.all(`ALTER TABLE ${table} ADD COLUMN ${column} ${definition}`)
+    }
   }
 
   /**
@@ -228,7 +240,8 @@ export class UsageDb {
         event.stream ? 1 : 0,
         event.prompt,
         generation,
-        ok
+        ok,
+        event.failovers
       )
       const hour = hourOf(event.ts)
       const model = event.model ?? ""

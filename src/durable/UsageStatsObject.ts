@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers"
 import type { UpstreamHealth, UsageEvent, UsageSummary, UsageWindow } from "../domain/Usage.ts"
+import type { UsageStore } from "../services/WorkerBindings.ts"
 import { UsageDb } from "./UsageDb.ts"
 
 /**
@@ -9,7 +10,7 @@ import { UsageDb } from "./UsageDb.ts"
  * Cloudflare's free plan with no resource to create before deploying
  * (the migration in wrangler.toml is enough); `wrangler dev` runs it locally.
  */
-export class UsageStatsObject extends DurableObject<unknown> {
+export class UsageStatsObject extends DurableObject<unknown> implements UsageStore {
   private readonly db: UsageDb
 
   constructor(ctx: DurableObjectState, env: unknown) {

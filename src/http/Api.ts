@@ -10,7 +10,8 @@ import {
   RateLimitedWire,
   StatsUnavailableWire,
   UpstreamFailedWire,
-  UpstreamTimedOutWire
+  UpstreamTimedOutWire,
+  UpstreamUnavailableNowWire
 } from "./ApiErrors.ts"
 import { Authorization, RequestValidation } from "./Middleware.ts"
 
@@ -24,7 +25,7 @@ export class ImagesApiGroup extends HttpApiGroup.make("images")
     HttpApiEndpoint.post("generate", "/images/generations", {
       payload: ImageGenerationRequest,
       success: ImagesResponseWithHeaders,
-      error: [NotFoundWire, RateLimitedWire, UpstreamFailedWire, UpstreamTimedOutWire]
+      error: [BadRequestWire, NotFoundWire, RateLimitedWire, UpstreamFailedWire, UpstreamTimedOutWire, UpstreamUnavailableNowWire]
     }).annotateMerge(
       OpenApi.annotations({
         summary: "Create images",
@@ -41,7 +42,7 @@ export class ChatApiGroup extends HttpApiGroup.make("chat")
     HttpApiEndpoint.post("completions", "/chat/completions", {
       payload: ChatCompletionRequest,
       success: ChatCompletion,
-      error: [BadRequestWire, NotFoundWire, RateLimitedWire, UpstreamFailedWire, UpstreamTimedOutWire]
+      error: [BadRequestWire, NotFoundWire, RateLimitedWire, UpstreamFailedWire, UpstreamTimedOutWire, UpstreamUnavailableNowWire]
     }).annotateMerge(
       OpenApi.annotations({
         summary: "Chat completions that answer with images",
@@ -84,10 +85,18 @@ export const GatewayStatus = Schema.Struct({
   now: Schema.Int,
   upstreams: Schema.Array(
     Schema.Struct({
+      /** The upstream instance (built in, or an `UPSTREAMS` entry). */
       id: Schema.String,
-      /** The upstream's origin only; a path or query could carry a token. */
-      origin: Schema.NullOr(Schema.String),
+      kind: Schema.String,
+      /** Origin and path only: credentials or a query could carry a token. Never the key. */
+      baseUrl: Schema.NullOr(Schema.String),
       models: Schema.Int,
+      /** This isolate's circuit breaker for the instance (each isolate keeps its own). */
+      circuit: Schema.Struct({
+        state: Schema.Literals(["closed", "open", "half-open"]),
+        failures: Schema.Int,
+        retryAfterMs: Schema.NullOr(Schema.Int)
+      }),
       health: Schema.NullOr(UpstreamHealth)
     })
   ),
@@ -96,6 +105,7 @@ export const GatewayStatus = Schema.Struct({
     retry: Schema.Struct({ maxAttempts: Schema.Int, backoffMs: Schema.Int, backoffMaxMs: Schema.Int }),
     upstreamTimeoutMs: Schema.Int,
     maxConcurrentUpstream: Schema.Int,
+    circuit: Schema.Struct({ failures: Schema.Int, cooldownMs: Schema.Int }),
     hostedImages: Schema.Struct({ enabled: Schema.Boolean, ttlHours: Schema.Int }),
     cache: Schema.Struct({ enabled: Schema.Boolean, ttlSeconds: Schema.Int }),
     usageStats: Schema.Boolean,
@@ -112,6 +122,7 @@ export const GatewayStatus = Schema.Struct({
       provider: Schema.String,
       upstream: Schema.String,
       upstreamModelId: Schema.String,
+      fallbacks: Schema.Array(Schema.String),
       aliases: Schema.Array(Schema.String),
       aspectRatios: Schema.Array(Schema.String),
       description: Schema.NullOr(Schema.String)

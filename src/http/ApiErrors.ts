@@ -92,6 +92,20 @@ export const UpstreamTimedOutWire = UpstreamTimedOut.pipe(
   openAi<typeof UpstreamTimedOut>(504, "upstream_error", (f) => new UpstreamTimedOut(f), noRetry)
 )
 
+/** Every upstream that could serve the request has its circuit open: fail fast, and say when to try again. */
+export class UpstreamUnavailableNow extends Schema.TaggedError<UpstreamUnavailableNow>()("UpstreamUnavailableNow", {
+  ...Fields,
+  retryAfterSeconds: Schema.Int
+}) {}
+export const UpstreamUnavailableNowWire = UpstreamUnavailableNow.pipe(
+  openAi<typeof UpstreamUnavailableNow>(
+    503,
+    "upstream_error",
+    (f) => new UpstreamUnavailableNow({ ...f, retryAfterSeconds: Number(f.retryAfter ?? 1) }),
+    (error) => ({ "retry-after": String(error.retryAfterSeconds) })
+  )
+)
+
 /** The deployment is wrong (bad config, no API_KEYS): only the operator can fix it, so clients must not retry. */
 export class ServerMisconfigured extends Schema.TaggedError<ServerMisconfigured>()("ServerMisconfigured", Fields) {}
 export const ServerMisconfiguredWire = ServerMisconfigured.pipe(

@@ -244,7 +244,8 @@ export const EdgeMiddleware = HttpRouter.middleware(
         failedImages: notes.failedImages,
         error: outcome?.code ?? (status >= 400 ? errorCodeOf(response) : null),
         stream: notes.stream,
-        prompt: config.logPrompts ? notes.prompt : null
+        prompt: config.logPrompts ? notes.prompt : null,
+        failovers: notes.failovers
       }
     }
 

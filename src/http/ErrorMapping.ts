@@ -1,5 +1,14 @@
 import type { InvalidRequest, ModelNotFound, UpstreamError } from "../domain/Errors.ts"
-import { BadRequest, type ErrorBody, errorBody, NotFound, RateLimited, UpstreamFailed, UpstreamTimedOut } from "./ApiErrors.ts"
+import {
+  BadRequest,
+  type ErrorBody,
+  errorBody,
+  NotFound,
+  RateLimited,
+  UpstreamFailed,
+  UpstreamTimedOut,
+  UpstreamUnavailableNow
+} from "./ApiErrors.ts"
 
 /** Domain errors to their HTTP form. The only place that decides which status an upstream failure becomes. */
 
@@ -16,7 +25,11 @@ export const modelNotFound = (error: ModelNotFound) =>
 const tries = (attempts: number) => (attempts === 1 ? "1 attempt" : `${attempts} attempts`)
 const withDetail = (text: string, detail: string | null) => (detail === null ? `${text}.` : `${text}: ${detail}`)
 
-export const upstreamError = (error: UpstreamError): RateLimited | UpstreamFailed | UpstreamTimedOut => {
+const seconds = (ms: number | null, fallback: number) => Math.min(60, Math.max(1, Math.ceil((ms ?? fallback) / 1000)))
+
+export type UpstreamHttpError = BadRequest | RateLimited | UpstreamFailed | UpstreamTimedOut | UpstreamUnavailableNow
+
+export const upstreamError = (error: UpstreamError): UpstreamHttpError => {
   const { reason, attempts } = error
   switch (reason._tag) {
     case "UpstreamTimeout":
@@ -25,14 +38,23 @@ export const upstreamError = (error: UpstreamError): RateLimited | UpstreamFaile
         param: null,
         code: "upstream_timeout"
       })
+    case "UpstreamCircuitOpen": {
+      const wait = seconds(reason.retryAfterMs, 1000)
+      return new UpstreamUnavailableNow({
+        message: `The upstream is unavailable after repeated failures, and no fallback model could serve the request. Try again in ${wait} s.`,
+        param: null,
+        code: "upstream_unavailable",
+        retryAfterSeconds: wait
+      })
+    }
     case "UpstreamUnavailable":
       if (reason.status === 429) {
-        const seconds = Math.min(60, Math.max(1, Math.ceil((reason.retryAfterMs ?? 10_000) / 1000)))
+        const wait = seconds(reason.retryAfterMs, 10_000)
         return new RateLimited({
-          message: `The upstream is rate limiting requests (after ${tries(attempts)}). Try again in ${seconds} s.`,
+          message: `The upstream is rate limiting requests (after ${tries(attempts)}). Try again in ${wait} s.`,
           param: null,
           code: "rate_limit_exceeded",
-          retryAfterSeconds: seconds
+          retryAfterSeconds: wait
         })
       }
       return new UpstreamFailed({
@@ -44,10 +66,31 @@ export const upstreamError = (error: UpstreamError): RateLimited | UpstreamFaile
         code: "upstream_error"
       })
     case "UpstreamRejected":
+      // The request itself (a prompt the upstream refuses, a content policy): the client can change it.
+      if (reason.status === 400 || reason.status === 422) {
+        return new BadRequest({
+          message: withDetail(`The upstream rejected the request (HTTP ${reason.status})`, reason.detail),
+          param: "prompt",
+          code: "upstream_rejected"
+        })
+      }
+      if (reason.status === 429) {
+        return new RateLimited({
+          message: withDetail("The upstream refused the request for its quota", reason.detail),
+          param: null,
+          code: "rate_limit_exceeded",
+          retryAfterSeconds: 60
+        })
+      }
+      // 401, 403, 404: the gateway's configuration of that upstream is wrong, not the client's request.
       return new UpstreamFailed({
-        message: withDetail(`The upstream rejected the request (HTTP ${reason.status})`, reason.detail),
+        message: withDetail(
+          `The upstream refused the gateway (HTTP ${reason.status}); its configuration needs the operator's attention`,
+          reason.detail
+        ),
         param: null,
-        code: "upstream_error"
+        code:
+          reason.status === 401 || reason.status === 403 || reason.status === 404 ? "upstream_misconfigured" : "upstream_error"
       })
     case "UpstreamMalformed":
       return new UpstreamFailed({
@@ -58,6 +101,22 @@ export const upstreamError = (error: UpstreamError): RateLimited | UpstreamFaile
   }
 }
 
+const STATUS: Record<UpstreamHttpError["_tag"], number> = {
+  BadRequest: 400,
+  RateLimited: 429,
+  UpstreamFailed: 502,
+  UpstreamTimedOut: 504,
+  UpstreamUnavailableNow: 503
+}
+
+const TYPE: Record<UpstreamHttpError["_tag"], string> = {
+  BadRequest: "invalid_request_error",
+  RateLimited: "rate_limit_error",
+  UpstreamFailed: "upstream_error",
+  UpstreamTimedOut: "upstream_error",
+  UpstreamUnavailableNow: "upstream_error"
+}
+
 /**
  * The status and OpenAI body a client would have received for an upstream
  * failure, for the places that report it in-band: a stream that has already
@@ -65,9 +124,5 @@ export const upstreamError = (error: UpstreamError): RateLimited | UpstreamFaile
  */
 export const upstreamOutcome = (error: UpstreamError): { readonly status: number; readonly body: ErrorBody } => {
   const http = upstreamError(error)
-  const rateLimited = http._tag === "RateLimited"
-  return {
-    status: rateLimited ? 429 : http._tag === "UpstreamTimedOut" ? 504 : 502,
-    body: errorBody(rateLimited ? "rate_limit_error" : "upstream_error", http.message, http.param, http.code)
-  }
+  return { status: STATUS[http._tag], body: errorBody(TYPE[http._tag], http.message, http.param, http.code) }
 }

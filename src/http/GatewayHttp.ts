@@ -1,11 +1,13 @@
 import { Clock, Effect, Result } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
 import type { UpstreamHealth } from "../domain/Usage.ts"
+import { CircuitBreaker } from "../services/CircuitBreaker.ts"
 import { GatewayConfig } from "../services/GatewayConfig.ts"
 import { GenerationCache } from "../services/GenerationCache.ts"
 import { ImageGenerator } from "../services/ImageGenerator.ts"
 import { ImageStore } from "../services/ImageStore.ts"
 import { ModelRegistry } from "../services/ModelRegistry.ts"
+import { publicBaseUrl, UpstreamRegistry } from "../services/UpstreamRegistry.ts"
 import { UsageStats } from "../services/UsageStats.ts"
 import { Api, VERSION } from "./Api.ts"
 import { StatsUnavailable } from "./ApiErrors.ts"
@@ -27,6 +29,8 @@ export const GatewayHttp = HttpApiBuilder.group(
     const usage = yield* UsageStats
     const store = yield* ImageStore
     const cache = yield* GenerationCache
+    const breaker = yield* CircuitBreaker
+    const { upstreams } = yield* UpstreamRegistry
     const { catalogue } = registry
 
     const aliasesOf = (id: string) =>
@@ -38,12 +42,17 @@ export const GatewayHttp = HttpApiBuilder.group(
       provider: model.provider,
       upstream: model.upstream,
       upstreamModelId: model.upstreamModelId,
+      fallbacks: model.fallbacks ?? [],
       aliases: aliasesOf(model.id),
       aspectRatios: model.aspectRatios,
       description: model.description ?? null
     }))
-    const upstreamIds = [...new Set(catalogue.models.map((model) => model.upstream))]
-    const originOf = (id: string) => (id === "ai-sdk" ? config.upstreamUrl.origin : null)
+    const instances = upstreams.map(({ instance }) => ({
+      id: instance.id,
+      kind: instance.kind,
+      baseUrl: publicBaseUrl(instance.baseUrl),
+      models: catalogue.models.filter((model) => model.upstream === instance.id).length
+    }))
     const settings = {
       defaultModel: catalogue.defaultModel.id as string,
       retry: {
@@ -53,6 +62,7 @@ export const GatewayHttp = HttpApiBuilder.group(
       },
       upstreamTimeoutMs: config.upstreamTimeoutMs,
       maxConcurrentUpstream: config.maxConcurrentUpstream,
+      circuit: { failures: config.circuitFailures, cooldownMs: config.circuitCooldownMs },
       hostedImages: { enabled: store.enabled, ttlHours: config.imageTtlHours },
       cache: { enabled: cache.enabled, ttlSeconds: config.cacheTtlSeconds },
       usageStats: usage.enabled,
@@ -73,12 +83,13 @@ export const GatewayHttp = HttpApiBuilder.group(
             version: VERSION,
             environment: config.environment,
             now: yield* Clock.currentTimeMillis,
-            upstreams: upstreamIds.map((id) => ({
-              id,
-              origin: originOf(id),
-              models: catalogue.models.filter((model) => model.upstream === id).length,
-              health: known.find((row) => row.upstream === id) ?? null
-            })),
+            upstreams: yield* Effect.forEach(instances, (instance) =>
+              Effect.map(breaker.state(instance.id), (circuit) => ({
+                ...instance,
+                circuit,
+                health: known.find((row) => row.upstream === instance.id) ?? null
+              }))
+            ),
             config: settings,
             models,
             statsError: Result.isFailure(health) ? health.failure.message : null

@@ -1,6 +1,7 @@
 import { Config, Context, Effect, Layer, type LogLevel, Option, Redacted, Schema } from "effect"
 import { GatewayMisconfigured } from "../domain/Errors.ts"
 import { ModelOverride } from "../domain/Model.ts"
+import { UpstreamConfigEntry } from "../domain/Upstream.ts"
 
 export const DEFAULT_UPSTREAM_URL = "https://ai-sdk-image-generator.vercel.app"
 
@@ -24,6 +25,14 @@ export interface GatewaySettings {
   readonly defaultModel: Option.Option<string>
   readonly aliases: Readonly<Record<string, string>>
   readonly models: ReadonlyArray<ModelOverride>
+  /** `UPSTREAMS`: upstream instances beside (or replacing, by id) the built-in ones. */
+  readonly upstreams: ReadonlyArray<UpstreamConfigEntry>
+  /** Consecutive failed generations that open an upstream instance's circuit. */
+  readonly circuitFailures: number
+  /** How long an open circuit keeps its upstream instance out of use. */
+  readonly circuitCooldownMs: number
+  /** Largest image the gateway fetches from an upstream's `url` answer. */
+  readonly upstreamMaxBytes: number
   readonly enableLocalModel: boolean
   readonly corsOrigins: ReadonlyArray<string>
   readonly maxBodyBytes: number
@@ -42,8 +51,73 @@ export interface GatewaySettings {
   readonly logPrompts: boolean
 }
 
-const json = <S extends Schema.Top>(name: string, schema: S) =>
-  Config.schema(Schema.fromJsonString(schema) as unknown as Schema.ConstraintCodec<S["Type"], unknown>, name).pipe(Config.option)
+const jsonText = (name: string) => Config.String(name).pipe(Config.option)
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value)
+
+type Struct = Schema.Struct<Schema.Struct.Fields>
+
+/**
+ * Decodes a JSON setting. Its errors name the variable, the entry and the field, and never a value:
+ * a secret pasted into the wrong place (a key in `headers`, a token in `timeoutMs`) must not be
+ * echoed to every client. So each field is decoded on its own, and only its name is reported.
+ */
+const parseJson = (name: string, text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return new GatewayMisconfigured({ message: `Invalid gateway configuration: ${name} is not valid JSON` })
+  }
+}
+
+const misconfigured = (message: string) => new GatewayMisconfigured({ message: `Invalid gateway configuration: ${message}` })
+
+const decodeEntries = <S extends Struct>(name: string, text: string, schema: S): Array<S["Type"]> | GatewayMisconfigured => {
+  const parsed = parseJson(name, text)
+  if (parsed instanceof GatewayMisconfigured) return parsed
+  if (!Array.isArray(parsed)) return misconfigured(`${name} must be a JSON array of objects`)
+  const fields = schema.fields as Record<string, Schema.Top>
+  const decoded: Array<S["Type"]> = []
+  for (const [index, entry] of parsed.entries()) {
+    const label = isRecord(entry) && typeof entry.id === "string" && entry.id.length <= 100 ? `'${entry.id}'` : `#${index + 1}`
+    if (!isRecord(entry)) return misconfigured(`${name} entry ${label} must be a JSON object`)
+    for (const key of Object.keys(entry)) {
+      if (!Object.hasOwn(fields, key)) {
+        const shown = key.length <= 40 && /^[\w.-]+$/.test(key) ? `'${key}'` : "a field"
+        return misconfigured(`${name} entry ${label} has ${shown} that is not one of ${Object.keys(fields).join(", ")}`)
+      }
+    }
+    for (const [key, field] of Object.entries(fields)) {
+      const value = Schema.decodeUnknownOption(field as Schema.Codec<unknown, unknown>)(entry[key])
+      if (Option.isNone(value)) return misconfigured(`${name} entry ${label}: '${key}' is missing or not valid`)
+    }
+    const whole = Schema.decodeUnknownOption(schema as unknown as Schema.Codec<S["Type"], unknown>)(entry)
+    if (Option.isNone(whole)) return misconfigured(`${name} entry ${label} is not valid`)
+    decoded.push(whole.value)
+  }
+  return decoded
+}
+
+const decodeStringRecord = (name: string, text: string): Record<string, string> | GatewayMisconfigured => {
+  const parsed = parseJson(name, text)
+  if (parsed instanceof GatewayMisconfigured) return parsed
+  if (!isRecord(parsed) || Object.values(parsed).some((value) => typeof value !== "string")) {
+    return misconfigured(`${name} must be a JSON object whose values are strings`)
+  }
+  return parsed as Record<string, string>
+}
+
+/** Decodes an optional JSON setting; absent means `fallback`. */
+const jsonSetting = <A>(
+  raw: Option.Option<string>,
+  decode: (text: string) => A | GatewayMisconfigured,
+  fallback: A
+): Effect.Effect<A, GatewayMisconfigured> => {
+  if (Option.isNone(raw)) return Effect.succeed(fallback)
+  const decoded = decode(raw.value)
+  return decoded instanceof GatewayMisconfigured ? Effect.fail(decoded) : Effect.succeed(decoded)
+}
 
 const positiveInt = (name: string, fallback: number) => Config.Int(name).pipe(Config.withDefault(fallback))
 
@@ -57,15 +131,19 @@ const settings = Config.all({
   environment: Config.Literals(["development", "production"], "ENVIRONMENT").pipe(Config.withDefault("production" as const)),
   apiKeys: Config.Redacted("API_KEYS").pipe(Config.option),
   upstreamUrl: Config.URL("UPSTREAM_URL").pipe(Config.withDefault(new URL(DEFAULT_UPSTREAM_URL))),
-  upstreamHeaders: json("UPSTREAM_HEADERS", Schema.Record(Schema.String, Schema.String)),
+  upstreamHeaders: jsonText("UPSTREAM_HEADERS"),
   upstreamTimeoutMs: positiveInt("UPSTREAM_TIMEOUT_MS", 60_000),
   upstreamMaxAttempts: positiveInt("UPSTREAM_MAX_ATTEMPTS", 3),
   upstreamBackoffMs: positiveInt("UPSTREAM_BACKOFF_MS", 500),
   upstreamBackoffMaxMs: positiveInt("UPSTREAM_BACKOFF_MAX_MS", 10_000),
   maxConcurrentUpstream: positiveInt("MAX_CONCURRENT_UPSTREAM", 4),
   defaultModel: Config.String("DEFAULT_MODEL").pipe(Config.option),
-  aliases: json("MODEL_ALIASES", Schema.Record(Schema.String, Schema.String)),
-  models: json("MODELS", Schema.Array(ModelOverride)),
+  aliases: jsonText("MODEL_ALIASES"),
+  models: jsonText("MODELS"),
+  upstreams: jsonText("UPSTREAMS"),
+  circuitFailures: positiveInt("CIRCUIT_FAILURES", 3),
+  circuitCooldownMs: positiveInt("CIRCUIT_COOLDOWN_MS", 30_000),
+  upstreamMaxBytes: positiveInt("UPSTREAM_MAX_BYTES", 32 * 1024 * 1024),
   enableLocalModel: Config.Boolean("ENABLE_LOCAL_MODEL").pipe(Config.option),
   corsOrigins: Config.String("CORS_ORIGINS").pipe(Config.withDefault("*")),
   maxBodyBytes: positiveInt("MAX_BODY_BYTES", 1024 * 1024),
@@ -104,6 +182,9 @@ export const loadSettings: Effect.Effect<GatewaySettings, GatewayMisconfigured> 
     UPSTREAM_BACKOFF_MS: raw.upstreamBackoffMs,
     UPSTREAM_BACKOFF_MAX_MS: raw.upstreamBackoffMaxMs,
     MAX_CONCURRENT_UPSTREAM: raw.maxConcurrentUpstream,
+    CIRCUIT_FAILURES: raw.circuitFailures,
+    CIRCUIT_COOLDOWN_MS: raw.circuitCooldownMs,
+    UPSTREAM_MAX_BYTES: raw.upstreamMaxBytes,
     MAX_BODY_BYTES: raw.maxBodyBytes,
     KEEPALIVE_MS: raw.keepAliveMs,
     IMAGE_TTL_HOURS: raw.imageTtlHours
@@ -116,6 +197,10 @@ export const loadSettings: Effect.Effect<GatewaySettings, GatewayMisconfigured> 
       message: `Invalid gateway configuration: ${invalid.value}`
     })
   }
+  const upstreamHeaders = yield* jsonSetting(raw.upstreamHeaders, (text) => decodeStringRecord("UPSTREAM_HEADERS", text), {})
+  const aliases = yield* jsonSetting(raw.aliases, (text) => decodeStringRecord("MODEL_ALIASES", text), {})
+  const models = yield* jsonSetting(raw.models, (text) => decodeEntries("MODELS", text, ModelOverride), [])
+  const upstreams = yield* jsonSetting(raw.upstreams, (text) => decodeEntries("UPSTREAMS", text, UpstreamConfigEntry), [])
   const development = raw.environment === "development"
   const keys = Option.match(raw.apiKeys, {
     onNone: () => [],
@@ -124,9 +209,10 @@ export const loadSettings: Effect.Effect<GatewaySettings, GatewayMisconfigured> 
   return {
     ...raw,
     apiKeys: keys.length === 0 && development ? [Redacted.make(DEVELOPMENT_API_KEY)] : keys,
-    upstreamHeaders: Option.getOrElse(raw.upstreamHeaders, () => ({})),
-    aliases: Option.getOrElse(raw.aliases, () => ({})),
-    models: Option.getOrElse(raw.models, () => []),
+    upstreamHeaders,
+    aliases,
+    models,
+    upstreams,
     enableLocalModel: Option.getOrElse(raw.enableLocalModel, () => development),
     corsOrigins: splitList(raw.corsOrigins),
     chatProgress: raw.chatProgress === "on"
@@ -152,6 +238,10 @@ export const testSettings = (overrides: Partial<GatewaySettings> = {}): GatewayS
   defaultModel: Option.none(),
   aliases: {},
   models: [],
+  upstreams: [],
+  circuitFailures: 3,
+  circuitCooldownMs: 30_000,
+  upstreamMaxBytes: 32 * 1024 * 1024,
   enableLocalModel: true,
   corsOrigins: ["*"],
   maxBodyBytes: 1024 * 1024,

@@ -5,6 +5,7 @@ import { formatSize, parseSize } from "../domain/ImageSize.ts"
 import type { ModelEntry } from "../domain/Model.ts"
 import { GatewayConfig } from "./GatewayConfig.ts"
 import { ImageStore, type StoredImage } from "./ImageStore.ts"
+import { WorkerBindings } from "./WorkerBindings.ts"
 
 export interface CachedGeneration {
   readonly images: ReadonlyArray<GeneratedImage>
@@ -48,54 +49,54 @@ export class GenerationCache extends Context.Service<
     ): Effect.Effect<ReadonlyArray<Option.Option<StoredImage>>>
   }
 >()("ai-image-gateway/services/GenerationCache") {
-  static readonly layer = (bucket: R2Bucket | undefined) =>
-    Layer.effect(
-      GenerationCache,
-      Effect.gen(function* () {
-        const config = yield* GatewayConfig
-        const store = yield* ImageStore
-        const ttlMs = config.cacheTtlSeconds * 1000
-        if (bucket === undefined || ttlMs === 0 || !store.enabled) {
-          return GenerationCache.of({
-            enabled: false,
-            lookup: () => Effect.succeed(Option.none()),
-            save: (_model, _request, images) => Effect.succeed(images.map(() => Option.none()))
-          })
-        }
-        const entryKey = (model: ModelEntry, request: ImageGenerationRequest) =>
-          Effect.promise(() => cacheKey(model, request)).pipe(Effect.map((hash) => `cache/${hash}`))
-
-        const lookup = Effect.fnUntraced(function* (model: ModelEntry, request: ImageGenerationRequest) {
-          const key = yield* entryKey(model, request)
-          const entry = yield* Effect.promise(() => bucket.get(key))
-          if (entry === null || Number(entry.customMetadata?.expiresAt ?? 0) <= Date.now()) return Option.none<CachedGeneration>()
-          const decoded = decodeEntry(yield* Effect.promise(() => entry.text()))
-          // A corrupt entry is a miss, never a failed request.
-          if (Option.isNone(decoded)) return Option.none<CachedGeneration>()
-          const files = decoded.value
-          const images = yield* Effect.forEach(files, (file) => store.read(file), { concurrency: "unbounded" })
-          // An entry whose images are gone is a miss, not a partial answer.
-          if (images.some(Option.isNone)) return Option.none<CachedGeneration>()
-          return Option.some({ files, images: images.flatMap((image) => (Option.isSome(image) ? [image.value] : [])) })
+  static readonly layer = Layer.effect(
+    GenerationCache,
+    Effect.gen(function* () {
+      const config = yield* GatewayConfig
+      const bucket = (yield* WorkerBindings).images
+      const store = yield* ImageStore
+      const ttlMs = config.cacheTtlSeconds * 1000
+      if (bucket === undefined || ttlMs === 0 || !store.enabled) {
+        return GenerationCache.of({
+          enabled: false,
+          lookup: () => Effect.succeed(Option.none()),
+          save: (_model, _request, images) => Effect.succeed(images.map(() => Option.none()))
         })
+      }
+      const entryKey = (model: ModelEntry, request: ImageGenerationRequest) =>
+        Effect.promise(() => cacheKey(model, request)).pipe(Effect.map((hash) => `cache/${hash}`))
 
-        const save = Effect.fnUntraced(function* (
-          model: ModelEntry,
-          request: ImageGenerationRequest,
-          images: ReadonlyArray<GeneratedImage>
-        ) {
-          const stored = yield* Effect.forEach(images, (image) => store.put(image, ttlMs), { concurrency: "unbounded" })
-          const files = stored.flatMap((file) => (Option.isSome(file) ? [file.value.file] : []))
-          if (files.length === images.length) {
-            const key = yield* entryKey(model, request)
-            yield* Effect.tryPromise(() =>
-              bucket.put(key, JSON.stringify(files), { customMetadata: { expiresAt: String(Date.now() + ttlMs) } })
-            ).pipe(Effect.catch((error) => Effect.logWarning("writing a cache entry failed", error)))
-          }
-          return stored
-        })
-
-        return GenerationCache.of({ enabled: true, lookup, save })
+      const lookup = Effect.fnUntraced(function* (model: ModelEntry, request: ImageGenerationRequest) {
+        const key = yield* entryKey(model, request)
+        const entry = yield* Effect.promise(() => bucket.get(key))
+        if (entry === null || Number(entry.customMetadata?.expiresAt ?? 0) <= Date.now()) return Option.none<CachedGeneration>()
+        const decoded = decodeEntry(yield* Effect.promise(() => entry.text()))
+        // A corrupt entry is a miss, never a failed request.
+        if (Option.isNone(decoded)) return Option.none<CachedGeneration>()
+        const files = decoded.value
+        const images = yield* Effect.forEach(files, (file) => store.read(file), { concurrency: "unbounded" })
+        // An entry whose images are gone is a miss, not a partial answer.
+        if (images.some(Option.isNone)) return Option.none<CachedGeneration>()
+        return Option.some({ files, images: images.flatMap((image) => (Option.isSome(image) ? [image.value] : [])) })
       })
-    )
+
+      const save = Effect.fnUntraced(function* (
+        model: ModelEntry,
+        request: ImageGenerationRequest,
+        images: ReadonlyArray<GeneratedImage>
+      ) {
+        const stored = yield* Effect.forEach(images, (image) => store.put(image, ttlMs), { concurrency: "unbounded" })
+        const files = stored.flatMap((file) => (Option.isSome(file) ? [file.value.file] : []))
+        if (files.length === images.length) {
+          const key = yield* entryKey(model, request)
+          yield* Effect.tryPromise(() =>
+            bucket.put(key, JSON.stringify(files), { customMetadata: { expiresAt: String(Date.now() + ttlMs) } })
+          ).pipe(Effect.catch((error) => Effect.logWarning("writing a cache entry failed", error)))
+        }
+        return stored
+      })
+
+      return GenerationCache.of({ enabled: true, lookup, save })
+    })
+  )
 }

@@ -2,13 +2,13 @@ import { Array as Arr, Cause, Clock, Context, Effect, Exit, Layer, Option, Resul
 import type { ModelNotFound, UpstreamError } from "../domain/Errors.ts"
 import type { GeneratedImage } from "../domain/ImageFormat.ts"
 import type { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
-import { nearestAspectRatio, parseSize } from "../domain/ImageSize.ts"
+import { parseSize } from "../domain/ImageSize.ts"
 import type { ModelEntry } from "../domain/Model.ts"
-import { AiSdkRequest, AiSdkUpstream } from "./AiSdkUpstream.ts"
+import type { UpstreamJob } from "../domain/Upstream.ts"
 import { GatewayConfig } from "./GatewayConfig.ts"
-import { LocalPreview } from "./LocalPreview.ts"
 import { ModelRegistry } from "./ModelRegistry.ts"
 import { noteStream, noteUsage, RequestUsage, type UsageNotes } from "./RequestUsage.ts"
+import { UpstreamRouter } from "./UpstreamRouter.ts"
 
 /** What the usage statistics record of a request's images. */
 const noteModel = (request: ImageGenerationRequest, model: ModelEntry | undefined) =>
@@ -18,13 +18,23 @@ const noteModel = (request: ImageGenerationRequest, model: ModelEntry | undefine
     notes.prompt = request.prompt
   })
 
-const noteResult = (notes: UsageNotes, result: Result.Result<GeneratedImage, UpstreamError>) => {
+/** One upstream call's outcome: the images it made, or its failure and how many images that cost. */
+type CallResult = Result.Result<ReadonlyArray<GeneratedImage>, UpstreamError>
+
+/** Notes one call: the instance that served the request's first image (or last failed it), attempts, failovers. */
+const noteCall = (notes: UsageNotes, result: CallResult, images: number) => {
   if (Result.isSuccess(result)) {
-    notes.images += 1
-    notes.attempts += result.success.attempts
+    const first = result.success[0]
+    if (notes.images === 0 && first?.upstream !== undefined) notes.upstream = first.upstream
+    notes.images += result.success.length
+    notes.failedImages += images - result.success.length
+    notes.attempts += first?.attempts ?? 0
+    notes.failovers += first?.failovers ?? 0
   } else {
-    notes.failedImages += 1
+    if (notes.images === 0) notes.upstream = result.failure.upstream
+    notes.failedImages += images
     notes.attempts += result.failure.attempts
+    notes.failovers += result.failure.failovers
     notes.failure ??= result.failure
   }
 }
@@ -39,19 +49,36 @@ export interface GenerationResult {
   readonly failed: number
 }
 
-/**
- * Turns one OpenAI image request into `n` upstream calls, run concurrently
- * up to MAX_CONCURRENT_UPSTREAM. Partial success is success; only when every
- * image fails does the request fail, with the first image's error.
- */
+/** One result per image, in completion order; failures arrive as values, after retries and fallbacks. */
 export interface ImageStream {
   readonly model: ModelEntry
   /** Unix seconds. */
   readonly created: number
-  /** One result per image, in completion order; failures arrive as values, after retries. */
   readonly results: Stream.Stream<Result.Result<GeneratedImage, UpstreamError>>
 }
 
+/** The request's fields an upstream may honour. */
+const jobOf = (request: ImageGenerationRequest, n: number): UpstreamJob => ({
+  prompt: request.prompt,
+  size: parseSize(request.size),
+  n,
+  quality: request.quality ?? undefined,
+  style: request.style ?? undefined,
+  background: request.background ?? undefined,
+  moderation: request.moderation ?? undefined,
+  outputFormat: request.output_format ?? undefined,
+  outputCompression: request.output_compression ?? undefined
+})
+
+/** `n` images as calls of at most `perCall` images each: `[4, 3]` for n = 7, perCall = 4. */
+const callSizes = (n: number, perCall: number) => Arr.makeBy(Math.ceil(n / perCall), (i) => Math.min(perCall, n - i * perCall))
+
+/**
+ * Turns one OpenAI image request into upstream calls (one per image, or fewer where the model's
+ * upstream returns several images a call), run concurrently up to MAX_CONCURRENT_UPSTREAM, each
+ * through the model's fallback chain. Partial success is success; only when every image fails does
+ * the request fail, with the first call's error.
+ */
 export class ImageGenerator extends Context.Service<
   ImageGenerator,
   {
@@ -65,27 +92,10 @@ export class ImageGenerator extends Context.Service<
     Effect.gen(function* () {
       const config = yield* GatewayConfig
       const registry = yield* ModelRegistry
-      const aiSdk = yield* AiSdkUpstream
-      const local = yield* LocalPreview
+      const router = yield* UpstreamRouter
 
-      const generateOne = (model: ModelEntry, request: ImageGenerationRequest): Effect.Effect<GeneratedImage, UpstreamError> => {
-        const size = parseSize(request.size)
-        switch (model.upstream) {
-          case "local":
-            return local.generate(request.prompt, size)
-          case "ai-sdk": {
-            const aspectRatio = nearestAspectRatio(size, model.aspectRatios)
-            return aiSdk.generate(
-              new AiSdkRequest({
-                prompt: request.prompt,
-                provider: model.provider,
-                modelId: model.upstreamModelId,
-                ...(aspectRatio === undefined ? {} : { aspectRatio })
-              })
-            )
-          }
-        }
-      }
+      const call = (model: ModelEntry, request: ImageGenerationRequest, images: number): Effect.Effect<CallResult> =>
+        Effect.result(router.generate(model, jobOf(request, images)))
 
       const resolve = (request: ImageGenerationRequest) =>
         registry.resolve(request.model).pipe(
@@ -99,30 +109,33 @@ export class ImageGenerator extends Context.Service<
         const n = request.n ?? 1
         yield* Effect.logDebug("generating", { prompt: request.prompt })
         const started = yield* Clock.currentTimeMillis
-        // One image (the common case) needs no child fibers to run or to interrupt afterwards.
+        const sizes = callSizes(n, router.imagesPerCall(model))
+        // One call (the common case) needs no child fibers to run or to interrupt afterwards.
         const results =
-          n === 1
-            ? [yield* Effect.result(generateOne(model, request))]
-            : yield* Effect.forEach(Arr.range(1, n), () => Effect.result(generateOne(model, request)), {
+          sizes.length === 1
+            ? [yield* call(model, request, n)]
+            : yield* Effect.forEach(sizes, (images) => call(model, request, images), {
                 concurrency: config.maxConcurrentUpstream
               })
         yield* noteUsage((notes) => {
-          for (const result of results) noteResult(notes, result)
+          for (const [i, result] of results.entries()) noteCall(notes, result, sizes[i]!)
         })
-        const images = results.filter(Result.isSuccess).map((result) => result.success)
-        const failures = results.filter(Result.isFailure).map((result) => result.failure)
-        const attempts = [...images.map((image) => image.attempts), ...failures.map((error) => error.attempts)]
+        const images = results.flatMap((result) => (Result.isSuccess(result) ? result.success : []))
+        const failures = results.flatMap((result) => (Result.isFailure(result) ? [result.failure] : []))
         yield* Effect.logInfo("generation finished", {
           model: model.id,
           requested: n,
           succeeded: images.length,
-          failed: failures.length,
-          attempts: attempts.reduce((sum, count) => sum + count, 0),
+          failed: n - images.length,
+          attempts: results.reduce(
+            (sum, result) => sum + (Result.isSuccess(result) ? (result.success[0]?.attempts ?? 0) : result.failure.attempts),
+            0
+          ),
           latencyMs: (yield* Clock.currentTimeMillis) - started
         })
         const firstFailure = failures[0]
         if (images.length === 0 && firstFailure !== undefined) return yield* Effect.fail(firstFailure)
-        return { created: Math.floor(started / 1000), model, images, failed: failures.length } satisfies GenerationResult
+        return { created: Math.floor(started / 1000), model, images, failed: n - images.length } satisfies GenerationResult
       })
 
       const stream = Effect.fnUntraced(function* (request: ImageGenerationRequest) {
@@ -130,12 +143,22 @@ export class ImageGenerator extends Context.Service<
         const created = Math.floor((yield* Clock.currentTimeMillis) / 1000)
         const notes = yield* Effect.serviceOption(RequestUsage)
         const settle = Option.match(notes, { onNone: () => () => {}, onSome: noteStream })
-        const results = Stream.fromIterable(Arr.range(1, request.n ?? 1)).pipe(
-          Stream.mapEffect(() => Effect.result(generateOne(model, request)), {
+        const results = Stream.fromIterable(callSizes(request.n ?? 1, router.imagesPerCall(model))).pipe(
+          Stream.mapEffect((images) => Effect.map(call(model, request, images), (result) => ({ result, images })), {
             concurrency: config.maxConcurrentUpstream,
             unordered: true
           }),
-          Stream.tap((result) => Effect.sync(() => Option.map(notes, (current) => noteResult(current, result)))),
+          Stream.tap(({ result, images }) =>
+            Effect.sync(() => Option.map(notes, (current) => noteCall(current, result, images)))
+          ),
+          // Each image its own result: a failed call of k images is k failed images.
+          Stream.map(
+            ({ result, images }): ReadonlyArray<Result.Result<GeneratedImage, UpstreamError>> =>
+              Result.isSuccess(result)
+                ? result.success.map((image) => Result.succeed(image))
+                : Arr.makeBy(images, () => Result.fail(result.failure))
+          ),
+          Stream.flattenIterable,
           // Ends the request's usage record when the body ends, finished or cut off by the client.
           Stream.onExit((exit) =>
             Effect.sync(() => {

@@ -2,6 +2,7 @@ import { Buffer } from "node:buffer"
 import { Context, Effect, Layer, Option } from "effect"
 import { type GeneratedImage, type ImageFormat, mimeTypeOf } from "../domain/ImageFormat.ts"
 import { GatewayConfig } from "./GatewayConfig.ts"
+import { WorkerBindings } from "./WorkerBindings.ts"
 
 export interface StoredImage {
   /** `<id>.<ext>`: the last segment of the image's URL. */
@@ -46,106 +47,106 @@ export class ImageStore extends Context.Service<
     readonly deleteExpired: Effect.Effect<number>
   }
 >()("ai-image-gateway/services/ImageStore") {
-  static readonly layer = (bucket: R2Bucket | undefined) =>
-    Layer.effect(
-      ImageStore,
-      Effect.gen(function* () {
-        const config = yield* GatewayConfig
-        const ttlMs = config.imageTtlHours * 3_600_000
-        if (bucket === undefined) {
-          return ImageStore.of({
-            enabled: false,
-            put: () => Effect.succeed(Option.none()),
-            read: () => Effect.succeed(Option.none()),
-            get: () => Effect.succeed(Option.none()),
-            head: () => Effect.succeed(Option.none()),
-            deleteExpired: Effect.succeed(0)
-          })
-        }
-        const keyOf = (file: string) => {
-          const match = FILE_PATTERN.exec(file)
-          return match === null ? undefined : `${KEY_PREFIX}${match[1]}`
-        }
-        const live = <O extends R2Object>(object: O | null, file: string): Option.Option<O> =>
-          object === null || expiresAtOf(object) <= Date.now() || object.customMetadata?.file !== file
-            ? Option.none()
-            : Option.some(object)
-
-        const put = Effect.fnUntraced(function* (image: GeneratedImage, imageTtlMs: number = ttlMs) {
-          const id = randomId()
-          const file = `${id}.${EXTENSION[image.format]}`
-          // node:buffer is native in workerd: decoding 1-3 MB of base64 in JavaScript costs tens of milliseconds.
-          const bytes = Buffer.from(decoder.decode(image.base64), "base64")
-          if (bytes.length === 0) return Option.none<StoredImage>()
-          const expiresAt = Date.now() + Math.max(ttlMs, imageTtlMs)
-          return yield* Effect.tryPromise(() =>
-            bucket.put(`${KEY_PREFIX}${id}`, bytes, {
-              httpMetadata: { contentType: mimeTypeOf(image.format) },
-              customMetadata: { expiresAt: String(expiresAt), file }
-            })
-          ).pipe(
-            Effect.as(Option.some({ file })),
-            Effect.catch((error) =>
-              Effect.logWarning("storing an image failed; answering with a data URL", error).pipe(Effect.as(Option.none()))
-            )
-          )
+  static readonly layer = Layer.effect(
+    ImageStore,
+    Effect.gen(function* () {
+      const config = yield* GatewayConfig
+      const bucket = (yield* WorkerBindings).images
+      const ttlMs = config.imageTtlHours * 3_600_000
+      if (bucket === undefined) {
+        return ImageStore.of({
+          enabled: false,
+          put: () => Effect.succeed(Option.none()),
+          read: () => Effect.succeed(Option.none()),
+          get: () => Effect.succeed(Option.none()),
+          head: () => Effect.succeed(Option.none()),
+          deleteExpired: Effect.succeed(0)
         })
+      }
+      const keyOf = (file: string) => {
+        const match = FILE_PATTERN.exec(file)
+        return match === null ? undefined : `${KEY_PREFIX}${match[1]}`
+      }
+      const live = <O extends R2Object>(object: O | null, file: string): Option.Option<O> =>
+        object === null || expiresAtOf(object) <= Date.now() || object.customMetadata?.file !== file
+          ? Option.none()
+          : Option.some(object)
 
-        const get = (file: string, headers: Headers) => {
-          const key = keyOf(file)
-          if (key === undefined) return Effect.succeed(Option.none<R2Object | R2ObjectBody>())
-          return Effect.promise(() => bucket.get(key, { range: headers, onlyIf: headers })).pipe(
-            Effect.map((object) => live<R2Object | R2ObjectBody>(object, file))
+      const put = Effect.fnUntraced(function* (image: GeneratedImage, imageTtlMs: number = ttlMs) {
+        const id = randomId()
+        const file = `${id}.${EXTENSION[image.format]}`
+        // node:buffer is native in workerd: decoding 1-3 MB of base64 in JavaScript costs tens of milliseconds.
+        const bytes = Buffer.from(decoder.decode(image.base64), "base64")
+        if (bytes.length === 0) return Option.none<StoredImage>()
+        const expiresAt = Date.now() + Math.max(ttlMs, imageTtlMs)
+        return yield* Effect.tryPromise(() =>
+          bucket.put(`${KEY_PREFIX}${id}`, bytes, {
+            httpMetadata: { contentType: mimeTypeOf(image.format) },
+            customMetadata: { expiresAt: String(expiresAt), file }
+          })
+        ).pipe(
+          Effect.as(Option.some({ file })),
+          Effect.catch((error) =>
+            Effect.logWarning("storing an image failed; answering with a data URL", error).pipe(Effect.as(Option.none()))
           )
-        }
-
-        const head = (file: string) => {
-          const key = keyOf(file)
-          if (key === undefined) return Effect.succeed(Option.none<R2Object>())
-          return Effect.promise(() => bucket.head(key)).pipe(Effect.map((object) => live(object, file)))
-        }
-
-        const deleteExpired = Effect.gen(function* () {
-          let cursor: string | undefined
-          let deleted = 0
-          const now = Date.now()
-          // Hosted images, and the generation cache's entries, which carry the same expiry metadata.
-          for (const prefix of [KEY_PREFIX, "cache/"])
-            do {
-              const page = yield* Effect.promise(() =>
-                bucket.list({ prefix, include: ["customMetadata"], ...(cursor === undefined ? {} : { cursor }) })
-              )
-              const expired = page.objects.filter((object) => expiresAtOf(object) <= now).map((object) => object.key)
-              if (expired.length > 0) yield* Effect.promise(() => bucket.delete(expired))
-              deleted += expired.length
-              cursor = page.truncated ? page.cursor : undefined
-            } while (cursor !== undefined)
-          yield* Effect.logInfo("expired images deleted", { deleted })
-          return deleted
-        }).pipe(Effect.withSpan("ImageStore.deleteExpired"))
-
-        const read = (file: string) => {
-          const key = keyOf(file)
-          const format = FORMAT_OF[FILE_PATTERN.exec(file)?.[2] ?? ""]
-          if (key === undefined || format === undefined) return Effect.succeed(Option.none<GeneratedImage>())
-          return Effect.promise(() => bucket.get(key)).pipe(
-            Effect.flatMap((object) => {
-              const found = live(object, file)
-              if (Option.isNone(found)) return Effect.succeed(Option.none<GeneratedImage>())
-              return Effect.promise(() => found.value.arrayBuffer()).pipe(
-                Effect.map((buffer) =>
-                  Option.some({
-                    base64: new Uint8Array(Buffer.from(Buffer.from(buffer).toString("base64"), "latin1")),
-                    format,
-                    attempts: 0
-                  })
-                )
-              )
-            })
-          )
-        }
-
-        return ImageStore.of({ enabled: true, put, read, get, head, deleteExpired })
+        )
       })
-    )
+
+      const get = (file: string, headers: Headers) => {
+        const key = keyOf(file)
+        if (key === undefined) return Effect.succeed(Option.none<R2Object | R2ObjectBody>())
+        return Effect.promise(() => bucket.get(key, { range: headers, onlyIf: headers })).pipe(
+          Effect.map((object) => live<R2Object | R2ObjectBody>(object, file))
+        )
+      }
+
+      const head = (file: string) => {
+        const key = keyOf(file)
+        if (key === undefined) return Effect.succeed(Option.none<R2Object>())
+        return Effect.promise(() => bucket.head(key)).pipe(Effect.map((object) => live(object, file)))
+      }
+
+      const deleteExpired = Effect.gen(function* () {
+        let cursor: string | undefined
+        let deleted = 0
+        const now = Date.now()
+        // Hosted images, and the generation cache's entries, which carry the same expiry metadata.
+        for (const prefix of [KEY_PREFIX, "cache/"])
+          do {
+            const page = yield* Effect.promise(() =>
+              bucket.list({ prefix, include: ["customMetadata"], ...(cursor === undefined ? {} : { cursor }) })
+            )
+            const expired = page.objects.filter((object) => expiresAtOf(object) <= now).map((object) => object.key)
+            if (expired.length > 0) yield* Effect.promise(() => bucket.delete(expired))
+            deleted += expired.length
+            cursor = page.truncated ? page.cursor : undefined
+          } while (cursor !== undefined)
+        yield* Effect.logInfo("expired images deleted", { deleted })
+        return deleted
+      }).pipe(Effect.withSpan("ImageStore.deleteExpired"))
+
+      const read = (file: string) => {
+        const key = keyOf(file)
+        const format = FORMAT_OF[FILE_PATTERN.exec(file)?.[2] ?? ""]
+        if (key === undefined || format === undefined) return Effect.succeed(Option.none<GeneratedImage>())
+        return Effect.promise(() => bucket.get(key)).pipe(
+          Effect.flatMap((object) => {
+            const found = live(object, file)
+            if (Option.isNone(found)) return Effect.succeed(Option.none<GeneratedImage>())
+            return Effect.promise(() => found.value.arrayBuffer()).pipe(
+              Effect.map((buffer) =>
+                Option.some({
+                  base64: new Uint8Array(Buffer.from(Buffer.from(buffer).toString("base64"), "latin1")),
+                  format,
+                  attempts: 0
+                })
+              )
+            )
+          })
+        )
+      }
+
+      return ImageStore.of({ enabled: true, put, read, get, head, deleteExpired })
+    })
+  )
 }

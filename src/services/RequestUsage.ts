@@ -11,6 +11,8 @@ export interface UsageNotes {
   model: string | null
   upstream: string | null
   attempts: number
+  /** How many times a call moved on to a fallback model. */
+  failovers: number
   images: number
   failedImages: number
   prompt: string | null
@@ -28,6 +30,7 @@ export class RequestUsage extends Context.Service<RequestUsage, UsageNotes>()("a
     model: null,
     upstream: null,
     attempts: 0,
+    failovers: 0,
     images: 0,
     failedImages: 0,
     prompt: null,

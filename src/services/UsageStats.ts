@@ -1,7 +1,7 @@
 import { Context, Duration, Effect, Layer, Option } from "effect"
 import { UsageStoreUnavailable } from "../domain/Errors.ts"
 import type { UpstreamHealth, UsageEvent, UsageSummary, UsageWindow } from "../domain/Usage.ts"
-import type { UsageStatsObject } from "../durable/UsageStatsObject.ts"
+import { type UsageStoreNamespace, WorkerBindings } from "./WorkerBindings.ts"
 import { WorkerContext } from "./WorkerContext.ts"
 
 /** A streamed answer can run for minutes; past this its event is dropped rather than kept waiting. */
@@ -32,8 +32,10 @@ export class UsageStats extends Context.Service<
     readonly prune: Effect.Effect<{ readonly events: number; readonly rollups: number }, UsageStoreUnavailable>
   }
 >()("ai-image-gateway/services/UsageStats") {
-  static readonly layer = (namespace: DurableObjectNamespace<UsageStatsObject> | undefined) =>
-    Layer.succeed(UsageStats, namespace === undefined ? disabled : make(namespace))
+  static readonly layer = Layer.effect(
+    UsageStats,
+    WorkerBindings.useSync(({ usage }) => (usage === undefined ? disabled : make(usage)))
+  )
 }
 
 const notBound = new UsageStoreUnavailable({
@@ -49,7 +51,7 @@ const disabled = UsageStats.of({
   prune: Effect.fail(notBound)
 })
 
-const make = (namespace: DurableObjectNamespace<UsageStatsObject>) => {
+const make = (namespace: UsageStoreNamespace) => {
   // One object holds the whole gateway's statistics.
   const store = () => namespace.getByName("global")
 
@@ -77,7 +79,7 @@ const make = (namespace: DurableObjectNamespace<UsageStatsObject>) => {
   let dropped = 0
 
   const send = (batch: ReadonlyArray<UsageEvent>) =>
-    call("record", () => store().record(batch) as Promise<void>).pipe(
+    call("record", () => store().record(batch)).pipe(
       Effect.catch((error) => Effect.logWarning("usage events not recorded", { events: batch.length, reason: error.message }))
     )
 
@@ -136,9 +138,9 @@ const make = (namespace: DurableObjectNamespace<UsageStatsObject>) => {
   return UsageStats.of({
     enabled: true,
     record,
-    summary: (window) => call("summary", () => store().summary(window) as Promise<UsageSummary>),
-    recent: (limit) => call("recent", () => store().recent(limit) as Promise<Array<UsageEvent>>),
-    upstreams: call("upstreams", () => store().upstreams() as Promise<Array<UpstreamHealth>>),
-    prune: call("prune", () => store().prune() as Promise<{ events: number; rollups: number }>)
+    summary: (window) => call("summary", () => store().summary(window)),
+    recent: (limit) => call("recent", () => store().recent(limit)),
+    upstreams: call("upstreams", () => store().upstreams()),
+    prune: call("prune", () => store().prune())
   })
 }

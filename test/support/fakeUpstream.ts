@@ -11,6 +11,12 @@
  *   `html502` (502 with an HTML page).
  * - `format`: png (default), jpeg, webp. `delay`: ms before answering. `bytes`: image size.
  *
+ * It also speaks the OpenAI images API, as the `openai` upstream kind calls it: `POST /v1/images/generations`
+ * with `Authorization: Bearer fake-openai-key` (anything else is a 401), `{model, prompt, n, ...}` in,
+ * `{created, data: [{b64_json}]}` out, or `[{url}]` with `answer=url` (served from `GET /files/...`).
+ * `faults.<model>=...` steers one model apart from the others (a primary failing while its fallback works);
+ * faults are then consumed per model.
+ *
  * Run standalone: `node test/support/fakeUpstream.ts --port 8788 [--delay 2000] [--bytes 1048576]`.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http"
@@ -74,6 +80,15 @@ const sendJson = (response: ServerResponse, status: number, body: unknown, heade
   response.end(JSON.stringify(body))
 }
 
+/** The key the fake OpenAI-compatible endpoint accepts. */
+export const FAKE_OPENAI_KEY = "fake-openai-key"
+
+const EXTENSIONS: Record<string, string> = { png: "png", jpeg: "jpg", webp: "webp" }
+
+const openAiError = (message: string, type: string, code: string | null = null) => ({
+  error: { message, type, param: null, code }
+})
+
 const HTML =
   "<!DOCTYPE html><html><head><title>Error</title></head><body><h1>Application error</h1><p>secret internals</p></body></html>"
 
@@ -90,6 +105,12 @@ export const startFakeUpstream = (options: FakeUpstreamOptions = {}): Promise<Fa
       const requests = calls.get(id) ?? []
       return sendJson(response, 200, { calls: requests.length, requests, aborted: aborted.get(id) ?? 0 })
     }
+    const file = request.method === "GET" ? /^\/files\/(png|jpeg|webp)-(\d+)\.\w+$/.exec(url.pathname) : null
+    if (file !== null) {
+      response.writeHead(200, { "content-type": `image/${file[1]}` })
+      return response.end(Buffer.from(imageBase64(file[1] ?? "png", Number(file[2])), "base64"))
+    }
+    if (request.method === "POST" && url.pathname === "/v1/images/generations") return openAi(request, response)
     if (request.method !== "POST" || url.pathname !== "/api/generate-images") {
       return sendJson(response, 404, { error: "Not found" })
     }
@@ -139,6 +160,57 @@ export const startFakeUpstream = (options: FakeUpstreamOptions = {}): Promise<Fa
     const size = Number(steer.bytes ?? options.imageBytes ?? 64)
     return sendJson(response, 200, { provider, image: imageBase64(format, size) })
   })
+  /** The OpenAI images API, as OpenAI-compatible providers serve it. */
+  async function openAi(request: IncomingMessage, response: ServerResponse) {
+    if (request.headers.authorization !== `Bearer ${FAKE_OPENAI_KEY}`) {
+      return sendJson(response, 401, openAiError("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"))
+    }
+    let body: Record<string, unknown>
+    try {
+      body = JSON.parse(await readBody(request)) as Record<string, unknown>
+    } catch {
+      return sendJson(response, 400, openAiError("We could not parse the JSON body of your request.", "invalid_request_error"))
+    }
+    const { prompt, model } = body
+    const n = typeof body.n === "number" ? body.n : 1
+    if (typeof prompt !== "string" || typeof model !== "string") {
+      return sendJson(response, 400, openAiError("'prompt' and 'model' are required.", "invalid_request_error"))
+    }
+    const steer = directives(prompt)
+    const id = steer.id ?? ""
+    const seen = calls.get(id) ?? []
+    seen.push({ ...body, api: "openai" })
+    calls.set(id, seen)
+    const own = steer[`faults.${model}`]
+    const faults = (own ?? steer.faults ?? "").split(",").filter((f) => f !== "")
+    const index = own === undefined ? seen.length - 1 : seen.filter((call) => call.model === model).length - 1
+    const fault = faults[index] ?? "ok"
+    response.on("close", () => {
+      if (!response.writableFinished) aborted.set(id, (aborted.get(id) ?? 0) + 1)
+    })
+    const delay = Number(steer.delay ?? options.delayMs ?? 0)
+    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay))
+    if (fault === "hang") return
+    if (fault.startsWith("429")) {
+      const seconds = fault.split(":")[1] ?? "1"
+      return sendJson(response, 429, openAiError("Rate limit reached.", "rate_limit_error"), { "retry-after": seconds })
+    }
+    if (/^\d{3}$/.test(fault)) {
+      const status = Number(fault)
+      const message = status === 400 ? "Your request was rejected as a result of our safety system." : "The server had an error."
+      return sendJson(response, status, openAiError(message, status === 400 ? "invalid_request_error" : "server_error"))
+    }
+    const format = steer.format ?? "png"
+    const size = Number(steer.bytes ?? options.imageBytes ?? 64)
+    const origin = `http://${request.headers.host}`
+    const data = Array.from({ length: n }, () =>
+      steer.answer === "url"
+        ? { url: `${origin}/files/${format}-${size}.${EXTENSIONS[format] ?? "bin"}` }
+        : { b64_json: imageBase64(format, size) }
+    )
+    return sendJson(response, 200, { created: Math.floor(Date.now() / 1000), data })
+  }
+
   server.on("connection", (socket) => {
     sockets.add(socket)
     socket.on("close", () => sockets.delete(socket))

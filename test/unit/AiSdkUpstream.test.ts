@@ -1,68 +1,41 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Clock, Effect, Fiber, Layer } from "effect"
-import { HttpClient, HttpClientError, HttpClientResponse } from "effect/http"
+import { Effect, Fiber, Layer } from "effect"
 import { TestClock } from "effect/testing"
 import type { UpstreamError, UpstreamUnavailable } from "../../src/domain/Errors.ts"
-import { AiSdkRequest, AiSdkUpstream, parseRetryAfter } from "../../src/services/AiSdkUpstream.ts"
-import { GatewayConfig } from "../../src/services/GatewayConfig.ts"
-
-const PNG_BASE64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
-
-type Step = { readonly status: number; readonly body?: string; readonly headers?: Record<string, string> } | "network" | "hang"
-
-/**
- * An HttpClient that answers from a script and records the (test) clock time
- * of every call, so backoff delays can be read off exactly.
- */
-const scripted = (steps: ReadonlyArray<Step>) => {
-  const calls: Array<number> = []
-  const client = HttpClient.make((request) =>
-    Effect.gen(function* () {
-      calls.push(yield* Clock.currentTimeMillis)
-      const step = steps[calls.length - 1] ?? { status: 200, body: JSON.stringify({ image: PNG_BASE64 }) }
-      if (step === "hang") return yield* Effect.never
-      if (step === "network") {
-        return yield* Effect.fail(
-          new HttpClientError.HttpClientError({
-            reason: new HttpClientError.TransportError({ request, description: "connection refused" })
-          })
-        )
-      }
-      return HttpClientResponse.fromWeb(
-        request,
-        new Response(step.body ?? "", { status: step.status, headers: step.headers ?? {} })
-      )
-    })
-  )
-  return { calls, layer: Layer.succeed(HttpClient.HttpClient, client) }
-}
+import { parseSize } from "../../src/domain/ImageSize.ts"
+import { ModelEntry, type ModelId } from "../../src/domain/Model.ts"
+import { AiSdkKind } from "../../src/services/upstreams/AiSdkUpstream.ts"
+import type { ImageUpstream } from "../../src/services/upstreams/ImageUpstream.ts"
+import { parseRetryAfter } from "../../src/services/upstreams/UpstreamCalls.ts"
+import { WorkerBindings } from "../../src/services/WorkerBindings.ts"
+import { PNG_BASE64, type Step, scripted, testInstance } from "../support/scriptedClient.ts"
 
 const ok = { status: 200, body: JSON.stringify({ provider: "replicate", image: PNG_BASE64 }) }
 const unavailable = { status: 503, body: JSON.stringify({ error: "Failed to generate image. Please try again later." }) }
-const request = new AiSdkRequest({ prompt: "a cat", provider: "replicate", modelId: "black-forest-labs/flux-schnell" })
+const model = new ModelEntry({
+  id: "replicate/flux-schnell" as ModelId,
+  upstream: "test-upstream",
+  provider: "replicate",
+  upstreamModelId: "black-forest-labs/flux-schnell",
+  created: 1,
+  aspectRatios: ["1:1", "16:9"]
+})
+const job = { prompt: "a cat", size: parseSize("1792x1024"), n: 1 }
 
 /** Runs one generation against the script, letting virtual time run far enough for any backoff. */
 const run = (steps: ReadonlyArray<Step>) => {
-  const script = scripted(steps)
-  const layer = AiSdkUpstream.layerNoDeps.pipe(
-    Layer.provide(script.layer),
-    Layer.provide(
-      GatewayConfig.layerTest({
-        upstreamBackoffMs: 500,
-        upstreamBackoffMaxMs: 10_000,
-        upstreamMaxAttempts: 3,
-        upstreamTimeoutMs: 60_000
-      })
-    )
-  )
+  const script = scripted(steps, ok)
   return Effect.gen(function* () {
-    const upstream = yield* AiSdkUpstream
-    const fiber = yield* Effect.forkChild(Effect.result(upstream.generate(request)))
+    const upstream = (yield* AiSdkKind.make(testInstance({ baseUrl: new URL("https://app.test/") }))) as ImageUpstream
+    const call = upstream.bind(model)
+    if (typeof call === "string") throw new Error(call)
+    const fiber = yield* Effect.forkChild(Effect.result(call(job)))
     yield* TestClock.adjust("10 minutes")
     const result = yield* Fiber.join(fiber)
-    const delays = script.calls.slice(1).map((time, i) => time - (script.calls[i] ?? 0))
-    return { result, calls: script.calls.length, delays }
-  }).pipe(Effect.provide(layer))
+    const times = script.calls.map((recorded) => recorded.at)
+    const delays = times.slice(1).map((time, i) => time - (times[i] ?? 0))
+    return { result, calls: script.calls.length, delays, requests: script.calls }
+  }).pipe(Effect.provide(Layer.merge(script.layer, WorkerBindings.layer())))
 }
 
 const failureOf = (result: { _tag: string; failure?: unknown }) => {
@@ -70,7 +43,23 @@ const failureOf = (result: { _tag: string; failure?: unknown }) => {
   return result.failure as UpstreamError
 }
 
-describe("AiSdkUpstream retry policy (virtual time)", () => {
+describe("ai-sdk kind (virtual time)", () => {
+  it.effect("sends the app's protocol: provider, model id, the nearest aspect ratio, Origin and Referer", () =>
+    Effect.gen(function* () {
+      const { result, requests } = yield* run([ok])
+      assert.strictEqual(result._tag, "Success")
+      const [call] = requests
+      assert.strictEqual(call?.request.url, "https://app.test/api/generate-images")
+      assert.deepStrictEqual(call?.body, {
+        prompt: "a cat",
+        provider: "replicate",
+        modelId: "black-forest-labs/flux-schnell",
+        aspectRatio: "16:9"
+      })
+      assert.strictEqual(call?.request.headers.origin, "https://app.test")
+    })
+  )
+
   it.effect("retries 503s with growing, jittered delays and succeeds", () =>
     Effect.gen(function* () {
       const { result, calls, delays } = yield* run([unavailable, unavailable, ok])
@@ -80,7 +69,11 @@ describe("AiSdkUpstream retry policy (virtual time)", () => {
       // exponential from 500 ms, jittered by 0.8-1.2: first in [400, 600], second in [800, 1200]
       assert.isTrue(delays[0]! >= 400 && delays[0]! <= 600, `first delay ${delays[0]}`)
       assert.isTrue(delays[1]! >= 800 && delays[1]! <= 1200, `second delay ${delays[1]}`)
-      if (result._tag === "Success") assert.strictEqual(result.success.attempts, 3)
+      if (result._tag === "Success")
+        assert.deepStrictEqual(
+          result.success.map((image) => [image.attempts, image.upstream]),
+          [[3, "test-upstream"]]
+        )
     })
   )
 

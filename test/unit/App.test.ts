@@ -1,6 +1,6 @@
 import { ConfigProvider, Context, Redacted } from "effect"
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest"
-import { type Bindings, makeHandler } from "../../src/http/App.ts"
+import { type Bindings, makeHandler } from "../../src/App.ts"
 import { keyMatcher } from "../../src/http/AuthorizationLive.ts"
 import { DEVELOPMENT_API_KEY } from "../../src/services/GatewayConfig.ts"
 import { WorkerContext } from "../../src/services/WorkerContext.ts"

@@ -2,10 +2,11 @@ import { assert, describe, it } from "@effect/vitest"
 import { Schema } from "effect"
 import { UpstreamMalformed } from "../../src/domain/Errors.ts"
 import { ImageGenerationRequest, ImagesResponse } from "../../src/domain/ImageGeneration.ts"
-import { findTopLevelString } from "../../src/domain/JsonBytes.ts"
+import { findStringValues, findTopLevelString } from "../../src/domain/JsonBytes.ts"
 import type { ModelEntry } from "../../src/domain/Model.ts"
 import { imagesResponseBody } from "../../src/http/ImagesHttp.ts"
-import { imageBytesOf } from "../../src/services/AiSdkUpstream.ts"
+import { imageBytesOf } from "../../src/services/upstreams/AiSdkUpstream.ts"
+import { imageFromBase64 } from "../../src/services/upstreams/UpstreamCalls.ts"
 
 const bytes = (text: string) => new TextEncoder().encode(text)
 const text = (value: Uint8Array) => new TextDecoder().decode(value)
@@ -51,7 +52,8 @@ describe("imageBytesOf", () => {
   const png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
   it("reads the fast path, data URLs, and escaped forms through the schema", () => {
     assert.strictEqual(text(imageBytesOf(bytes(JSON.stringify({ provider: "x", image: png }))) as Uint8Array), png)
-    assert.strictEqual(text(imageBytesOf(bytes(JSON.stringify({ image: `data:image/png;base64,${png}` }))) as Uint8Array), png)
+    const dataUrl = imageFromBase64(imageBytesOf(bytes(JSON.stringify({ image: `data:image/png;base64,${png}` }))) as Uint8Array)
+    assert.strictEqual(text((dataUrl as { base64: Uint8Array }).base64), png)
     // PHP-style escaped slashes and a nested extra field both take the schema path
     const nested = `{"image":"${png}","meta":{"seed":1}}`
     assert.strictEqual(text(imageBytesOf(bytes(nested)) as Uint8Array), png)
@@ -64,6 +66,27 @@ describe("imageBytesOf", () => {
     for (const body of ['{"provider":"x"}', "<html></html>", '{"image":""}', '{"image":5}']) {
       assert.instanceOf(imageBytesOf(bytes(body)), UpstreamMalformed, body)
     }
+  })
+})
+
+describe("findStringValues", () => {
+  const values = (json: string, key: string) => {
+    const found = findStringValues(bytes(json), key)
+    return found._tag === "Found" ? found.values.map(text) : found._tag
+  }
+  it("finds every value of a key at any depth, in order, and only values of keys", () => {
+    const answer = JSON.stringify({
+      created: 1,
+      data: [{ b64_json: "AAA", revised_prompt: 'say "b64_json": "no"' }, { b64_json: "BBB" }],
+      usage: { total_tokens: 5 }
+    })
+    assert.deepStrictEqual(values(answer, "b64_json"), ["AAA", "BBB"])
+    assert.deepStrictEqual(values(' { "b64_json" : "x" , "n": [1, {"b64_json":"y"}] } ', "b64_json"), ["x", "y"])
+    assert.deepStrictEqual(values('{"url":"https://a/b.png"}', "b64_json"), [])
+    assert.deepStrictEqual(values('{"b64_json":["not","a","value"]}', "b64_json"), [])
+  })
+  it("says so when a string never ends", () => {
+    assert.strictEqual(values('{"data":[{"b64_json":"AAAA', "b64_json"), "Unsupported")
   })
 })
 

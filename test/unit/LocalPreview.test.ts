@@ -1,7 +1,7 @@
 import { decode } from "fast-png"
 import { describe, expect, it } from "vitest"
 import { parseSize } from "../../src/domain/ImageSize.ts"
-import { renderPreview } from "../../src/services/LocalPreview.ts"
+import { renderPreview } from "../../src/services/upstreams/LocalUpstream.ts"
 
 describe("local/preview renderer", () => {
   it("renders a decodable PNG at the requested size, scaled down past 1024", async () => {

@@ -2,9 +2,15 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
 import { GatewayConfig, type GatewaySettings, testSettings as settings } from "../../src/services/GatewayConfig.ts"
 import { buildCatalogue, type Catalogue, ModelRegistry } from "../../src/services/ModelRegistry.ts"
+import { UpstreamRegistry } from "../../src/services/UpstreamRegistry.ts"
+import { WorkerBindings } from "../../src/services/WorkerBindings.ts"
 
-const built = (overrides: Partial<GatewaySettings> = {}) => {
-  const catalogue = buildCatalogue(settings(overrides))
+/** The upstream instances of a default deployment: the ai-sdk app and the offline model. */
+const INSTANCES = new Set(["ai-sdk", "local"])
+const build = (overrides: Partial<GatewaySettings> = {}, instances: ReadonlySet<string> = INSTANCES) =>
+  buildCatalogue(settings(overrides), instances)
+const built = (overrides: Partial<GatewaySettings> = {}, instances: ReadonlySet<string> = INSTANCES) => {
+  const catalogue = build(overrides, instances)
   if (typeof catalogue === "string") throw new Error(catalogue)
   return catalogue
 }
@@ -23,8 +29,33 @@ describe("catalogue", () => {
     })
   })
 
-  it("drops the offline model where it is not enabled", () => {
-    assert.notInclude(ids(built({ enableLocalModel: false })), "local/preview")
+  it("leaves out the models of upstream instances this deployment does not have", () => {
+    assert.notInclude(ids(built({}, new Set(["ai-sdk"]))), "local/preview")
+    const withAi = ids(built({}, new Set(["ai-sdk", "workers-ai"])))
+    assert.include(withAi, "workers-ai/flux-1-schnell")
+    assert.notInclude(ids(built()), "workers-ai/flux-1-schnell")
+  })
+
+  it("fallbacks must name catalogue models and must not loop", () => {
+    const primary = { id: "acme/primary", upstreamModelId: "p", fallbacks: ["replicate/flux-schnell"] }
+    assert.deepStrictEqual(built({ models: [primary] }).models.find((model) => model.id === "acme/primary")?.fallbacks, [
+      "replicate/flux-schnell"
+    ])
+    assert.include(String(build({ models: [{ ...primary, fallbacks: ["acme/none"] }] })), "'acme/none'")
+    const loop = String(
+      build({
+        models: [
+          { id: "acme/a", upstreamModelId: "a", fallbacks: ["acme/b"] },
+          { id: "acme/b", upstreamModelId: "b", fallbacks: ["acme/a"] }
+        ]
+      })
+    )
+    assert.include(loop, "acme/a -> acme/b -> acme/a")
+    assert.include(String(build({ models: [{ id: "acme/self", upstreamModelId: "s", fallbacks: ["acme/self"] }] })), "loop")
+  })
+
+  it("a MODELS entry naming an unknown upstream instance is a configuration error", () => {
+    assert.include(String(build({ models: [{ id: "acme/x", upstreamModelId: "x", upstream: "nowhere" }] })), "'nowhere'")
   })
 
   it("MODELS adds entries and overrides fields of existing ones", () => {
@@ -45,7 +76,7 @@ describe("catalogue", () => {
   })
 
   it("a new MODELS entry without an upstream model id is a configuration error", () => {
-    assert.include(String(buildCatalogue(settings({ models: [{ id: "acme/new" }] }))), "upstreamModelId")
+    assert.include(String(build({ models: [{ id: "acme/new" }] })), "upstreamModelId")
   })
 
   it("MODEL_ALIASES overrides the defaults; aliases to unknown models are dropped", () => {
@@ -57,12 +88,16 @@ describe("catalogue", () => {
   it("DEFAULT_MODEL may be an id or an alias, and must exist", () => {
     assert.strictEqual(built({ defaultModel: Option.some("local/preview") }).defaultModel.id, "local/preview")
     assert.strictEqual(built({ defaultModel: Option.some("dall-e-3") }).defaultModel.id, "openai/dall-e-3")
-    assert.include(String(buildCatalogue(settings({ defaultModel: Option.some("acme/none") }))), "DEFAULT_MODEL")
+    assert.include(String(build({ defaultModel: Option.some("acme/none") })), "DEFAULT_MODEL")
   })
 })
 
 describe("ModelRegistry", () => {
-  const registry = ModelRegistry.layerNoDeps.pipe(Layer.provide(GatewayConfig.layerTest()))
+  const registry = ModelRegistry.layerNoDeps.pipe(
+    Layer.provide(UpstreamRegistry.layer),
+    Layer.provide(WorkerBindings.layer()),
+    Layer.provide(GatewayConfig.layerTest())
+  )
 
   it.effect("resolves ids, aliases and the default; unknown ids fail with ModelNotFound", () =>
     Effect.gen(function* () {
@@ -72,6 +107,10 @@ describe("ModelRegistry", () => {
       assert.strictEqual((yield* models.resolve(null)).id, "replicate/flux-1.1-pro-ultra")
       const error = yield* Effect.flip(models.resolve("acme/none"))
       assert.deepStrictEqual([error._tag, error.model], ["ModelNotFound", "acme/none"])
+      // Lookups keyed by client input are own-key only: inherited names are unknown models, not crashes.
+      for (const name of ["constructor", "toString", "__proto__", "hasOwnProperty"]) {
+        assert.strictEqual((yield* Effect.flip(models.resolve(name)))._tag, "ModelNotFound")
+      }
     }).pipe(Effect.provide(registry))
   )
 })

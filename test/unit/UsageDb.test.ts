@@ -43,6 +43,7 @@ const event = (overrides: Partial<UsageEvent> = {}): UsageEvent => ({
   error: null,
   stream: false,
   prompt: null,
+  failovers: 0,
   ...overrides
 })
 

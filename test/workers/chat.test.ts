@@ -95,7 +95,7 @@ describe("POST /v1/chat/completions", () => {
       .map((line) => line.slice(6))
     expect(data.at(-1)).toBe("[DONE]")
     const error = JSON.parse(data.at(-2) ?? "{}") as { error?: { message: string; code: string } }
-    expect(error.error?.code).toBe("upstream_error")
+    expect(error.error?.code).toBe("upstream_rejected")
     const visible = data
       .slice(0, -2)
       .map((line) => JSON.parse(line) as { choices: Array<{ delta: { content?: string } }> })

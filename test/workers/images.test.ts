@@ -71,13 +71,12 @@ describe("POST /v1/images/generations against the fake upstream", () => {
     expect((await upstreamCalls(limited.id)).calls).toBe(3)
   })
 
-  it("does not retry an upstream 400 and answers 502 with the upstream's short JSON error", async () => {
+  it("does not retry an upstream 400 and answers 400 upstream_rejected with the upstream's short JSON error", async () => {
     const { id, prompt } = steered("faults=400")
     const response = await generate({ prompt })
-    expect(response.status).toBe(502)
-    expect(response.headers.get("x-should-retry")).toBe("false")
+    expect(response.status).toBe(400)
     const error = await errorOf(response)
-    expect(error).toMatchObject({ type: "upstream_error", code: "upstream_error" })
+    expect(error).toMatchObject({ type: "invalid_request_error", code: "upstream_rejected", param: "prompt" })
     expect(error.message).toContain("Invalid request parameters")
     expect((await upstreamCalls(id)).calls).toBe(1)
   })
@@ -145,7 +144,7 @@ describe("POST /v1/images/generations against the fake upstream", () => {
   it("fails with the error when every image fails", async () => {
     const { id, prompt } = steered("faults=400,400")
     const response = await generate({ prompt, n: 2 })
-    expect(response.status).toBe(502)
+    expect(response.status).toBe(400)
     expect((await upstreamCalls(id)).calls).toBe(2)
   })
 

@@ -39,8 +39,16 @@ describe("usage statistics", () => {
   it("records failures with the error code the client received", async () => {
     const { prompt } = steered("faults=400")
     const failed = await generate({ model: "replicate/flux-schnell", prompt })
-    expect(failed.status).toBe(502)
-    expect(await eventOf(failed)).toMatchObject({ status: 502, error: "upstream_error", attempts: 1, images: 0, failedImages: 1 })
+    expect(failed.status).toBe(400)
+    expect(await eventOf(failed)).toMatchObject({
+      status: 400,
+      error: "upstream_rejected",
+      upstream: "ai-sdk",
+      attempts: 1,
+      failovers: 0,
+      images: 0,
+      failedImages: 1
+    })
 
     const unauthorized = await call("/v1/models", { key: "wrong" })
     expect(unauthorized.status).toBe(401)
@@ -60,7 +68,7 @@ describe("usage statistics", () => {
     const response = await generate({ model: "replicate/flux-schnell", prompt, stream: true })
     expect(response.status).toBe(200)
     expect(await response.text()).toContain("event: error")
-    expect(await eventOf(response)).toMatchObject({ stream: true, status: 502, error: "upstream_error", images: 0 })
+    expect(await eventOf(response)).toMatchObject({ stream: true, status: 400, error: "upstream_rejected", images: 0 })
 
     const ok = await generate({ model: "local/preview", prompt: "a boat", stream: true, n: 2, size: "64x64" })
     await ok.text()
@@ -124,7 +132,7 @@ describe("GET /v1/gateway/status", () => {
     expect(status.version).toMatch(/^\d+\.\d+\.\d+$/)
     expect(status.environment).toBe("production")
     const aiSdk = status.upstreams.find((upstream: { id: string }) => upstream.id === "ai-sdk")
-    expect(aiSdk.origin).toBe(new URL(inject("fakeUpstreamUrl")).origin)
+    expect(aiSdk).toMatchObject({ kind: "ai-sdk", baseUrl: `${new URL(inject("fakeUpstreamUrl")).origin}/` })
     const local = status.upstreams.find((upstream: { id: string }) => upstream.id === "local")
     expect(local.health.last.status).toBe(200)
     expect(local.health.lastHour.requests).toBeGreaterThan(0)
@@ -166,8 +174,8 @@ describe("POST /v1/gateway/probe", () => {
     const response = await probe({ model: "replicate/flux-schnell", prompt })
     expect(response.status).toBe(200)
     const result = await response.json()
-    expect(result).toMatchObject({ ok: false, error: { status: 502, code: "upstream_error" } })
-    expect(await eventOf(response)).toMatchObject({ endpoint: "probe", status: 502, error: "upstream_error" })
+    expect(result).toMatchObject({ ok: false, error: { status: 400, code: "upstream_rejected" } })
+    expect(await eventOf(response)).toMatchObject({ endpoint: "probe", status: 400, error: "upstream_rejected" })
   })
 
   it("answers 404 for an unknown model", async () => {

@@ -1,7 +1,10 @@
-import { Buffer } from "node:buffer"
-import { Context, Effect, Layer } from "effect"
-import type { GeneratedImage } from "../domain/ImageFormat.ts"
-import type { ImageSize } from "../domain/ImageSize.ts"
+import { Effect } from "effect"
+import { UpstreamMalformed } from "../../domain/Errors.ts"
+import type { GeneratedImage } from "../../domain/ImageFormat.ts"
+import type { ImageSize } from "../../domain/ImageSize.ts"
+import type { UpstreamJob } from "../../domain/Upstream.ts"
+import type { UpstreamKind } from "./ImageUpstream.ts"
+import { imageFromBytes } from "./UpstreamCalls.ts"
 
 /** Longest side the offline model renders; larger requests keep their aspect ratio at this size. */
 export const LOCAL_MAX_SIDE = 1024
@@ -134,27 +137,24 @@ export const renderPreview = (prompt: string, size: ImageSize): Promise<Uint8Arr
   return encodePng(width, height, pixels)
 }
 
-/** The offline model `local/preview`: no network, always available where it is enabled. */
-export class LocalPreview extends Context.Service<
-  LocalPreview,
-  {
-    generate(prompt: string, size: ImageSize): Effect.Effect<GeneratedImage>
-  }
->()("ai-image-gateway/services/LocalPreview") {
-  static readonly layer = Layer.succeed(
-    LocalPreview,
-    LocalPreview.of({
-      generate: (prompt: string, size: ImageSize) =>
-        Effect.promise(() => renderPreview(prompt, size)).pipe(
-          Effect.map(
-            (png): GeneratedImage => ({
-              base64: new Uint8Array(Buffer.from(Buffer.from(png).toString("base64"), "latin1")),
-              format: "png",
-              attempts: 1
-            })
-          ),
-          Effect.withSpan("LocalPreview.generate")
+/**
+ * Kind `local`: the offline model `local/preview`, rendered in the Worker with no network. The
+ * built-in instance `local` exists where the offline model is enabled. One image per call.
+ */
+export const LocalKind: UpstreamKind = {
+  kind: "local",
+  baseUrl: "none",
+  make: (instance) =>
+    Effect.succeed({
+      instance,
+      bind: () => (job: UpstreamJob) =>
+        Effect.promise(() => renderPreview(job.prompt, job.size)).pipe(
+          Effect.map((png): ReadonlyArray<GeneratedImage> => {
+            const image = imageFromBytes(png)
+            // The renderer writes PNG: only a bug could make this fail.
+            if (image instanceof UpstreamMalformed) throw new Error("local/preview rendered an unknown format")
+            return [{ ...image, attempts: 1, upstream: instance.id }]
+          })
         )
     })
-  )
 }

@@ -1,50 +1,51 @@
 import { ConfigProvider, Effect, Layer, Logger, References } from "effect"
 import { HttpClient, HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
-import type { GatewayMisconfigured } from "../domain/Errors.ts"
-import type { UsageStatsObject } from "../durable/UsageStatsObject.ts"
-import { AiSdkUpstream } from "../services/AiSdkUpstream.ts"
-import { GatewayConfig } from "../services/GatewayConfig.ts"
-import { GenerationCache } from "../services/GenerationCache.ts"
-import { ImageGenerator } from "../services/ImageGenerator.ts"
-import { ImageStore } from "../services/ImageStore.ts"
-import { LocalPreview } from "../services/LocalPreview.ts"
-import { ModelRegistry } from "../services/ModelRegistry.ts"
-import { UsageStats } from "../services/UsageStats.ts"
-import { Api } from "./Api.ts"
-import { errorBody } from "./ApiErrors.ts"
-import { AuthorizationLive } from "./AuthorizationLive.ts"
-import { ChatHttp } from "./ChatHttp.ts"
-import { EdgeMiddleware } from "./Edge.ts"
-import { GatewayHttp } from "./GatewayHttp.ts"
-import { HostedImagesHttp } from "./HostedImagesHttp.ts"
-import { ImagesHttp } from "./ImagesHttp.ts"
-import { ModelsHttp } from "./ModelsHttp.ts"
-import { RequestValidationLive } from "./RequestValidationLive.ts"
-import { SystemHttp } from "./SystemHttp.ts"
+import type { GatewayMisconfigured } from "./domain/Errors.ts"
+import { Api } from "./http/Api.ts"
+import { errorBody } from "./http/ApiErrors.ts"
+import { AuthorizationLive } from "./http/AuthorizationLive.ts"
+import { ChatHttp } from "./http/ChatHttp.ts"
+import { EdgeMiddleware } from "./http/Edge.ts"
+import { GatewayHttp } from "./http/GatewayHttp.ts"
+import { HostedImagesHttp } from "./http/HostedImagesHttp.ts"
+import { ImagesHttp } from "./http/ImagesHttp.ts"
+import { ModelsHttp } from "./http/ModelsHttp.ts"
+import { RequestValidationLive } from "./http/RequestValidationLive.ts"
+import { SystemHttp } from "./http/SystemHttp.ts"
+import { CircuitBreaker } from "./services/CircuitBreaker.ts"
+import { GatewayConfig } from "./services/GatewayConfig.ts"
+import { GenerationCache } from "./services/GenerationCache.ts"
+import { ImageGenerator } from "./services/ImageGenerator.ts"
+import { ImageStore } from "./services/ImageStore.ts"
+import { ModelRegistry } from "./services/ModelRegistry.ts"
+import { UpstreamRegistry } from "./services/UpstreamRegistry.ts"
+import { UpstreamRouter } from "./services/UpstreamRouter.ts"
+import { UsageStats } from "./services/UsageStats.ts"
+import { type Bindings, WorkerBindings } from "./services/WorkerBindings.ts"
 
-/** Bindings that are objects, not configuration strings. */
-export interface Bindings {
-  readonly images?: R2Bucket | undefined
-  readonly usage?: DurableObjectNamespace<UsageStatsObject> | undefined
-}
+export type { Bindings } from "./services/WorkerBindings.ts"
 
-const services = (bindings: Bindings) =>
-  ImageGenerator.layerNoDeps.pipe(
-    Layer.provideMerge(ModelRegistry.layerNoDeps),
-    Layer.provideMerge(GenerationCache.layer(bindings.images)),
-    Layer.provideMerge(ImageStore.layer(bindings.images)),
-    Layer.provide([AiSdkUpstream.layer, LocalPreview.layer])
-  )
+/**
+ * The services, each given what it needs from the ones below it: generation on the router, the
+ * router on the catalogue, the circuits and the upstream instances; hosting and the cache on R2.
+ */
+const services = ImageGenerator.layerNoDeps.pipe(
+  Layer.provideMerge(UpstreamRouter.layerNoDeps),
+  Layer.provideMerge(CircuitBreaker.layer),
+  Layer.provideMerge(ModelRegistry.layerNoDeps),
+  Layer.provideMerge(UpstreamRegistry.layer),
+  Layer.provideMerge(GenerationCache.layer),
+  Layer.provideMerge(ImageStore.layer)
+)
 
-const apiRoutes = (bindings: Bindings) =>
-  Layer.mergeAll(
-    HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
-      Layer.provide([ImagesHttp, ChatHttp, ModelsHttp, GatewayHttp, SystemHttp]),
-      Layer.provide([AuthorizationLive, RequestValidationLive])
-    ),
-    HostedImagesHttp
-  ).pipe(Layer.provide(services(bindings)))
+const apiRoutes = Layer.mergeAll(
+  HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
+    Layer.provide([ImagesHttp, ChatHttp, ModelsHttp, GatewayHttp, SystemHttp]),
+    Layer.provide([AuthorizationLive, RequestValidationLive])
+  ),
+  HostedImagesHttp
+).pipe(Layer.provide(services))
 
 const LogLevelFromConfig = Layer.effect(
   References.MinimumLogLevel,
@@ -75,11 +76,10 @@ const TracingOff = Layer.mergeAll(
 )
 
 // One UsageStats for the edge (which records) and the cockpit's handlers (which read): one write buffer per isolate.
-const gateway = (bindings: Bindings) =>
-  Layer.mergeAll(apiRoutes(bindings), EdgeMiddleware, LogLevelFromConfig, TracingOff, JsonLogs).pipe(
-    Layer.provide(UsageStats.layer(bindings.usage)),
-    Layer.provide(GatewayConfig.layer)
-  )
+const gateway = Layer.mergeAll(apiRoutes, EdgeMiddleware, LogLevelFromConfig, TracingOff, JsonLogs).pipe(
+  Layer.provide(UsageStats.layer),
+  Layer.provide(GatewayConfig.layer)
+)
 
 /**
  * A configuration the gateway cannot run with still gets a Worker that
@@ -100,9 +100,10 @@ const Misconfigured = (error: GatewayMisconfigured) =>
 
 /** The whole gateway as one layer, reading its configuration from `provider`. */
 export const makeApp = (provider: ConfigProvider.ConfigProvider, bindings: Bindings = {}) =>
-  gateway(bindings).pipe(
+  gateway.pipe(
     Layer.catchTag("GatewayMisconfigured", Misconfigured),
     Layer.provide(HttpServer.layerServices),
+    Layer.provide(WorkerBindings.layer(bindings)),
     Layer.provide(ConfigProvider.layer(provider))
   )
 
@@ -122,8 +123,8 @@ export const runScheduled = (provider: ConfigProvider.ConfigProvider, bindings: 
       }
       return yield* (yield* ImageStore).deleteExpired
     }).pipe(
-      Effect.provide(ImageStore.layer(bindings.images).pipe(Layer.provide(GatewayConfig.layer))),
-      Effect.provide(UsageStats.layer(bindings.usage)),
+      Effect.provide(Layer.mergeAll(ImageStore.layer.pipe(Layer.provide(GatewayConfig.layer)), UsageStats.layer)),
+      Effect.provide(WorkerBindings.layer(bindings)),
       Effect.provide(ConfigProvider.layer(provider)),
       Effect.catch((error) => Effect.logError("scheduled cleanup could not start", error).pipe(Effect.as(0))),
       Effect.provide(JsonLogs)

@@ -1,0 +1,43 @@
+import { Schema } from "effect"
+import type { ImageSize } from "./ImageSize.ts"
+
+/**
+ * One entry of `UPSTREAMS`: an upstream instance. `apiKey` is the *name* of the Worker
+ * secret (or var) that holds the key, never the key itself; `headers` go on every call.
+ * Unset numbers take the global `UPSTREAM_*` settings.
+ */
+export const UpstreamConfigEntry = Schema.Struct({
+  id: Schema.String.check(
+    Schema.isPattern(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, {
+      message: "'id' must be 1-64 letters, digits, '.', '_' or '-'"
+    })
+  ),
+  kind: Schema.String,
+  baseUrl: Schema.optional(Schema.String),
+  apiKey: Schema.optional(
+    Schema.String.check(
+      Schema.isPattern(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, {
+        message: "'apiKey' must name a Worker secret (for example OPENAI_API_KEY), not hold the key"
+      })
+    )
+  ),
+  headers: Schema.optional(Schema.Record(Schema.String, Schema.String)),
+  timeoutMs: Schema.optional(Schema.Int.check(Schema.isGreaterThan(0))),
+  maxAttempts: Schema.optional(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 10 }))),
+  backoffMs: Schema.optional(Schema.Int.check(Schema.isGreaterThan(0)))
+})
+export type UpstreamConfigEntry = typeof UpstreamConfigEntry.Type
+
+/** What one upstream call is asked for: the request's fields that an upstream may honour. */
+export interface UpstreamJob {
+  readonly prompt: string
+  readonly size: ImageSize
+  /** Images this call should return: at most the model's `maxN`. */
+  readonly n: number
+  readonly quality?: string | undefined
+  readonly style?: string | undefined
+  readonly background?: string | undefined
+  readonly moderation?: string | undefined
+  readonly outputFormat?: string | undefined
+  readonly outputCompression?: number | undefined
+}

@@ -1,0 +1,105 @@
+import { Context, Effect, Exit, Layer } from "effect"
+import { GatewayMisconfigured, isRequestRejection, UpstreamCircuitOpen, UpstreamError } from "../domain/Errors.ts"
+import type { GeneratedImage } from "../domain/ImageFormat.ts"
+import type { ModelEntry } from "../domain/Model.ts"
+import type { UpstreamJob } from "../domain/Upstream.ts"
+import { CircuitBreaker } from "./CircuitBreaker.ts"
+import { ModelRegistry } from "./ModelRegistry.ts"
+import { UpstreamRegistry } from "./UpstreamRegistry.ts"
+import type { ModelCall } from "./upstreams/ImageUpstream.ts"
+
+/**
+ * Routes one upstream call of a model through its fallback chain, past open circuits. A model's
+ * upstream is called unless its circuit is open; when the call fails after its retries (for any
+ * reason but a rejection of the request itself) the next model of the chain is tried. The client
+ * sees the first real failure, or, when every circuit was open, 503 with the shortest wait.
+ */
+export class UpstreamRouter extends Context.Service<
+  UpstreamRouter,
+  {
+    /** How many images one call may return for this model: the smallest `maxN` of its chain, so any model of it can serve the call. */
+    imagesPerCall(model: ModelEntry): number
+    generate(model: ModelEntry, job: UpstreamJob): Effect.Effect<ReadonlyArray<GeneratedImage>, UpstreamError>
+  }
+>()("ai-image-gateway/services/UpstreamRouter") {
+  static readonly layerNoDeps = Layer.effect(
+    UpstreamRouter,
+    Effect.gen(function* () {
+      const registry = yield* ModelRegistry
+      const upstreams = yield* UpstreamRegistry
+      const breaker = yield* CircuitBreaker
+
+      // Every model is bound to its upstream once, when the isolate starts: option errors surface now, not on a request.
+      const calls = new Map<string, ModelCall>()
+      for (const model of registry.catalogue.models) {
+        const upstream = upstreams.get(model.upstream)
+        const call = upstream?.bind(model) ?? "its upstream is missing"
+        if (typeof call === "string") {
+          return yield* new GatewayMisconfigured({
+            message: `Invalid gateway configuration: model '${model.id}' on upstream '${model.upstream}': ${call}`
+          })
+        }
+        calls.set(model.id, call)
+      }
+      const perCall = new Map(
+        registry.catalogue.models.map((model) => [
+          model.id as string,
+          Math.max(1, Math.min(...registry.chain(model).map((entry) => entry.maxN ?? 1)))
+        ])
+      )
+
+      /** One model's call, its circuit told the outcome. */
+      const attempt = (model: ModelEntry, job: UpstreamJob, trial: boolean) =>
+        calls.get(model.id)!(job).pipe(
+          Effect.onExit((exit) => {
+            if (Exit.isSuccess(exit)) return breaker.succeeded(model.upstream)
+            const error = Exit.findErrorOption(exit)
+            if (error._tag === "Some") {
+              return isRequestRejection(error.value.reason) ? breaker.succeeded(model.upstream) : breaker.failed(model.upstream)
+            }
+            return trial ? breaker.abandoned(model.upstream) : Effect.void
+          })
+        )
+
+      const generate = Effect.fnUntraced(function* (model: ModelEntry, job: UpstreamJob) {
+        const chain = registry.chain(model)
+        let first: UpstreamError | undefined
+        let attempts = 0
+        let waitMs = Number.POSITIVE_INFINITY
+        for (const [failovers, entry] of chain.entries()) {
+          const admission = yield* breaker.admit(entry.upstream)
+          if (admission._tag === "Rejected") {
+            waitMs = Math.min(waitMs, admission.retryAfterMs)
+            continue
+          }
+          const result = yield* Effect.result(attempt(entry, job, admission.trial))
+          if (result._tag === "Success") {
+            if (failovers > 0)
+              yield* Effect.logWarning("served by a fallback", { model: model.id, servedBy: entry.id, failovers })
+            return result.success.map((image) => ({ ...image, attempts: image.attempts + attempts, failovers }))
+          }
+          const error = result.failure
+          attempts += error.attempts
+          // The request itself was refused: another model would refuse it too, and the client can act on it.
+          if (isRequestRejection(error.reason)) return yield* Effect.fail(withTotals(error, attempts, failovers))
+          first ??= error
+        }
+        const failovers = chain.length - 1
+        if (first !== undefined) return yield* Effect.fail(withTotals(first, attempts, failovers))
+        return yield* Effect.fail(
+          new UpstreamError({
+            reason: new UpstreamCircuitOpen({ retryAfterMs: waitMs }),
+            attempts: 0,
+            upstream: model.upstream,
+            failovers
+          })
+        )
+      })
+
+      return UpstreamRouter.of({ imagesPerCall: (model) => perCall.get(model.id) ?? 1, generate })
+    })
+  )
+}
+
+const withTotals = (error: UpstreamError, attempts: number, failovers: number) =>
+  new UpstreamError({ reason: error.reason, attempts, upstream: error.upstream, failovers })

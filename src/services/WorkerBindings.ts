@@ -1,0 +1,58 @@
+import { Context, Layer } from "effect"
+import type { UpstreamHealth, UsageEvent, UsageSummary, UsageWindow } from "../domain/Usage.ts"
+
+/**
+ * The statistics store as the services see it. The Durable Object in `src/durable/` implements it;
+ * the services call it through its RPC stub, so they never import the object (no floor imports upward).
+ */
+export interface UsageStore {
+  record(events: ReadonlyArray<UsageEvent>): void
+  summary(window: UsageWindow): UsageSummary
+  recent(limit: number): Array<UsageEvent>
+  upstreams(): Array<UpstreamHealth>
+  prune(): { events: number; rollups: number }
+}
+
+/** A Durable Object stub: every method of the object, answered as a promise. */
+export type Remote<T> = {
+  readonly [K in keyof T]: T[K] extends (...args: infer A) => infer R ? (...args: A) => Promise<R> : never
+}
+
+export interface UsageStoreNamespace {
+  getByName(name: string): Remote<UsageStore>
+}
+
+/** The part of the Workers AI binding the gateway uses (`env.AI.run`). */
+export interface AiBinding {
+  run(model: string, inputs: Record<string, unknown>): Promise<unknown>
+}
+
+/** The Worker's bindings that are objects, not configuration strings. Each may be absent: its feature is then off. */
+export interface Bindings {
+  /** R2: hosted image URLs and the generation cache. */
+  readonly images?: R2Bucket | undefined
+  /** The statistics Durable Object. */
+  readonly usage?: UsageStoreNamespace | undefined
+  /** Workers AI: the `workers-ai` upstream. */
+  readonly ai?: AiBinding | undefined
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  (typeof value === "object" || typeof value === "function") && value !== null
+
+/**
+ * The bindings, picked out of the Worker's `env` in this one place, by the names `wrangler.toml`
+ * gives them (`IMAGES`, `USAGE_STATS`, `AI`). Services take them from here, never from `env`.
+ */
+export class WorkerBindings extends Context.Service<WorkerBindings, Bindings>()("ai-image-gateway/services/WorkerBindings") {
+  static readonly fromEnv = (env: Record<string, unknown>): Bindings => {
+    const { IMAGES, USAGE_STATS, AI } = env
+    return {
+      images: isObject(IMAGES) ? (IMAGES as unknown as R2Bucket) : undefined,
+      usage: isObject(USAGE_STATS) ? (USAGE_STATS as unknown as UsageStoreNamespace) : undefined,
+      ai: isObject(AI) && typeof AI.run === "function" ? (AI as unknown as AiBinding) : undefined
+    }
+  }
+
+  static readonly layer = (bindings: Bindings = {}) => Layer.succeed(WorkerBindings, bindings)
+}

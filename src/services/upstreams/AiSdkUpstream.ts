@@ -1,0 +1,105 @@
+import { Effect, Schema } from "effect"
+import { HttpClient, HttpClientRequest } from "effect/http"
+import { type UpstreamFailure, UpstreamMalformed } from "../../domain/Errors.ts"
+import type { GeneratedImage } from "../../domain/ImageFormat.ts"
+import { nearestAspectRatio } from "../../domain/ImageSize.ts"
+import { findTopLevelString } from "../../domain/JsonBytes.ts"
+import type { UpstreamJob } from "../../domain/Upstream.ts"
+import type { ImageUpstream, UpstreamKind } from "./ImageUpstream.ts"
+import { classifyStatus, imageFromBase64, networkFailure, withRetries } from "./UpstreamCalls.ts"
+
+/** The ai-sdk-image-generator app's own request body (see the upstream reference). */
+export class AiSdkRequest extends Schema.Class<AiSdkRequest>("AiSdkRequest")({
+  prompt: Schema.String,
+  provider: Schema.String,
+  modelId: Schema.String,
+  aspectRatio: Schema.optional(Schema.String)
+}) {}
+
+/** The upstream's answer. Decoded in full only when the fast byte path cannot read it (see `imageBytesOf`). */
+const AiSdkResponse = Schema.Struct({ image: Schema.String.check(Schema.isMinLength(1)) })
+const decodeResponse = Schema.decodeUnknownOption(Schema.fromJsonString(AiSdkResponse))
+
+export const GENERATE_PATH = "/api/generate-images"
+
+const BACKSLASH = 0x5c
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+
+/**
+ * The image's base64 text, as the raw bytes of a JSON string. The fast path
+ * slices it out of the upstream's body without decoding 1-3 MB to a string;
+ * anything unusual (nested values, escapes where the format is detected) goes
+ * through the full Schema decode instead.
+ */
+export const imageBytesOf = (body: Uint8Array): Uint8Array | UpstreamMalformed => {
+  const found = findTopLevelString(body, "image")
+  if (found._tag === "Found" && found.raw.byteLength > 0 && found.raw.subarray(0, 160).indexOf(BACKSLASH) === -1) {
+    return found.raw
+  }
+  if (found._tag === "Missing") return new UpstreamMalformed({ detail: "the upstream answered 2xx without an image" })
+  const decoded = decodeResponse(decoder.decode(body))
+  if (decoded._tag === "None") {
+    return new UpstreamMalformed({ detail: "the upstream answered 2xx with a body that is not the expected JSON" })
+  }
+  // Re-encoded as JSON string content, so it can be copied into the answer like the fast path's bytes.
+  return encoder.encode(JSON.stringify(decoded.value.image).slice(1, -1))
+}
+
+/**
+ * Kind `ai-sdk`: the ai-sdk-image-generator app (`POST {baseUrl}/api/generate-images`), one image
+ * per call. The built-in instance `ai-sdk` takes `UPSTREAM_URL` and the other `UPSTREAM_*` settings.
+ */
+export const AiSdkKind: UpstreamKind = {
+  kind: "ai-sdk",
+  baseUrl: "required",
+  make: (instance) =>
+    Effect.gen(function* () {
+      const origin = instance.baseUrl?.origin ?? ""
+      const url = new URL(GENERATE_PATH, instance.baseUrl).toString()
+      const client = yield* HttpClient.HttpClient
+      const retried = withRetries(instance)
+      // Requests are immutable: the URL and headers are set once, each call only adds its body.
+      const base = HttpClientRequest.post(url).pipe(
+        HttpClientRequest.setHeaders({ origin, referer: `${origin}/`, ...instance.headers }),
+        HttpClientRequest.acceptJson
+      )
+      const withBody = HttpClientRequest.schemaBodyJson(AiSdkRequest)
+
+      const attempt = (request: AiSdkRequest): Effect.Effect<GeneratedImage, UpstreamFailure> =>
+        Effect.gen(function* () {
+          const response = yield* withBody(base, request).pipe(Effect.flatMap(client.execute))
+          const body = new Uint8Array(yield* response.arrayBuffer)
+          if (response.status < 200 || response.status >= 300) {
+            const text = decoder.decode(body.subarray(0, 4096))
+            return yield* Effect.fail(classifyStatus(response.status, response.headers["retry-after"], text, Date.now()))
+          }
+          const raw = imageBytesOf(body)
+          if (raw instanceof UpstreamMalformed) return yield* raw
+          const image = imageFromBase64(raw)
+          if (image instanceof UpstreamMalformed) return yield* image
+          return { ...image, attempts: 1, upstream: instance.id }
+        }).pipe(
+          Effect.catchTags({
+            HttpClientError: networkFailure,
+            // Encoding our own request body cannot fail for a decoded AiSdkRequest: a bug, not an upstream fault.
+            HttpBodyError: (error) => Effect.die(error)
+          })
+        )
+
+      const upstream: ImageUpstream = {
+        instance,
+        bind: (model) => (job: UpstreamJob) => {
+          const aspectRatio = nearestAspectRatio(job.size, model.aspectRatios)
+          const request = new AiSdkRequest({
+            prompt: job.prompt,
+            provider: model.provider,
+            modelId: model.upstreamModelId,
+            ...(aspectRatio === undefined ? {} : { aspectRatio })
+          })
+          return retried(attempt(request)).pipe(Effect.map(({ value, attempts }) => [{ ...value, attempts }]))
+        }
+      }
+      return upstream
+    })
+}

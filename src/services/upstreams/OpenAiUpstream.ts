@@ -1,0 +1,185 @@
+import { Effect, Option, Redacted, Schema } from "effect"
+import { HttpClient, HttpClientRequest } from "effect/http"
+import { type UpstreamFailure, UpstreamMalformed } from "../../domain/Errors.ts"
+import type { GeneratedImage } from "../../domain/ImageFormat.ts"
+import { formatSize, type ImageSize, parseSize, SIZE_PATTERN } from "../../domain/ImageSize.ts"
+import { findStringValues } from "../../domain/JsonBytes.ts"
+import type { ModelEntry } from "../../domain/Model.ts"
+import type { UpstreamJob } from "../../domain/Upstream.ts"
+import type { ImageUpstream, UpstreamInstance, UpstreamKind } from "./ImageUpstream.ts"
+import { classifyStatus, type ImageBytes, imageFromBase64, imageFromBytes, networkFailure, withRetries } from "./UpstreamCalls.ts"
+
+/** The optional request fields an OpenAI-compatible model may accept; each is sent only where the entry lists it. */
+const OptionalField = Schema.Literals([
+  "quality",
+  "style",
+  "background",
+  "moderation",
+  "output_format",
+  "output_compression",
+  "response_format"
+])
+type OptionalField = typeof OptionalField.Type
+
+/**
+ * A catalogue entry's `options` for this kind. `supports`: the optional fields the model takes
+ * (gpt-image models reject `response_format`, dall-e-2 rejects `quality: "hd"`...); with
+ * `response_format` listed, the gateway asks for `b64_json`. `sizes`: the sizes the model takes,
+ * the request's size goes to the nearest; absent, the size is sent as asked.
+ */
+const OpenAiOptions = Schema.Struct({
+  supports: Schema.optional(Schema.Array(OptionalField)),
+  sizes: Schema.optional(
+    Schema.Array(Schema.String.check(Schema.makeFilter((size: string) => size === "auto" || SIZE_PATTERN.test(size))))
+  )
+})
+const decodeOptions = Schema.decodeUnknownOption(OpenAiOptions)
+
+/** A `url` answer (or a body the byte path could not read), decoded in full: it is small without base64. */
+const ImagesAnswer = Schema.Struct({
+  data: Schema.Array(Schema.Struct({ b64_json: Schema.optional(Schema.String), url: Schema.optional(Schema.String) }))
+})
+const decodeAnswer = Schema.decodeUnknownOption(Schema.fromJsonString(ImagesAnswer))
+
+const decoder = new TextDecoder()
+const encoder = new TextEncoder()
+const BACKSLASH = 0x5c
+
+/** Of the sizes a model takes, the one closest in aspect ratio, then in area (log scale, so 2:1 and 1:2 are equally far). */
+export const nearestSize = (size: ImageSize, sizes: ReadonlyArray<string>): string | undefined => {
+  if (sizes.length === 0) return size._tag === "Auto" ? undefined : formatSize(size)
+  if (size._tag === "Auto") return sizes.includes("auto") ? "auto" : undefined
+  const distance = (candidate: ImageSize) =>
+    candidate._tag === "Auto"
+      ? Number.POSITIVE_INFINITY
+      : Math.abs(Math.log(candidate.width / candidate.height) - Math.log(size.width / size.height)) * 10 +
+        Math.abs(Math.log((candidate.width * candidate.height) / (size.width * size.height)))
+  let best: string | undefined
+  let bestDistance = Number.POSITIVE_INFINITY
+  for (const candidate of sizes) {
+    const d = distance(parseSize(candidate))
+    if (d < bestDistance) {
+      best = candidate
+      bestDistance = d
+    }
+  }
+  return best
+}
+
+const malformed = (detail: string) => new UpstreamMalformed({ detail })
+
+/** The base64 texts of a 2xx body: sliced from the bytes when they are plain, else from the full decode. */
+const base64Images = (body: Uint8Array): ReadonlyArray<Uint8Array> | undefined => {
+  const found = findStringValues(body, "b64_json")
+  if (
+    found._tag === "Found" &&
+    found.values.every((raw) => raw.byteLength > 0 && raw.subarray(0, 160).indexOf(BACKSLASH) === -1)
+  ) {
+    return found.values
+  }
+  const decoded = decodeAnswer(decoder.decode(body))
+  if (Option.isNone(decoded)) return undefined
+  // Re-encoded as JSON string content, so it can be copied into the answer like the fast path's bytes.
+  return decoded.value.data.flatMap((item) =>
+    item.b64_json === undefined ? [] : [encoder.encode(JSON.stringify(item.b64_json).slice(1, -1))]
+  )
+}
+
+const make = (instance: UpstreamInstance) =>
+  Effect.gen(function* () {
+    const client = yield* HttpClient.HttpClient
+    const retried = withRetries(instance)
+    const base = HttpClientRequest.post(new URL("images/generations", instance.baseUrl).toString()).pipe(
+      HttpClientRequest.setHeaders(instance.headers),
+      HttpClientRequest.acceptJson,
+      (request) =>
+        instance.apiKey === undefined ? request : HttpClientRequest.bearerToken(request, Redacted.value(instance.apiKey))
+    )
+
+    /** An image the upstream only linked to: fetched within the same attempt (so the same timeout), size-capped, without our key. */
+    const download = (url: string): Effect.Effect<ImageBytes, UpstreamFailure> =>
+      Effect.gen(function* () {
+        if (!/^https?:\/\//i.test(url)) return yield* malformed("the upstream linked an image that is not an http(s) URL")
+        const response = yield* client.execute(HttpClientRequest.get(url))
+        if (response.status < 200 || response.status >= 300) {
+          return yield* malformed(`the image the upstream linked could not be read (HTTP ${response.status})`)
+        }
+        if (Number(response.headers["content-length"] ?? 0) > instance.maxBytes) {
+          return yield* malformed(`the image the upstream linked is larger than ${instance.maxBytes} bytes`)
+        }
+        const bytes = new Uint8Array(yield* response.arrayBuffer)
+        if (bytes.byteLength > instance.maxBytes) {
+          return yield* malformed(`the image the upstream linked is larger than ${instance.maxBytes} bytes`)
+        }
+        const image = imageFromBytes(bytes)
+        return image instanceof UpstreamMalformed ? yield* image : image
+      }).pipe(
+        // The generation already ran (and was paid): a failed download is not a reason to run it again.
+        Effect.catchTag("HttpClientError", () => Effect.fail(malformed("the image the upstream linked could not be downloaded")))
+      )
+
+    const attempt = (body: Record<string, unknown>, n: number): Effect.Effect<ReadonlyArray<GeneratedImage>, UpstreamFailure> =>
+      Effect.gen(function* () {
+        const response = yield* client.execute(HttpClientRequest.bodyJsonUnsafe(base, body))
+        const bytes = new Uint8Array(yield* response.arrayBuffer)
+        if (response.status < 200 || response.status >= 300) {
+          const text = decoder.decode(bytes.subarray(0, 4096))
+          return yield* Effect.fail(classifyStatus(response.status, response.headers["retry-after"], text, Date.now()))
+        }
+        const inline = base64Images(bytes)
+        if (inline === undefined) return yield* malformed("the upstream answered 2xx with a body that is not the expected JSON")
+        let images: Array<ImageBytes> = []
+        if (inline.length > 0) {
+          for (const raw of inline.slice(0, n)) {
+            const image = imageFromBase64(raw)
+            if (image instanceof UpstreamMalformed) return yield* image
+            images.push(image)
+          }
+        } else {
+          const answer = decodeAnswer(decoder.decode(bytes))
+          const urls = Option.isSome(answer)
+            ? answer.value.data.flatMap((item) => (item.url === undefined ? [] : [item.url]))
+            : []
+          if (urls.length === 0) return yield* malformed("the upstream answered 2xx without an image")
+          images = yield* Effect.forEach(urls.slice(0, n), download, { concurrency: "unbounded" })
+        }
+        return images.map((image) => ({ ...image, attempts: 1, upstream: instance.id }))
+      }).pipe(Effect.catchTag("HttpClientError", networkFailure))
+
+    const bind = (model: ModelEntry) => {
+      const options = decodeOptions(model.options ?? {})
+      if (Option.isNone(options)) {
+        return "'options' must be {supports?: [quality, style, background, moderation, output_format, output_compression, response_format], sizes?: ['WxH' or 'auto']}"
+      }
+      const supports = new Set<OptionalField>(options.value.supports ?? [])
+      const sizes = options.value.sizes ?? []
+      return (job: UpstreamJob) => {
+        const size = nearestSize(job.size, sizes)
+        const optional: Record<OptionalField, unknown> = {
+          quality: job.quality,
+          style: job.style,
+          background: job.background,
+          moderation: job.moderation,
+          output_format: job.outputFormat,
+          output_compression: job.outputCompression,
+          // The images inline: no second download, and the byte path copies them as they are.
+          response_format: "b64_json"
+        }
+        const body: Record<string, unknown> = { model: model.upstreamModelId, prompt: job.prompt, n: job.n }
+        if (size !== undefined) body.size = size
+        for (const field of supports) if (optional[field] !== undefined) body[field] = optional[field]
+        return retried(attempt(body, job.n)).pipe(
+          Effect.map(({ value, attempts }) => value.map((image) => ({ ...image, attempts })))
+        )
+      }
+    }
+
+    return { instance, bind } satisfies ImageUpstream
+  })
+
+/**
+ * Kind `openai`: any OpenAI-compatible images API (OpenAI, Together, Fireworks, SiliconFlow,
+ * DeepInfra, LocalAI...): `POST {baseUrl}/images/generations` with `Authorization: Bearer <key>`.
+ * One call for up to the entry's `maxN` images; answers with `b64_json` or `url` in `data[]`.
+ */
+export const OpenAiKind: UpstreamKind = { kind: "openai", baseUrl: "required", make }

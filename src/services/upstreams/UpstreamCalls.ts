@@ -1,0 +1,144 @@
+import { Buffer } from "node:buffer"
+import { Duration, Effect, Schedule, Schema } from "effect"
+import type { HttpClientError } from "effect/http"
+import {
+  isRetryable,
+  UpstreamError,
+  type UpstreamFailure,
+  UpstreamMalformed,
+  UpstreamRejected,
+  UpstreamTimeout,
+  UpstreamUnavailable
+} from "../../domain/Errors.ts"
+import { detectBase64ImageFormat, detectImageFormat, type ImageFormat } from "../../domain/ImageFormat.ts"
+import type { UpstreamInstance } from "./ImageUpstream.ts"
+
+/** What every kind shares: the retry policy, Retry-After, HTTP failure classes, and image bytes. */
+
+export interface RetrySettings {
+  readonly maxAttempts: number
+  readonly backoffMs: number
+  readonly backoffMaxMs: number
+}
+
+/**
+ * Jittered exponential backoff from `backoffMs`, each delay capped at
+ * `backoffMaxMs` and stretched to the upstream's `Retry-After` (within the
+ * same cap). Only `UpstreamUnavailable` is retried, at most `maxAttempts`
+ * attempts in all.
+ */
+export const upstreamRetryPolicy = (settings: RetrySettings) =>
+  Schedule.exponential(Duration.millis(settings.backoffMs)).pipe(
+    Schedule.jittered,
+    Schedule.setInputType<UpstreamFailure>(),
+    Schedule.modifyDelay(({ input, duration }) =>
+      Effect.succeed(
+        Duration.millis(
+          Math.min(
+            settings.backoffMaxMs,
+            Math.max(Duration.toMillis(duration), input._tag === "UpstreamUnavailable" ? (input.retryAfterMs ?? 0) : 0)
+          )
+        )
+      )
+    ),
+    Schedule.while(({ input }) => isRetryable(input)),
+    Schedule.upTo({ times: settings.maxAttempts - 1 })
+  )
+
+/** `Retry-After` is either seconds or an HTTP date. */
+export const parseRetryAfter = (value: string | undefined, now: number): number | null => {
+  if (value === undefined || value.trim() === "") return null
+  const seconds = Number(value)
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000)
+  const date = Date.parse(value)
+  return Number.isNaN(date) ? null : Math.max(0, date - now)
+}
+
+const ShortMessage = Schema.String.check(Schema.isMaxLength(300))
+/** `{"error": "..."}` (the ai-sdk app) or `{"error": {"message": "..."}}` (OpenAI and its imitators). */
+const ErrorJson = Schema.fromJsonString(
+  Schema.Struct({ error: Schema.Union([ShortMessage, Schema.Struct({ message: ShortMessage })]) })
+)
+const decodeErrorJson = Schema.decodeUnknownOption(ErrorJson)
+
+/** Only a short JSON error message is passed on; HTML error pages and long bodies never are. */
+export const upstreamDetail = (body: string): string | null => {
+  const parsed = decodeErrorJson(body)
+  if (parsed._tag === "None") return null
+  const { error } = parsed.value
+  return typeof error === "string" ? error : error.message
+}
+
+/** A non-2xx answer: 429 and 5xx are worth another try, other 4xx are not. */
+export const classifyStatus = (status: number, retryAfter: string | undefined, body: string, now: number): UpstreamFailure => {
+  const detail = upstreamDetail(body)
+  if (status === 429 || status >= 500) {
+    return new UpstreamUnavailable({ status, retryAfterMs: parseRetryAfter(retryAfter, now), detail })
+  }
+  return new UpstreamRejected({ status, detail })
+}
+
+/** Network failures are logged, not passed on: their text can name internal hosts. */
+export const networkFailure = (error: HttpClientError.HttpClientError) =>
+  Effect.logWarning("upstream network error", error.message).pipe(
+    Effect.andThen(Effect.fail(new UpstreamUnavailable({ status: null, retryAfterMs: null, detail: null })))
+  )
+
+/**
+ * One upstream call as the port promises it: each attempt limited to the instance's timeout,
+ * retried on the retry policy, and every failure the port's `UpstreamError`, naming the instance.
+ * Gives the value with the number of attempts it took.
+ */
+export const withRetries = (instance: UpstreamInstance) => {
+  const policy = upstreamRetryPolicy(instance)
+  const timeout = Duration.millis(instance.timeoutMs)
+  const timedOut = () => Effect.fail(new UpstreamTimeout({ timeoutMs: instance.timeoutMs }))
+  return <A>(
+    attempt: Effect.Effect<A, UpstreamFailure>
+  ): Effect.Effect<{ readonly value: A; readonly attempts: number }, UpstreamError> => {
+    let attempts = 0
+    const counted = Effect.suspend(() => {
+      attempts++
+      return attempt
+    }).pipe(Effect.timeoutOrElse({ duration: timeout, orElse: timedOut }))
+    return counted.pipe(
+      Effect.tapError((failure) =>
+        Effect.logWarning("upstream attempt failed", { upstream: instance.id, attempt: attempts, failure: failure._tag })
+      ),
+      Effect.retry(policy),
+      Effect.map((value) => ({ value, attempts })),
+      Effect.mapError((reason) => new UpstreamError({ reason, attempts, upstream: instance.id, failovers: 0 }))
+    )
+  }
+}
+
+const DATA_PREFIX = new TextEncoder().encode("data:")
+
+/** Some upstreams answer with a data URL; the image is what follows the comma. */
+export const stripDataUrl = (image: Uint8Array) => {
+  if (!DATA_PREFIX.every((byte, i) => image[i] === byte)) return image
+  const comma = image.subarray(0, 128).indexOf(0x2c)
+  return comma === -1 ? image : image.subarray(comma + 1)
+}
+
+export interface ImageBytes {
+  readonly base64: Uint8Array
+  readonly format: ImageFormat
+}
+
+const notAnImage = () => new UpstreamMalformed({ detail: "the upstream's image is not PNG, JPEG or WebP" })
+
+/** Base64 text (as ASCII bytes, possibly a data URL) whose first bytes must be a known image. */
+export const imageFromBase64 = (text: Uint8Array): ImageBytes | UpstreamMalformed => {
+  const base64 = stripDataUrl(text)
+  const format = detectBase64ImageFormat(base64)
+  return format === undefined ? notAnImage() : { base64, format }
+}
+
+/** Raw image bytes, base64-encoded natively (node:buffer is native in workerd; a JavaScript loop costs tens of ms). */
+export const imageFromBytes = (bytes: Uint8Array): ImageBytes | UpstreamMalformed => {
+  const format = detectImageFormat(bytes)
+  if (format === undefined) return notAnImage()
+  const base64 = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64")
+  return { base64: Buffer.from(base64, "latin1"), format }
+}

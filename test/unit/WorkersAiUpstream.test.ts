@@ -1,0 +1,162 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Fiber, Layer } from "effect"
+import { TestClock } from "effect/testing"
+import type { UpstreamError, UpstreamRejected } from "../../src/domain/Errors.ts"
+import { parseSize } from "../../src/domain/ImageSize.ts"
+import { ModelEntry, type ModelId } from "../../src/domain/Model.ts"
+import type { UpstreamJob } from "../../src/domain/Upstream.ts"
+import type { ImageUpstream } from "../../src/services/upstreams/ImageUpstream.ts"
+import { fitSize, WorkersAiKind } from "../../src/services/upstreams/WorkersAiUpstream.ts"
+import { type AiBinding, WorkerBindings } from "../../src/services/WorkerBindings.ts"
+import { PNG_BASE64, PNG_BYTES, scripted, testInstance } from "../support/scriptedClient.ts"
+
+const JPEG_BASE64 = btoa(String.fromCharCode(0xff, 0xd8, 0xff, 0xe0, 0, 16, 0x4a, 0x46, 0x49, 0x46, 0, 1))
+
+type Answer = unknown | Error | "hang"
+
+/** A fake `env.AI`: answers from a script and records each call's model and inputs. */
+const fakeAi = (answers: ReadonlyArray<Answer>) => {
+  const calls: Array<{ model: string; inputs: Record<string, unknown> }> = []
+  const ai: AiBinding = {
+    run: (model, inputs) => {
+      calls.push({ model, inputs })
+      const answer = answers[calls.length - 1] ?? answers[answers.length - 1]
+      if (answer === "hang") return new Promise(() => {})
+      if (answer instanceof Error) return Promise.reject(answer)
+      return Promise.resolve(typeof answer === "function" ? (answer as () => unknown)() : answer)
+    }
+  }
+  return { ai, calls }
+}
+
+const model = (upstreamModelId: string, options: Record<string, unknown>) =>
+  new ModelEntry({
+    id: `workers-ai/${upstreamModelId}` as ModelId,
+    upstream: "workers-ai",
+    provider: "cloudflare",
+    upstreamModelId,
+    created: 1,
+    aspectRatios: [],
+    options
+  })
+const SCHNELL = model("@cf/black-forest-labs/flux-1-schnell", {
+  steps: { name: "steps", value: 4, max: 8 },
+  maxPromptLength: 2048
+})
+const SDXL = model("@cf/bytedance/stable-diffusion-xl-lightning", { size: { min: 256, max: 2048 } })
+const FLUX2 = model("@cf/black-forest-labs/flux-2-dev", { input: "multipart", size: { min: 256, max: 1920 } })
+
+const job = (overrides: Partial<UpstreamJob> = {}): UpstreamJob => ({
+  prompt: "a cat",
+  size: parseSize("1792x1024"),
+  n: 1,
+  ...overrides
+})
+
+const run = (answers: ReadonlyArray<Answer>, entry: ModelEntry, request: UpstreamJob = job()) => {
+  const fake = fakeAi(answers)
+  return Effect.gen(function* () {
+    const upstream = (yield* WorkersAiKind.make(
+      testInstance({ id: "workers-ai", baseUrl: undefined, apiKey: undefined })
+    )) as ImageUpstream
+    const call = upstream.bind(entry)
+    if (typeof call === "string") throw new Error(call)
+    const fiber = yield* Effect.forkChild(Effect.result(call(request)))
+    // The binding answers with real promises (a stream is read on real ticks): let those run between
+    // steps of virtual time, so a timeout fires only when the fake really never answers.
+    for (let second = 0; second < 600 && fiber.pollUnsafe() === undefined; second++) {
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 0)))
+      yield* TestClock.adjust("1 second")
+    }
+    return { result: yield* Fiber.join(fiber), calls: fake.calls }
+  }).pipe(Effect.provide(Layer.mergeAll(WorkerBindings.layer({ ai: fake.ai }), scripted([]).layer)))
+}
+
+const failure = (result: { _tag: string; failure?: unknown }) => {
+  assert.strictEqual(result._tag, "Failure")
+  return result.failure as UpstreamError
+}
+const base64Of = (result: { _tag: string; success?: unknown }) =>
+  result._tag === "Success" ? new TextDecoder().decode((result.success as Array<{ base64: Uint8Array }>)[0]?.base64) : undefined
+
+describe("workers-ai kind (fake AI binding)", () => {
+  it.effect("a JSON answer with base64 `image` (FLUX.1 schnell): only prompt and the capped steps are sent", () =>
+    Effect.gen(function* () {
+      const { result, calls } = yield* run([{ image: JPEG_BASE64 }], SCHNELL)
+      assert.strictEqual(base64Of(result), JPEG_BASE64)
+      assert.deepStrictEqual(calls, [{ model: "@cf/black-forest-labs/flux-1-schnell", inputs: { prompt: "a cat", steps: 4 } }])
+    })
+  )
+
+  it.effect(
+    "raw image bytes as a ReadableStream or a Uint8Array (Stable Diffusion): width and height within the model's bounds",
+    () =>
+      Effect.gen(function* () {
+        const stream = yield* run([() => new Blob([PNG_BYTES]).stream()], SDXL, job({ size: parseSize("4096x1024") }))
+        assert.strictEqual(base64Of(stream.result), PNG_BASE64)
+        assert.deepStrictEqual(stream.calls[0]?.inputs, { prompt: "a cat", width: 2048, height: 512 })
+        const bytes = yield* run([PNG_BYTES], SDXL, job({ size: parseSize("auto") }))
+        assert.strictEqual(base64Of(bytes.result), PNG_BASE64)
+        assert.deepStrictEqual(bytes.calls[0]?.inputs, { prompt: "a cat" })
+      })
+  )
+
+  it.effect("form-data input (FLUX.2): the fields go as multipart", () =>
+    Effect.gen(function* () {
+      const { result, calls } = yield* run([{ image: PNG_BASE64 }], FLUX2)
+      assert.strictEqual(base64Of(result), PNG_BASE64)
+      const { multipart } = calls[0]?.inputs as { multipart: { body: ReadableStream; contentType: string } }
+      const form = yield* Effect.promise(() =>
+        new Response(multipart.body, { headers: { "content-type": multipart.contentType } }).formData()
+      )
+      assert.deepStrictEqual(Object.fromEntries(form.entries()), { prompt: "a cat", width: "1792", height: "1024" })
+    })
+  )
+
+  it.effect("capacity errors are retried; a missing model or bad input is not; an answer without an image is malformed", () =>
+    Effect.gen(function* () {
+      const capacity = yield* run(
+        [new Error("AiError: 3040: Capacity temporarily exceeded, please try again."), { image: JPEG_BASE64 }],
+        SCHNELL
+      )
+      assert.strictEqual(capacity.result._tag, "Success")
+      assert.strictEqual(capacity.calls.length, 2)
+      const missing = yield* run([new Error("AiError: 5007: No such model @cf/nope or task")], SCHNELL)
+      const rejected = failure(missing.result).reason as UpstreamRejected
+      assert.deepStrictEqual([missing.calls.length, rejected._tag, rejected.status], [1, "UpstreamRejected", 404])
+      const invalid = yield* run([new Error("AiError: 5006: Error: required properties at '/' are 'prompt'")], SCHNELL)
+      assert.deepStrictEqual([invalid.calls.length, (failure(invalid.result).reason as UpstreamRejected).status], [1, 400])
+      const empty = yield* run([{ nothing: true }], SCHNELL)
+      assert.deepStrictEqual([empty.calls.length, failure(empty.result).reason._tag], [1, "UpstreamMalformed"])
+      const notImage = yield* run([new TextEncoder().encode("GIF89a....")], SDXL)
+      assert.strictEqual(failure(notImage.result).reason._tag, "UpstreamMalformed")
+      const hang = yield* run(["hang"], SCHNELL)
+      assert.deepStrictEqual([hang.calls.length, failure(hang.result).reason._tag], [1, "UpstreamTimeout"])
+    })
+  )
+
+  it.effect("a prompt over the model's limit is refused with a 400, without a call", () =>
+    Effect.gen(function* () {
+      const { result, calls } = yield* run([{ image: JPEG_BASE64 }], SCHNELL, job({ prompt: "x".repeat(2049) }))
+      assert.strictEqual((failure(result).reason as UpstreamRejected).status, 400)
+      assert.strictEqual(calls.length, 0)
+    })
+  )
+
+  it.effect("entries whose options break the model's schema are configuration errors; no binding, no instance", () =>
+    Effect.gen(function* () {
+      const upstream = (yield* WorkersAiKind.make(testInstance())) as ImageUpstream
+      assert.include(String(upstream.bind(model("@cf/x", { steps: { name: "steps", value: 9, max: 8 } }))), "at most")
+      assert.isString(upstream.bind(model("@cf/x", { input: "xml" })))
+      const unbound = yield* WorkersAiKind.make(testInstance()).pipe(Effect.provide(WorkerBindings.layer({})))
+      assert.include(String(unbound), "[ai]")
+    }).pipe(Effect.provide(Layer.mergeAll(WorkerBindings.layer({ ai: fakeAi([]).ai }), scripted([]).layer)))
+  )
+
+  it("fits a size into the model's bounds, keeping the aspect ratio, in multiples of 8", () => {
+    assert.deepStrictEqual(fitSize(parseSize("1024x1024"), { min: 256, max: 2048 }), { width: 1024, height: 1024 })
+    assert.deepStrictEqual(fitSize(parseSize("100x50"), { min: 256, max: 2048 }), { width: 512, height: 256 })
+    assert.deepStrictEqual(fitSize(parseSize("1792x1024"), { min: 256, max: 1024 }), { width: 1024, height: 584 })
+    assert.strictEqual(fitSize(parseSize("auto"), { min: 256, max: 1024 }), undefined)
+  })
+})
