@@ -7,8 +7,8 @@ import { WorkerContext } from "../../src/services/WorkerContext.ts"
 
 /** The whole gateway in Node, under configurations that a single workerd run cannot vary. */
 const handlers: Array<{ dispose: () => Promise<void> }> = []
-const gateway = (env: Record<string, string>) => {
-  const app = makeHandler(ConfigProvider.fromUnknown(env))
+const gateway = (env: Record<string, string>, bindings: Bindings = {}) => {
+  const app = makeHandler(ConfigProvider.fromUnknown(env), bindings)
   handlers.push(app)
   return (path: string, init: RequestInit = {}) => app.handler(new Request(`http://gateway.test${path}`, init))
 }
@@ -64,6 +64,107 @@ describe("configuration", () => {
       expect(error.message).toContain(name)
       expect(error.message).not.toContain("super-secret-key")
     }
+  })
+})
+
+describe("UPSTREAMS and MODELS", () => {
+  const SECRET = "sk-live-do-not-echo-0123456789"
+  const openai = { id: "mine", kind: "openai", baseUrl: "https://api.example/v1", apiKey: "MY_OPENAI_KEY" }
+  it.each([
+    [{ UPSTREAMS: "[{not json" }, "UPSTREAMS is not valid JSON"],
+    [{ UPSTREAMS: JSON.stringify({ id: "x" }) }, "UPSTREAMS must be a JSON array"],
+    [
+      { UPSTREAMS: JSON.stringify([{ ...openai, kind: "telepathy" }]) },
+      "UPSTREAMS entry 'mine': the kind 'telepathy' is unknown"
+    ],
+    [{ UPSTREAMS: JSON.stringify([{ ...openai, timeoutMs: SECRET }]) }, "UPSTREAMS entry 'mine': 'timeoutMs'"],
+    [{ UPSTREAMS: JSON.stringify([{ ...openai, headers: { authorization: 42, "x-key": SECRET } }]) }, "'headers'"],
+    [{ UPSTREAMS: JSON.stringify([{ ...openai, apiKey: SECRET }]) }, "'apiKey'"],
+    [{ UPSTREAMS: JSON.stringify([{ ...openai, apikey: SECRET }]) }, "has 'apikey' that is not one of"],
+    [{ UPSTREAMS: JSON.stringify([{ ...openai, baseUrl: undefined }]) }, "'baseUrl' is required"],
+    [{ UPSTREAMS: JSON.stringify([openai]) }, "names the secret MY_OPENAI_KEY, which is not set"],
+    [{ UPSTREAMS: JSON.stringify([openai, openai]), MY_OPENAI_KEY: SECRET }, "two entries with the id 'mine'"],
+    [{ MODELS: JSON.stringify([{ id: "a/b", upstreamModelId: "b", upstream: "nowhere" }]) }, "'nowhere'"],
+    [{ MODELS: JSON.stringify([{ id: "a/b", upstreamModelId: "b", fallbacks: ["a/none"] }]) }, "fallback 'a/none'"],
+    [{ MODELS: JSON.stringify([{ id: "a/b", upstreamModelId: "b", fallbacks: ["a/b"] }]) }, "MODELS fallbacks loop: a/b -> a/b"],
+    [{ MODELS: JSON.stringify([{ id: "a/b", upstreamModelId: SECRET, maxN: SECRET }]) }, "MODELS entry 'a/b': 'maxN'"],
+    [
+      {
+        UPSTREAMS: JSON.stringify([openai]),
+        MY_OPENAI_KEY: SECRET,
+        MODELS: JSON.stringify([{ id: "a/b", upstreamModelId: "b", upstream: "mine", options: { supports: [SECRET] } }])
+      },
+      "model 'a/b' on upstream 'mine': 'options'"
+    ],
+    [
+      { UPSTREAM_HEADERS: JSON.stringify({ "x-api-key": 1, other: SECRET }) },
+      "UPSTREAM_HEADERS must be a JSON object whose values are strings"
+    ]
+  ])("%j answers every request with a configuration error naming the entry, never a value", async (env, expected) => {
+    const call = gateway({ API_KEYS: "k", ...env })
+    for (const path of ["/health", "/v1/images/generations"]) {
+      const response = await call(path, bearer("k"))
+      expect(response.status).toBe(500)
+      const error = await errorOf(response)
+      expect(error.code).toBe("gateway_misconfigured")
+      expect(error.message).toContain(expected)
+      expect(error.message).not.toContain(SECRET)
+    }
+  })
+
+  it("a valid UPSTREAMS entry with its secret set starts, and status shows it without the key", async () => {
+    const call = gateway({
+      API_KEYS: "k",
+      UPSTREAMS: JSON.stringify([{ ...openai, baseUrl: "https://user:pw@api.example/v1?token=t" }]),
+      MY_OPENAI_KEY: SECRET,
+      MODELS: JSON.stringify([{ id: "mine/gpt-image-1", upstream: "mine", upstreamModelId: "gpt-image-1", maxN: 4 }])
+    })
+    const response = await call("/v1/gateway/status", bearer("k"))
+    expect(response.status).toBe(200)
+    const text = await response.text()
+    expect(text).not.toContain(SECRET)
+    expect(text).not.toContain("pw@")
+    expect(text).not.toContain("token=t")
+    const mine = (JSON.parse(text) as { upstreams: Array<Record<string, unknown>> }).upstreams.find(
+      (upstream) => upstream.id === "mine"
+    )
+    expect(mine).toMatchObject({ kind: "openai", baseUrl: "https://api.example/v1/", models: 1, circuit: { state: "closed" } })
+  })
+})
+
+describe("the workers-ai upstream, through the whole gateway with a fake AI binding", () => {
+  const JPEG = "/9j/4AAQSkZJRgABAQ=="
+  it("exists only with the binding, lists the Workers AI catalogue, and serves each output shape", async () => {
+    const without = gateway({ API_KEYS: "k" })
+    const listed = async (call: typeof without) =>
+      ((await (await call("/v1/models", bearer("k"))).json()) as { data: Array<{ id: string }> }).data.map((model) => model.id)
+    expect(await listed(without)).not.toContain("workers-ai/flux-1-schnell")
+
+    const runs: Array<{ model: string; inputs: Record<string, unknown> }> = []
+    const ai = {
+      run: async (model: string, inputs: Record<string, unknown>) => {
+        runs.push({ model, inputs })
+        return model.includes("flux-1-schnell")
+          ? { image: JPEG }
+          : new Blob([Uint8Array.from(atob(JPEG), (c) => c.charCodeAt(0))]).stream()
+      }
+    }
+    const call = gateway({ API_KEYS: "k" }, { ai })
+    expect(await listed(call)).toContain("workers-ai/flux-1-schnell")
+    for (const model of ["workers-ai/flux-1-schnell", "workers-ai/phoenix-1.0"]) {
+      const response = await call("/v1/images/generations", {
+        method: "POST",
+        headers: { authorization: "Bearer k", "content-type": "application/json" },
+        body: JSON.stringify({ model, prompt: "a lighthouse", size: "1024x1024" })
+      })
+      expect(response.status).toBe(200)
+      const body = (await response.json()) as { data: Array<{ b64_json: string }>; output_format: string }
+      expect([body.data[0]?.b64_json, body.output_format]).toEqual([JPEG, "jpeg"])
+    }
+    expect(runs).toEqual([
+      { model: "@cf/black-forest-labs/flux-1-schnell", inputs: { prompt: "a lighthouse", steps: 4 } },
+      { model: "@cf/leonardo/phoenix-1.0", inputs: { prompt: "a lighthouse", width: 1024, height: 1024 } }
+    ])
   })
 })
 
