@@ -27,7 +27,7 @@ const STRINGS = {
     colModel: "Model",
     colProvider: "Provider",
     colUpstreamId: "Upstream id",
-    colAliases: "Aliases",
+    colAliases: "Aliases, → fallbacks",
     colRequests: "Requests",
     colSuccess: "Success",
     usageTitle: "Usage statistics",
@@ -85,6 +85,14 @@ const STRINGS = {
     kP95: "p95 latency",
     kAttempts: "Upstream attempts",
     statsOff: "Statistics unavailable",
+    kind: "Kind",
+    circuit: "Circuit",
+    circuitClosed: "closed",
+    circuitOpen: "open: no calls for",
+    circuitHalfOpen: "half-open: one trial call",
+    circuitNote: "per isolate",
+    cfgCircuit: "Circuit breaker",
+    fallbacks: "Fallbacks",
     latency: "latency",
     attempts: "attempts",
     requestId: "request id",
@@ -143,7 +151,7 @@ const STRINGS = {
     colModel: "模型",
     colProvider: "提供方",
     colUpstreamId: "上游模型 ID",
-    colAliases: "别名",
+    colAliases: "别名、→ 回退模型",
     colRequests: "请求数",
     colSuccess: "成功率",
     usageTitle: "用量统计",
@@ -201,6 +209,14 @@ const STRINGS = {
     kP95: "p95 延迟",
     kAttempts: "上游尝试次数",
     statsOff: "统计不可用",
+    kind: "类型",
+    circuit: "熔断器",
+    circuitClosed: "闭合",
+    circuitOpen: "断开：暂停调用",
+    circuitHalfOpen: "半开：放行一次试探调用",
+    circuitNote: "每个 isolate 各自计数",
+    cfgCircuit: "熔断器",
+    fallbacks: "回退模型",
     latency: "延迟",
     attempts: "尝试",
     requestId: "请求 ID",
@@ -393,6 +409,15 @@ const renderHealth = () => {
   if (state.health.environment === "development" && !state.key) facts.append(h("div", {}, t("devKeyHint")))
 }
 
+const circuitText = (circuit) =>
+  circuit.state === "open"
+    ? `${t("circuitOpen")} ${ms(circuit.retryAfterMs)}`
+    : circuit.state === "half-open"
+      ? t("circuitHalfOpen")
+      : circuit.failures > 0
+        ? `${t("circuitClosed")} (${circuit.failures})`
+        : t("circuitClosed")
+
 const upstreamCard = (upstream) => {
   const health = upstream.health
   const hour = health?.lastHour
@@ -407,7 +432,19 @@ const upstreamCard = (upstream) => {
       h("span", {}, h("span", { class: `dot ${tone}`, "aria-hidden": "true" }), upstream.id),
       h("small", {}, `${t("models")}: ${upstream.models}`)
     ),
-    upstream.origin ? h("p", {}, h("code", {}, upstream.origin)) : null,
+    h(
+      "p",
+      {},
+      `${t("kind")}: `,
+      h("code", {}, upstream.kind),
+      upstream.baseUrl ? " · " : "",
+      upstream.baseUrl ? h("code", {}, upstream.baseUrl) : null
+    ),
+    h(
+      "p",
+      { class: `circuit ${upstream.circuit.state}` },
+      `${t("circuit")} (${t("circuitNote")}): ${circuitText(upstream.circuit)}`
+    ),
     hour && hour.requests > 0
       ? h(
           "p",
@@ -437,6 +474,7 @@ const renderStatus = () => {
     [t("cfgRetry"), t("cfgRetryValue", { n: c.retry.maxAttempts, base: c.retry.backoffMs, cap: c.retry.backoffMaxMs })],
     [t("cfgTimeout"), ms(c.upstreamTimeoutMs)],
     [t("cfgConcurrency"), c.maxConcurrentUpstream],
+    [t("cfgCircuit"), `${c.circuit.failures} × · ${ms(c.circuit.cooldownMs)}`],
     [t("cfgHosted"), c.hostedImages.enabled ? `${t("on")} · ${c.hostedImages.ttlHours} ${t("hours")}` : t("off")],
     [t("cfgCache"), c.cache.enabled ? `${t("on")} · ${c.cache.ttlSeconds} s` : t("off")],
     [t("cfgStats"), onOff(c.usageStats)],
@@ -469,7 +507,7 @@ const renderModels = () => {
         h("th", { scope: "row" }, h("code", {}, model.id)),
         h("td", {}, model.provider),
         h("td", {}, h("code", {}, model.upstreamModelId)),
-        h("td", {}, model.aliases.join(", ")),
+        h("td", {}, [...model.aliases, ...model.fallbacks.map((id) => `→ ${id}`)].join(", ")),
         h("td", { class: "num" }, num(stats?.requests ?? 0)),
         h("td", { class: "num" }, pct(stats?.successRate ?? null)),
         h("td", { class: "num" }, ms(stats?.latencyMs.p50)),

@@ -41,3 +41,7 @@ export interface UpstreamJob {
   readonly outputFormat?: string | undefined
   readonly outputCompression?: number | undefined
 }
+
+/** `n` images as calls of at most `perCall` images each: `[4, 3]` for n = 7, perCall = 4. */
+export const splitImages = (n: number, perCall: number): ReadonlyArray<number> =>
+  Array.from({ length: Math.ceil(n / perCall) }, (_, i) => Math.min(perCall, n - i * perCall))

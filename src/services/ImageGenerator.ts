@@ -4,7 +4,7 @@ import type { GeneratedImage } from "../domain/ImageFormat.ts"
 import type { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
 import { parseSize } from "../domain/ImageSize.ts"
 import type { ModelEntry } from "../domain/Model.ts"
-import type { UpstreamJob } from "../domain/Upstream.ts"
+import { splitImages, type UpstreamJob } from "../domain/Upstream.ts"
 import { GatewayConfig } from "./GatewayConfig.ts"
 import { ModelRegistry } from "./ModelRegistry.ts"
 import { noteStream, noteUsage, RequestUsage, type UsageNotes } from "./RequestUsage.ts"
@@ -70,9 +70,6 @@ const jobOf = (request: ImageGenerationRequest, n: number): UpstreamJob => ({
   outputCompression: request.output_compression ?? undefined
 })
 
-/** `n` images as calls of at most `perCall` images each: `[4, 3]` for n = 7, perCall = 4. */
-const callSizes = (n: number, perCall: number) => Arr.makeBy(Math.ceil(n / perCall), (i) => Math.min(perCall, n - i * perCall))
-
 /**
  * Turns one OpenAI image request into upstream calls (one per image, or fewer where the model's
  * upstream returns several images a call), run concurrently up to MAX_CONCURRENT_UPSTREAM, each
@@ -109,7 +106,7 @@ export class ImageGenerator extends Context.Service<
         const n = request.n ?? 1
         yield* Effect.logDebug("generating", { prompt: request.prompt })
         const started = yield* Clock.currentTimeMillis
-        const sizes = callSizes(n, router.imagesPerCall(model))
+        const sizes = splitImages(n, router.imagesPerCall(model))
         // One call (the common case) needs no child fibers to run or to interrupt afterwards.
         const results =
           sizes.length === 1
@@ -143,7 +140,7 @@ export class ImageGenerator extends Context.Service<
         const created = Math.floor((yield* Clock.currentTimeMillis) / 1000)
         const notes = yield* Effect.serviceOption(RequestUsage)
         const settle = Option.match(notes, { onNone: () => () => {}, onSome: noteStream })
-        const results = Stream.fromIterable(callSizes(request.n ?? 1, router.imagesPerCall(model))).pipe(
+        const results = Stream.fromIterable(splitImages(request.n ?? 1, router.imagesPerCall(model))).pipe(
           Stream.mapEffect((images) => Effect.map(call(model, request, images), (result) => ({ result, images })), {
             concurrency: config.maxConcurrentUpstream,
             unordered: true

@@ -2,7 +2,7 @@ import { Context, Effect, Exit, Layer } from "effect"
 import { GatewayMisconfigured, isRequestRejection, UpstreamCircuitOpen, UpstreamError } from "../domain/Errors.ts"
 import type { GeneratedImage } from "../domain/ImageFormat.ts"
 import type { ModelEntry } from "../domain/Model.ts"
-import type { UpstreamJob } from "../domain/Upstream.ts"
+import { splitImages, type UpstreamJob } from "../domain/Upstream.ts"
 import { CircuitBreaker } from "./CircuitBreaker.ts"
 import { ModelRegistry } from "./ModelRegistry.ts"
 import { UpstreamRegistry } from "./UpstreamRegistry.ts"
@@ -17,7 +17,7 @@ import type { ModelCall } from "./upstreams/ImageUpstream.ts"
 export class UpstreamRouter extends Context.Service<
   UpstreamRouter,
   {
-    /** How many images one call may return for this model: the smallest `maxN` of its chain, so any model of it can serve the call. */
+    /** How many images one call may ask this model for (its `maxN`). A fallback that takes fewer gets the call split. */
     imagesPerCall(model: ModelEntry): number
     generate(model: ModelEntry, job: UpstreamJob): Effect.Effect<ReadonlyArray<GeneratedImage>, UpstreamError>
   }
@@ -41,12 +41,7 @@ export class UpstreamRouter extends Context.Service<
         }
         calls.set(model.id, call)
       }
-      const perCall = new Map(
-        registry.catalogue.models.map((model) => [
-          model.id as string,
-          Math.max(1, Math.min(...registry.chain(model).map((entry) => entry.maxN ?? 1)))
-        ])
-      )
+      const perCall = (model: ModelEntry) => Math.max(1, model.maxN ?? 1)
 
       /** One model's call, its circuit told the outcome. */
       const attempt = (model: ModelEntry, job: UpstreamJob, trial: boolean) =>
@@ -61,6 +56,30 @@ export class UpstreamRouter extends Context.Service<
           })
         )
 
+      /**
+       * A call for more images than this model takes a call (a fallback with a smaller `maxN`): split,
+       * run together, and answered with the images that came; it fails only when every part failed.
+       */
+      const split = (model: ModelEntry, job: UpstreamJob, trial: boolean) => {
+        if (job.n <= perCall(model)) return attempt(model, job, trial)
+        return Effect.forEach(
+          splitImages(job.n, perCall(model)),
+          (n, i) => Effect.result(attempt(model, { ...job, n }, trial && i === 0)),
+          {
+            concurrency: "unbounded"
+          }
+        ).pipe(
+          Effect.flatMap((results) => {
+            const images = results.flatMap((result) => (result._tag === "Success" ? result.success : []))
+            const failures = results.flatMap((result) => (result._tag === "Failure" ? [result.failure] : []))
+            const attempts = failures.reduce((sum, failure) => sum + failure.attempts, 0)
+            const first = failures[0]
+            if (images.length > 0 || first === undefined) return Effect.succeed(images)
+            return Effect.fail(withTotals(first, attempts, 0))
+          })
+        )
+      }
+
       const generate = Effect.fnUntraced(function* (model: ModelEntry, job: UpstreamJob) {
         const chain = registry.chain(model)
         let first: UpstreamError | undefined
@@ -72,7 +91,7 @@ export class UpstreamRouter extends Context.Service<
             waitMs = Math.min(waitMs, admission.retryAfterMs)
             continue
           }
-          const result = yield* Effect.result(attempt(entry, job, admission.trial))
+          const result = yield* Effect.result(split(entry, job, admission.trial))
           if (result._tag === "Success") {
             if (failovers > 0)
               yield* Effect.logWarning("served by a fallback", { model: model.id, servedBy: entry.id, failovers })
@@ -96,7 +115,7 @@ export class UpstreamRouter extends Context.Service<
         )
       })
 
-      return UpstreamRouter.of({ imagesPerCall: (model) => perCall.get(model.id) ?? 1, generate })
+      return UpstreamRouter.of({ imagesPerCall: perCall, generate })
     })
   )
 }

@@ -1,6 +1,6 @@
 import type { ChildProcess } from "node:child_process"
 import type { TestProject } from "vitest/node"
-import { startFakeUpstream } from "../support/fakeUpstream.ts"
+import { FAKE_OPENAI_KEY, startFakeUpstream } from "../support/fakeUpstream.ts"
 import { startWranglerDev } from "../support/wranglerDev.ts"
 
 declare module "vitest" {
@@ -41,7 +41,22 @@ export default async function setup(project: TestProject) {
     "--var",
     "UPSTREAM_TIMEOUT_MS:5000",
     "--var",
-    "LOG_LEVEL:Warn"
+    "LOG_LEVEL:Warn",
+    // An OpenAI-compatible upstream (the fake), as a user adds one: an instance, its secret, a model with a fallback.
+    "--var",
+    `UPSTREAMS:${JSON.stringify([{ id: "my-openai", kind: "openai", baseUrl: `${upstream.url}/v1`, apiKey: "MY_OPENAI_KEY" }])}`,
+    "--var",
+    `MY_OPENAI_KEY:${FAKE_OPENAI_KEY}`,
+    "--var",
+    `MODELS:${JSON.stringify([
+      {
+        id: "my-openai/gpt-image-1",
+        upstream: "my-openai",
+        upstreamModelId: "gpt-image-1",
+        maxN: 4,
+        fallbacks: ["local/preview"]
+      }
+    ])}`
   ])
   const stop = async () => {
     gateway.stop()

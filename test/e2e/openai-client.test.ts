@@ -31,6 +31,40 @@ describe("official openai client against npm start", () => {
     expect(await upstreamCalls(id)).toBe(3)
   })
 
+  it("an OpenAI-compatible upstream (UPSTREAMS) serves n images in one call, and falls back when it fails", async () => {
+    const { id, prompt } = steered("bytes=2048")
+    const images = await client().images.generate({ model: "my-openai/gpt-image-1", prompt, n: 2, size: "1024x1024" })
+    expect(images.data).toHaveLength(2)
+    expect(
+      Buffer.from(images.data?.[0]?.b64_json ?? "", "base64")
+        .subarray(1, 4)
+        .toString()
+    ).toBe("PNG")
+    expect(await upstreamCalls(id)).toBe(1)
+
+    // The upstream keeps failing: after its retries, the fallback (the offline model) answers; the client sees only success.
+    const failing = steered("faults=503,503,503,503")
+    const served = await client({ maxRetries: 0 }).images.generate({
+      model: "my-openai/gpt-image-1",
+      prompt: failing.prompt,
+      size: "256x256"
+    })
+    expect(
+      Buffer.from(served.data?.[0]?.b64_json ?? "", "base64")
+        .subarray(1, 4)
+        .toString()
+    ).toBe("PNG")
+    expect(await upstreamCalls(failing.id)).toBe(3)
+
+    // A prompt the upstream refuses is the client's 400, raised by the SDK as such.
+    const refused = steered("faults=400")
+    const error = await client({ maxRetries: 0 })
+      .images.generate({ model: "my-openai/gpt-image-1", prompt: refused.prompt })
+      .catch((caught: unknown) => caught)
+    expect(error).toBeInstanceOf(OpenAI.BadRequestError)
+    expect((error as InstanceType<typeof OpenAI.BadRequestError>).code).toBe("upstream_rejected")
+  })
+
   it("works offline with local/preview and returns a PNG, also as a URL hosted on the local R2 bucket", async () => {
     const b64 = await client().images.generate({ model: "local/preview", prompt: "a castle", size: "256x256" })
     const png = Buffer.from(b64.data?.[0]?.b64_json ?? "", "base64")

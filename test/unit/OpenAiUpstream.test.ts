@@ -80,7 +80,7 @@ describe("openai kind", () => {
   it.effect("asks for b64_json where the entry supports response_format", () =>
     Effect.gen(function* () {
       const { calls } = yield* run([ok()], job(), entry({ supports: ["response_format"] }))
-      assert.strictEqual((calls[0]?.body as { response_format?: string }).response_format, "b64_json")
+      assert.strictEqual((calls[0]?.body as { response_format?: string } | undefined)?.response_format, "b64_json")
     })
   )
 
@@ -88,7 +88,7 @@ describe("openai kind", () => {
     Effect.gen(function* () {
       const { result, calls } = yield* run([ok(3)], job({ n: 3 }))
       assert.strictEqual(calls.length, 1)
-      assert.strictEqual((calls[0]?.body as { n: number }).n, 3)
+      assert.strictEqual((calls[0]?.body as { n: number } | undefined)?.n, 3)
       assert.strictEqual(result._tag === "Success" ? result.success.length : 0, 3)
     })
   )

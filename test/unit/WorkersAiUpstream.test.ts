@@ -105,7 +105,7 @@ describe("workers-ai kind (fake AI binding)", () => {
     Effect.gen(function* () {
       const { result, calls } = yield* run([{ image: PNG_BASE64 }], FLUX2)
       assert.strictEqual(base64Of(result), PNG_BASE64)
-      const { multipart } = calls[0]?.inputs as { multipart: { body: ReadableStream; contentType: string } }
+      const { multipart } = calls[0]!.inputs as { multipart: { body: ReadableStream; contentType: string } }
       const form = yield* Effect.promise(() =>
         new Response(multipart.body, { headers: { "content-type": multipart.contentType } }).formData()
       )
