@@ -8,6 +8,8 @@
  *    as one bare Effect HttpApi endpoint (`bench/httpapi-floor`), the framework's own cost.
  * 2. `n: 4` vs `n: 1` wall time against a 2 s upstream.
  * 3. Worker bundle size, gzipped, from `wrangler deploy --dry-run --outdir`.
+ * 4. The `openai` upstream kind beside the `ai-sdk` one: CPU per request of the same gateway serving a
+ *    model on an OpenAI-compatible instance (the fake's `/v1/images/generations`) and one on the ai-sdk app.
  *
  * Everything runs on loopback; every loop is bounded in time and count.
  */
@@ -15,7 +17,7 @@ import { execFileSync } from "node:child_process"
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { gzipSync } from "node:zlib"
-import { startFakeUpstream } from "../test/support/fakeUpstream.ts"
+import { FAKE_OPENAI_KEY, startFakeUpstream } from "../test/support/fakeUpstream.ts"
 import { type LocalWorker, startWranglerDev } from "../test/support/wranglerDev.ts"
 
 const KEY = "bench-key"
@@ -188,8 +190,21 @@ const main = async () => {
   const root = join(import.meta.dirname, "..")
   const upstream = await startFakeUpstream({ imageBytes: IMAGE_BYTES })
   const vars = (entries: Record<string, string>) => Object.entries(entries).flatMap(([k, v]) => ["--var", `${k}:${v}`])
+  // Every gateway also has an OpenAI-compatible instance on the fake, for the openai kind's figures.
+  const openAiUpstream = {
+    UPSTREAMS: JSON.stringify([
+      { id: "bench-openai", kind: "openai", baseUrl: `${upstream.url}/v1`, apiKey: "BENCH_OPENAI_KEY" }
+    ]),
+    BENCH_OPENAI_KEY: FAKE_OPENAI_KEY,
+    MODELS: JSON.stringify([
+      { id: "bench/openai", upstream: "bench-openai", upstreamModelId: "gpt-image-1", options: { supports: ["response_format"] } }
+    ])
+  }
   const startGateway = () =>
-    startWorker(vars({ API_KEYS: KEY, UPSTREAM_URL: upstream.url, ENVIRONMENT: "production", LOG_LEVEL: "Warn" }), root)
+    startWorker(
+      vars({ API_KEYS: KEY, UPSTREAM_URL: upstream.url, ENVIRONMENT: "production", LOG_LEVEL: "Warn", ...openAiUpstream }),
+      root
+    )
   const startPassthrough = () => startWorker(vars({ UPSTREAM_URL: upstream.url }), join(import.meta.dirname, "passthrough"))
   const startFloor = () => startWorker(vars({ UPSTREAM_URL: upstream.url }), join(import.meta.dirname, "httpapi-floor"))
   const gateway = await startGateway()
@@ -197,12 +212,17 @@ const main = async () => {
   try {
     const upstreamBody = JSON.stringify({ prompt: "a bench", provider: "replicate", modelId: "black-forest-labs/flux-schnell" })
     const gatewayRequest =
-      (encoding: Record<string, string> = IDENTITY, responseFormat: "b64_json" | "url" = "b64_json", target: Worker = gateway) =>
+      (
+        encoding: Record<string, string> = IDENTITY,
+        responseFormat: "b64_json" | "url" = "b64_json",
+        target: Worker = gateway,
+        model = "replicate/flux-schnell"
+      ) =>
       () =>
         new Request(`${target.url}/v1/images/generations`, {
           method: "POST",
           headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json", ...encoding },
-          body: JSON.stringify({ prompt: "a bench", model: "replicate/flux-schnell", response_format: responseFormat })
+          body: JSON.stringify({ prompt: "a bench", model, response_format: responseFormat })
         })
     const passthroughRequest =
       (encoding: Record<string, string> = IDENTITY, target: Worker = passthrough) =>
@@ -263,6 +283,12 @@ const main = async () => {
     const [b64Cpu = [], urlCpu = []] = await alternatingCpu(CPU_ROUNDS, [
       [gateway, gatewayRequest()],
       [gateway, urlRequest]
+    ])
+
+    // The openai kind beside the ai-sdk one, on the same gateway: the same 1 MiB image, another protocol and byte path.
+    const [aiSdkKindCpu = [], openAiKindCpu = []] = await alternatingCpu(CPU_ROUNDS, [
+      [gateway, gatewayRequest()],
+      [gateway, gatewayRequest(IDENTITY, "b64_json", gateway, "bench/openai")]
     ])
 
     // The local R2 simulator's own cost for a 1 MiB write, measured on a Worker that only writes.
@@ -359,6 +385,12 @@ const main = async () => {
         b64Cpu
       },
       cache: { missMs: median(cacheTimes.miss), hitMs: median(cacheTimes.hit) },
+      kinds: {
+        aiSdkCpuMsPerRequest: median(aiSdkKindCpu),
+        openAiCpuMsPerRequest: median(openAiKindCpu),
+        aiSdkCpu: aiSdkKindCpu,
+        openAiCpu: openAiKindCpu
+      },
       bundle
     }
     const throughputRatio = results.gateway.rps / results.passthrough.rps
@@ -373,6 +405,7 @@ const main = async () => {
     // On Cloudflare R2 is a separate service: the Worker's share is the url path less the simulator's write.
     const urlWorkerCpuRatio = (results.hosting.urlCpuMsPerRequest - simulatorPutMs) / results.hosting.b64CpuMsPerRequest
     const cacheSpeedup = results.cache.missMs / results.cache.hitMs
+    const openAiKindRatio = results.kinds.openAiCpuMsPerRequest / results.kinds.aiSdkCpuMsPerRequest
     const checks = [
       ["throughput at 8 connections vs passthrough", throughputRatio, ">=", 0.8],
       ["CPU per request vs passthrough", cpuRatio, "<=", 1.2],
@@ -403,7 +436,10 @@ const main = async () => {
     console.log(
       `url answer ${urlBodyBytes} B; CPU url ${results.hosting.urlCpuMsPerRequest.toFixed(2)} ms (${urlCpuRatio.toFixed(2)}x; the local R2 simulator's 1 MiB write alone costs ${simulatorPutMs.toFixed(2)} ms) vs b64_json ${results.hosting.b64CpuMsPerRequest.toFixed(2)} ms`
     )
-    console.log(`cache MISS ${results.cache.missMs.toFixed(0)} ms, HIT ${results.cache.hitMs.toFixed(0)} ms (median of 3)\n`)
+    console.log(`cache MISS ${results.cache.missMs.toFixed(0)} ms, HIT ${results.cache.hitMs.toFixed(0)} ms (median of 3)`)
+    console.log(
+      `upstream kinds, same gateway: openai ${results.kinds.openAiCpuMsPerRequest.toFixed(2)} ms CPU/req, ai-sdk ${results.kinds.aiSdkCpuMsPerRequest.toFixed(2)} ms, ${openAiKindRatio.toFixed(2)}x (${CPU_ROUNDS} rounds)\n`
+    )
     let failed = false
     for (const [name, value, op, target] of checks) {
       const ok = op === ">=" ? value >= target : op === "<" ? value < target : value <= target
@@ -412,7 +448,7 @@ const main = async () => {
     }
     writeFileSync(
       join(RESULTS, "latest.json"),
-      `${JSON.stringify({ ...results, throughputRatio, cpuRatio, roundRatios, roundSpread, floorCpuRatio, gzipCpuRatio, fanOutRatio, urlCpuRatio, urlWorkerCpuRatio, cacheSpeedup }, null, 2)}\n`
+      `${JSON.stringify({ ...results, throughputRatio, cpuRatio, roundRatios, roundSpread, floorCpuRatio, gzipCpuRatio, fanOutRatio, urlCpuRatio, urlWorkerCpuRatio, cacheSpeedup, openAiKindRatio }, null, 2)}\n`
     )
     if (results.gateway.failures > 0 || results.passthrough.failures > 0) failed = true
     process.exitCode = failed ? 1 : 0
