@@ -1,6 +1,6 @@
 import { Schema } from "effect"
 import { InvalidRequest } from "./Errors.ts"
-import { MAX_IMAGES } from "./ImageGeneration.ts"
+import { MAX_IMAGES, MAX_PROMPT_LENGTH } from "./ImageGeneration.ts"
 import { SIZE_PATTERN } from "./ImageSize.ts"
 
 /** A content part; only `text` and `image_url` parts mean anything to an image model. */
@@ -65,7 +65,29 @@ const noText = () =>
 const badFlag = (message: string) => new InvalidRequest({ message, param: "messages", code: "invalid_value" })
 
 /** The trailing `--flag value` pairs a user can type, since chat UIs have no size or count fields. */
-const TRAILING_FLAG = /\s*--(ar|size|n)\s+(\S+)\s*$/i
+const FLAGS = new Set(["--ar", "--size", "--n"])
+
+/** Room for the trailing flags on top of the longest prompt: beyond it the text is refused before it is parsed. */
+const MAX_FLAGS_LENGTH = 200
+
+const isSpace = (char: string | undefined) => char !== undefined && /\s/.test(char)
+
+/**
+ * The last `--flag value` of `text` (already trimmed at the end), read backwards token by token: each
+ * character is looked at a bounded number of times, so a message of any shape costs linear time
+ * (an unanchored regular expression here backtracked quadratically over long runs of spaces).
+ */
+const lastFlag = (text: string): { readonly flag: string; readonly value: string; readonly start: number } | undefined => {
+  let valueStart = text.length
+  while (valueStart > 0 && !isSpace(text[valueStart - 1])) valueStart--
+  let gap = valueStart
+  while (gap > 0 && isSpace(text[gap - 1])) gap--
+  if (gap === valueStart || valueStart === text.length) return undefined
+  let flagStart = gap
+  while (flagStart > 0 && !isSpace(text[flagStart - 1])) flagStart--
+  const flag = text.slice(flagStart, gap).toLowerCase()
+  return FLAGS.has(flag) ? { flag: flag.slice(2), value: text.slice(valueStart), start: flagStart } : undefined
+}
 
 /** `--ar 16:9` becomes a size with a 1024-pixel long side, so every upstream understands it. */
 const sizeFromRatio = (value: string): string | InvalidRequest => {
@@ -89,16 +111,23 @@ export const chatPrompt = (messages: ReadonlyArray<ChatMessage>): ChatPrompt | I
     const url = (part.image_url as { url?: unknown } | undefined)?.url
     return part.type === "image_url" && typeof url === "string" ? [url] : []
   })
-  let prompt = parts
+  const text = parts
     .filter((part) => part.type === "text" && typeof part.text === "string")
     .map((part) => part.text)
     .join("\n")
-    .trim()
+  if (text.length > MAX_PROMPT_LENGTH + MAX_FLAGS_LENGTH) {
+    return new InvalidRequest({
+      message: `The prompt in 'messages' is longer than ${MAX_PROMPT_LENGTH} characters.`,
+      param: "messages",
+      code: "invalid_value"
+    })
+  }
+  let prompt = text.trim()
   let n: number | undefined
   let size: string | undefined
-  for (let match = TRAILING_FLAG.exec(prompt); match !== null; match = TRAILING_FLAG.exec(prompt)) {
-    const [, flag = "", value = ""] = match
-    switch (flag.toLowerCase()) {
+  for (let match = lastFlag(prompt); match !== undefined; match = lastFlag(prompt)) {
+    const { flag, value } = match
+    switch (flag) {
       case "n": {
         const count = Number(value)
         if (!Number.isInteger(count) || count < 1 || count > MAX_IMAGES) {
@@ -120,7 +149,7 @@ export const chatPrompt = (messages: ReadonlyArray<ChatMessage>): ChatPrompt | I
         break
       }
     }
-    prompt = prompt.slice(0, match.index).trimEnd()
+    prompt = prompt.slice(0, match.start).trimEnd()
   }
   if (prompt === "") return noText()
   return { prompt, n, size, referenceImages }

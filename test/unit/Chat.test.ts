@@ -67,4 +67,17 @@ describe("chatPrompt", () => {
       assert.strictEqual(rejected(messages).param, "messages")
     }
   })
+
+  // Before: an unanchored regular expression ran over the whole text before any length check, and 900,000
+  // spaces kept the isolate busy for seconds (past this test's 5 s limit). Now the text is bounded first
+  // and flags are read backwards token by token.
+  it("refuses an over-long text before parsing it, and parses any text of the allowed length in linear time", () => {
+    const spaces = " ".repeat(900_000)
+    assert.include(rejected([user(`a fox${spaces}--n 2`)]).message, "longer than 32000")
+    assert.include(rejected([user(`${spaces}a fox`)]).message, "longer than 32000")
+    const padded = `a fox${" ".repeat(31_000)}--n 2`
+    assert.deepInclude(ok([user(padded)]), { prompt: "a fox", n: 2 })
+    const tokens = `${"-- ".repeat(10_000)}a fox --size 512x512`
+    assert.deepInclude(ok([user(tokens)]), { size: "512x512" })
+  })
 })
