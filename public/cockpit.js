@@ -403,10 +403,11 @@ const renderHealth = () => {
   pill.className = "pill ok"
   facts.append(
     h("div", {}, h("span", { class: "name" }, t("version")), state.health.version),
-    h("div", {}, h("span", { class: "name" }, t("environment")), state.health.environment),
     h("div", {}, h("span", { class: "name" }, t("models")), state.health.models)
   )
-  if (state.health.environment === "development" && !state.key) facts.append(h("div", {}, t("devKeyHint")))
+  // `npm start` serves on localhost, the only place the development key works; a deployed gateway never says its environment.
+  const local = ["localhost", "127.0.0.1", "[::1]"].includes(location.hostname) || location.hostname.endsWith(".localhost")
+  if (local && !state.key) facts.append(h("div", {}, t("devKeyHint")))
 }
 
 const circuitText = (circuit) =>

@@ -210,13 +210,12 @@ export class GatewayApiGroup extends HttpApiGroup.make("gateway")
   .middleware(Authorization)
   .prefix("/v1") {}
 
-/** Liveness without a key: says the Worker runs and its configuration loaded, nothing secret. */
+/** Liveness without a key: says the Worker runs and its configuration loaded, nothing secret (not even the environment). */
 export class SystemApiGroup extends HttpApiGroup.make("system").add(
   HttpApiEndpoint.get("health", "/health", {
     success: Schema.Struct({
       status: Schema.Literal("ok"),
       version: Schema.String,
-      environment: Schema.Literals(["development", "production"]),
       models: Schema.Int
     })
   })

@@ -1,6 +1,7 @@
 import { timingSafeEqual } from "node:crypto"
 import { Effect, Layer, Redacted } from "effect"
-import { GatewayConfig } from "../services/GatewayConfig.ts"
+import { HttpServerRequest } from "effect/http"
+import { DEVELOPMENT_API_KEY, GatewayConfig } from "../services/GatewayConfig.ts"
 import { ServerMisconfigured, Unauthorized } from "./ApiErrors.ts"
 import { Authorization } from "./Middleware.ts"
 
@@ -47,16 +48,55 @@ const noKeysConfigured = new ServerMisconfigured({
   code: "api_keys_not_configured"
 })
 
+const developmentKeyOnly = new Unauthorized({
+  message: `Incorrect API key provided. This gateway runs in development mode without API_KEYS: it accepts only the development key (${DEVELOPMENT_API_KEY}), and only on localhost.`,
+  param: null,
+  code: "invalid_api_key"
+})
+
+const developmentKeyRemote = new Unauthorized({
+  message:
+    "The development key is accepted only on a loopback host (localhost, 127.0.0.1, [::1]). A deployed gateway needs API_KEYS: `wrangler secret put API_KEYS`.",
+  param: null,
+  code: "invalid_api_key"
+})
+
+/** The host the request was addressed to: on Workers, the web Request's own URL. */
+const hostOf = (request: HttpServerRequest.HttpServerRequest): string => {
+  try {
+    return new URL(
+      request.source instanceof Request ? request.source.url : request.url,
+      `http://${request.headers.host ?? "unknown"}`
+    ).hostname
+  } catch {
+    return ""
+  }
+}
+
+/** `localhost`, `*.localhost`, 127.0.0.0/8 and [::1]: what `npm start` (wrangler dev) is reached on. */
+export const isLoopbackHost = (hostname: string): boolean =>
+  hostname === "localhost" ||
+  hostname.endsWith(".localhost") ||
+  hostname === "[::1]" ||
+  hostname === "::1" ||
+  /^127(?:\.\d{1,3}){3}$/.test(hostname)
+
 export const AuthorizationLive = Layer.effect(
   Authorization,
   Effect.gen(function* () {
-    const { apiKeys } = yield* GatewayConfig
+    const { apiKeys, developmentKey } = yield* GatewayConfig
     const keyMatches = keyMatcher(apiKeys)
+    const matchesDevelopmentKey = keyMatcher([Redacted.make(DEVELOPMENT_API_KEY)])
     return Authorization.of({
       bearer: Effect.fnUntraced(function* (httpEffect, { credential }) {
-        if (apiKeys.length === 0) return yield* noKeysConfigured
+        if (apiKeys.length === 0 && !developmentKey) return yield* noKeysConfigured
         const presented = Redacted.value(credential).trim()
         if (presented === "") return yield* missingKey
+        if (developmentKey) {
+          if (!matchesDevelopmentKey(presented)) return yield* developmentKeyOnly
+          if (!isLoopbackHost(hostOf(yield* HttpServerRequest.HttpServerRequest))) return yield* developmentKeyRemote
+          return yield* httpEffect
+        }
         if (!keyMatches(presented)) return yield* wrongKey
         return yield* httpEffect
       })

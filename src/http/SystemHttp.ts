@@ -1,6 +1,5 @@
 import { Effect } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
-import { GatewayConfig } from "../services/GatewayConfig.ts"
 import { ModelRegistry } from "../services/ModelRegistry.ts"
 import { Api, VERSION } from "./Api.ts"
 
@@ -9,9 +8,8 @@ export const SystemHttp = HttpApiBuilder.group(
   "system",
   Effect.fn(function* (handlers) {
     const registry = yield* ModelRegistry
-    const { environment } = yield* GatewayConfig
     return handlers.handle("health", () =>
-      Effect.succeed({ status: "ok" as const, version: VERSION, environment, models: registry.catalogue.models.length })
+      Effect.succeed({ status: "ok" as const, version: VERSION, models: registry.catalogue.models.length })
     )
   })
 )

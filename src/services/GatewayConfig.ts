@@ -7,14 +7,17 @@ export const DEFAULT_UPSTREAM_URL = "https://ai-sdk-image-generator.vercel.app"
 
 /**
  * The development key. It is accepted only when ENVIRONMENT=development (set by
- * `npm start`) and API_KEYS is empty, so a deployed Worker never accepts it.
+ * `npm start`), API_KEYS is empty, and the request arrives on a loopback host, so
+ * a deployed Worker never accepts it, even one left in development mode by mistake.
  */
 export const DEVELOPMENT_API_KEY = "sk-dev-local"
 
 export interface GatewaySettings {
   readonly environment: "development" | "production"
-  /** Keys callers may present. Empty in production means "not configured": every /v1 call fails. */
+  /** Keys callers may present. Empty means "not configured": every /v1 call fails, unless `developmentKey`. */
   readonly apiKeys: ReadonlyArray<Redacted.Redacted<string>>
+  /** Development without API_KEYS: the development key is accepted, on loopback hosts only. */
+  readonly developmentKey: boolean
   readonly upstreamUrl: URL
   readonly upstreamHeaders: Readonly<Record<string, string>>
   readonly upstreamTimeoutMs: number
@@ -208,7 +211,8 @@ export const loadSettings: Effect.Effect<GatewaySettings, GatewayMisconfigured> 
   })
   return {
     ...raw,
-    apiKeys: keys.length === 0 && development ? [Redacted.make(DEVELOPMENT_API_KEY)] : keys,
+    apiKeys: keys,
+    developmentKey: keys.length === 0 && development,
     upstreamHeaders,
     aliases,
     models,
@@ -228,6 +232,7 @@ export class GatewayConfig extends Context.Service<GatewayConfig, GatewaySetting
 export const testSettings = (overrides: Partial<GatewaySettings> = {}): GatewaySettings => ({
   environment: "production",
   apiKeys: [Redacted.make("test-key")],
+  developmentKey: false,
   upstreamUrl: new URL("http://upstream.test"),
   upstreamHeaders: {},
   upstreamTimeoutMs: 60_000,

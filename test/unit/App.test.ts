@@ -7,11 +7,13 @@ import { WorkerContext } from "../../src/services/WorkerContext.ts"
 
 /** The whole gateway in Node, under configurations that a single workerd run cannot vary. */
 const handlers: Array<{ dispose: () => Promise<void> }> = []
-const gateway = (env: Record<string, string>, bindings: Bindings = {}) => {
+const gateway = (env: Record<string, string>, bindings: Bindings = {}, origin = "http://gateway.test") => {
   const app = makeHandler(ConfigProvider.fromUnknown(env), bindings)
   handlers.push(app)
-  return (path: string, init: RequestInit = {}) => app.handler(new Request(`http://gateway.test${path}`, init))
+  return (path: string, init: RequestInit = {}) => app.handler(new Request(`${origin}${path}`, init))
 }
+/** As `npm start` is reached: on a loopback host. */
+const local = (env: Record<string, string>) => gateway(env, {}, "http://localhost:8787")
 afterAll(async () => {
   for (const app of handlers) await app.dispose()
 })
@@ -32,18 +34,19 @@ describe("configuration", () => {
   })
 
   it("the development key works only in development, and only while API_KEYS is empty", async () => {
-    expect((await gateway({ ENVIRONMENT: "development" })("/v1/models", bearer(DEVELOPMENT_API_KEY))).status).toBe(200)
-    const withKeys = gateway({ ENVIRONMENT: "development", API_KEYS: "mine" })
+    expect((await local({ ENVIRONMENT: "development" })("/v1/models", bearer(DEVELOPMENT_API_KEY))).status).toBe(200)
+    expect((await local({ ENVIRONMENT: "production" })("/v1/models", bearer(DEVELOPMENT_API_KEY))).status).toBe(500)
+    const withKeys = local({ ENVIRONMENT: "development", API_KEYS: "mine" })
     expect((await withKeys("/v1/models", bearer(DEVELOPMENT_API_KEY))).status).toBe(401)
     expect((await withKeys("/v1/models", bearer("mine"))).status).toBe(200)
   })
 
   it("the offline model is listed in development and hidden in production unless enabled", async () => {
-    const list = async (env: Record<string, string>, key: string) =>
-      ((await (await gateway(env)("/v1/models", bearer(key))).json()) as { data: Array<{ id: string }> }).data.map((m) => m.id)
-    expect(await list({ ENVIRONMENT: "development" }, DEVELOPMENT_API_KEY)).toContain("local/preview")
-    expect(await list({ API_KEYS: "k" }, "k")).not.toContain("local/preview")
-    expect(await list({ API_KEYS: "k", ENABLE_LOCAL_MODEL: "true" }, "k")).toContain("local/preview")
+    const list = async (call: ReturnType<typeof gateway>, key: string) =>
+      ((await (await call("/v1/models", bearer(key))).json()) as { data: Array<{ id: string }> }).data.map((m) => m.id)
+    expect(await list(local({ ENVIRONMENT: "development" }), DEVELOPMENT_API_KEY)).toContain("local/preview")
+    expect(await list(gateway({ API_KEYS: "k" }), "k")).not.toContain("local/preview")
+    expect(await list(gateway({ API_KEYS: "k", ENABLE_LOCAL_MODEL: "true" }), "k")).toContain("local/preview")
   })
 
   it.each([
@@ -165,6 +168,28 @@ describe("the workers-ai upstream, through the whole gateway with a fake AI bind
       { model: "@cf/black-forest-labs/flux-1-schnell", inputs: { prompt: "a lighthouse", steps: 4 } },
       { model: "@cf/leonardo/phoenix-1.0", inputs: { prompt: "a lighthouse", width: 1024, height: 1024 } }
     ])
+  })
+})
+
+describe("the development key outside localhost", () => {
+  // A Worker deployed with ENVIRONMENT=development by mistake must not be open to anyone who read the README.
+  it("is refused on any host but a loopback one, with a 401 that says why", async () => {
+    for (const origin of ["https://my-gateway.example.workers.dev", "http://gateway.test", "http://10.0.0.5:8787"]) {
+      const response = await gateway({ ENVIRONMENT: "development" }, {}, origin)("/v1/models", bearer(DEVELOPMENT_API_KEY))
+      expect(response.status, origin).toBe(401)
+      expect((await errorOf(response)).message).toContain("loopback")
+    }
+    for (const origin of ["http://localhost:8787", "http://127.0.0.1:8787", "http://[::1]:8787", "http://gateway.localhost"]) {
+      const response = await gateway({ ENVIRONMENT: "development" }, {}, origin)("/v1/models", bearer(DEVELOPMENT_API_KEY))
+      expect(response.status, origin).toBe(200)
+    }
+    const other = await local({ ENVIRONMENT: "development" })("/v1/models", bearer("sk-something-else"))
+    expect(other.status).toBe(401)
+  })
+
+  it("/health does not publish the environment", async () => {
+    const body = (await (await local({ ENVIRONMENT: "development" })("/health")).json()) as Record<string, unknown>
+    expect(Object.keys(body).sort()).toEqual(["models", "status", "version"])
   })
 })
 
