@@ -38,9 +38,12 @@ export class UpstreamUnavailable extends Schema.TaggedError<UpstreamUnavailable>
   detail: Schema.NullOr(Schema.String)
 }) {}
 
-/** An attempt ran past UPSTREAM_TIMEOUT_MS. Not retried: each try costs a full generation. */
+/**
+ * An attempt ran past UPSTREAM_TIMEOUT_MS (`timeoutMs`), or the upstream said it timed out itself
+ * (HTTP 504, Workers AI's timeout codes: `timeoutMs` null). Not retried: each try costs a full generation.
+ */
 export class UpstreamTimeout extends Schema.TaggedError<UpstreamTimeout>()("UpstreamTimeout", {
-  timeoutMs: Schema.Number
+  timeoutMs: Schema.NullOr(Schema.Number)
 }) {}
 
 /** A 2xx answer that holds no usable image. */

@@ -69,16 +69,21 @@ export const UnauthorizedWire = Unauthorized.pipe(
 export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", Fields) {}
 export const NotFoundWire = NotFound.pipe(openAi<typeof NotFound>(404, "invalid_request_error", (f) => new NotFound(f)))
 
+/** `retried`: the gateway already retried the upstream, so SDKs are told not to multiply its attempts. */
 export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited", {
   ...Fields,
-  retryAfterSeconds: Schema.Int
+  retryAfterSeconds: Schema.Int,
+  retried: Schema.Boolean
 }) {}
 export const RateLimitedWire = RateLimited.pipe(
   openAi<typeof RateLimited>(
     429,
     "rate_limit_error",
-    (f) => new RateLimited({ ...f, retryAfterSeconds: Number(f.retryAfter ?? 1) }),
-    (error) => ({ "retry-after": String(error.retryAfterSeconds) })
+    (f) => new RateLimited({ ...f, retryAfterSeconds: Number(f.retryAfter ?? 1), retried: false }),
+    (error) => ({
+      "retry-after": String(error.retryAfterSeconds),
+      ...(error.retried ? { "x-should-retry": "false" } : {})
+    })
   )
 )
 

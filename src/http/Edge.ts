@@ -39,6 +39,9 @@ const json = (status: number, body: ErrorBody, headers: Record<string, string> =
 const isJsonContentType = (value: string | undefined) =>
   value === undefined || /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(value.trim())
 
+/** `application/json` itself (HttpApi decodes only that); a `+json` type is JSON too, and is passed on as it. */
+const isPlainJson = (value: string | undefined) => value === undefined || /^application\/json\s*(?:;|$)/i.test(value.trim())
+
 const pathOf = (url: string) => {
   try {
     return new URL(url, "http://gateway").pathname
@@ -164,14 +167,35 @@ export const EdgeMiddleware = HttpRouter.middleware(
         }
       }
       const length = request.headers["content-length"]
-      if (length !== undefined) return Number(length) > config.maxBodyBytes ? { response: tooLarge() } : undefined
-      // No Content-Length (chunked): read at most the limit, then hand the handlers a buffered copy.
       const source = request.source as Request
+      // `application/vnd.api+json` and the like: the same JSON, handed on as `application/json`.
+      const asJson = isPlainJson(contentType) ? undefined : new Headers([...source.headers, ["content-type", "application/json"]])
+      if (length !== undefined) {
+        if (Number(length) > config.maxBodyBytes) return { response: tooLarge() }
+        return asJson === undefined ? undefined : { request: HttpServerRequest.fromWeb(new Request(source, { headers: asJson })) }
+      }
+      // No Content-Length (chunked): read at most the limit, then hand the handlers a buffered copy.
       if (source.body === null) return undefined
-      return Effect.map(
-        Effect.promise(() => readBounded(source.body as ReadableStream<Uint8Array>, config.maxBodyBytes)),
-        (body): Precheck =>
-          body === undefined ? { response: tooLarge() } : { request: HttpServerRequest.fromWeb(new Request(source, { body })) }
+      return Effect.tryPromise(() => readBounded(source.body as ReadableStream<Uint8Array>, config.maxBodyBytes)).pipe(
+        Effect.map(
+          (body): Precheck =>
+            body === undefined
+              ? { response: tooLarge() }
+              : {
+                  request: HttpServerRequest.fromWeb(
+                    new Request(source, { body, ...(asJson === undefined ? {} : { headers: asJson }) })
+                  )
+                }
+        ),
+        // A body that breaks off while it is read: the client's request is incomplete, and says so in OpenAI's shape.
+        Effect.catch(() =>
+          Effect.succeed<Precheck>({
+            response: json(
+              400,
+              errorBody("invalid_request_error", "The request body could not be read to its end.", null, "invalid_body")
+            )
+          })
+        )
       )
     }
 

@@ -34,7 +34,7 @@ export const upstreamError = (error: UpstreamError): UpstreamHttpError => {
   switch (reason._tag) {
     case "UpstreamTimeout":
       return new UpstreamTimedOut({
-        message: `The upstream did not produce an image within ${reason.timeoutMs} ms. The generation was not retried, since each try costs a full generation.`,
+        message: `${reason.timeoutMs === null ? "The upstream timed out while generating the image" : `The upstream did not produce an image within ${reason.timeoutMs} ms`}. The generation was not retried, since each try costs a full generation.`,
         param: null,
         code: "upstream_timeout"
       })
@@ -54,7 +54,8 @@ export const upstreamError = (error: UpstreamError): UpstreamHttpError => {
           message: `The upstream is rate limiting requests (after ${tries(attempts)}). Try again in ${wait} s.`,
           param: null,
           code: "rate_limit_exceeded",
-          retryAfterSeconds: wait
+          retryAfterSeconds: wait,
+          retried: attempts > 1
         })
       }
       return new UpstreamFailed({
@@ -79,7 +80,8 @@ export const upstreamError = (error: UpstreamError): UpstreamHttpError => {
           message: withDetail("The upstream refused the request for its quota", reason.detail),
           param: null,
           code: "rate_limit_exceeded",
-          retryAfterSeconds: 60
+          retryAfterSeconds: 60,
+          retried: false
         })
       }
       // 401, 403, 404: the gateway's configuration of that upstream is wrong, not the client's request.

@@ -68,9 +68,13 @@ export class GenerationCache extends Context.Service<
 
       const lookup = Effect.fnUntraced(function* (model: ModelEntry, request: ImageGenerationRequest) {
         const key = yield* entryKey(model, request)
-        const entry = yield* Effect.promise(() => bucket.get(key))
-        if (entry === null || Number(entry.customMetadata?.expiresAt ?? 0) <= Date.now()) return Option.none<CachedGeneration>()
-        const decoded = decodeEntry(yield* Effect.promise(() => entry.text()))
+        // A store that fails to answer is a miss: the request is generated as if nothing were cached.
+        const text = yield* Effect.tryPromise(async () => {
+          const entry = await bucket.get(key)
+          return entry === null || Number(entry.customMetadata?.expiresAt ?? 0) <= Date.now() ? null : await entry.text()
+        }).pipe(Effect.catch((error) => Effect.logWarning("reading a cache entry failed", error).pipe(Effect.as(null))))
+        if (text === null) return Option.none<CachedGeneration>()
+        const decoded = decodeEntry(text)
         // A corrupt entry is a miss, never a failed request.
         if (Option.isNone(decoded)) return Option.none<CachedGeneration>()
         const files = decoded.value

@@ -40,8 +40,8 @@ export class ImageStore extends Context.Service<
     put(image: GeneratedImage, ttlMs?: number): Effect.Effect<Option.Option<StoredImage>>
     /** The image as a `GeneratedImage` again (base64), for answering from the cache. */
     read(file: string): Effect.Effect<Option.Option<GeneratedImage>>
-    /** The live object for a public file name, honouring `Range` and `If-None-Match` from `headers`. */
-    get(file: string, headers: Headers): Effect.Effect<Option.Option<R2Object | R2ObjectBody>>
+    /** The live object for a public file name: `range` of it, and the conditions (`If-None-Match`...) in `onlyIf`. */
+    get(file: string, onlyIf: Headers, range?: R2Range): Effect.Effect<Option.Option<R2Object | R2ObjectBody>>
     head(file: string): Effect.Effect<Option.Option<R2Object>>
     /** Deletes every expired image; returns how many. */
     readonly deleteExpired: Effect.Effect<number>
@@ -67,6 +67,11 @@ export class ImageStore extends Context.Service<
         const match = FILE_PATTERN.exec(file)
         return match === null ? undefined : `${KEY_PREFIX}${match[1]}`
       }
+      /** A read that fails is logged and answered as "not found": a hosted image is never worth a 500. */
+      const tryRead = <A>(name: string, read: () => Promise<A | null>): Effect.Effect<A | null> =>
+        Effect.tryPromise(read).pipe(
+          Effect.catch((error) => Effect.logWarning(`reading a hosted image failed (${name})`, error).pipe(Effect.as(null)))
+        )
       const live = <O extends R2Object>(object: O | null, file: string): Option.Option<O> =>
         object === null || expiresAtOf(object) <= Date.now() || object.customMetadata?.file !== file
           ? Option.none()
@@ -92,10 +97,10 @@ export class ImageStore extends Context.Service<
         )
       })
 
-      const get = (file: string, headers: Headers) => {
+      const get = (file: string, onlyIf: Headers, range?: R2Range) => {
         const key = keyOf(file)
         if (key === undefined) return Effect.succeed(Option.none<R2Object | R2ObjectBody>())
-        return Effect.promise(() => bucket.get(key, { range: headers, onlyIf: headers })).pipe(
+        return tryRead("get", () => bucket.get(key, { onlyIf, ...(range === undefined ? {} : { range }) })).pipe(
           Effect.map((object) => live<R2Object | R2ObjectBody>(object, file))
         )
       }
@@ -103,7 +108,7 @@ export class ImageStore extends Context.Service<
       const head = (file: string) => {
         const key = keyOf(file)
         if (key === undefined) return Effect.succeed(Option.none<R2Object>())
-        return Effect.promise(() => bucket.head(key)).pipe(Effect.map((object) => live(object, file)))
+        return tryRead("head", () => bucket.head(key)).pipe(Effect.map((object) => live(object, file)))
       }
 
       const deleteExpired = Effect.gen(function* () {
@@ -129,20 +134,19 @@ export class ImageStore extends Context.Service<
         const key = keyOf(file)
         const format = FORMAT_OF[FILE_PATTERN.exec(file)?.[2] ?? ""]
         if (key === undefined || format === undefined) return Effect.succeed(Option.none<GeneratedImage>())
-        return Effect.promise(() => bucket.get(key)).pipe(
-          Effect.flatMap((object) => {
-            const found = live(object, file)
-            if (Option.isNone(found)) return Effect.succeed(Option.none<GeneratedImage>())
-            return Effect.promise(() => found.value.arrayBuffer()).pipe(
-              Effect.map((buffer) =>
-                Option.some({
+        return tryRead("read", async () => {
+          const found = live(await bucket.get(key), file)
+          return Option.isNone(found) ? null : await found.value.arrayBuffer()
+        }).pipe(
+          Effect.map((buffer) =>
+            buffer === null
+              ? Option.none<GeneratedImage>()
+              : Option.some({
                   base64: new Uint8Array(Buffer.from(Buffer.from(buffer).toString("base64"), "latin1")),
                   format,
                   attempts: 0
                 })
-              )
-            )
-          })
+          )
         )
       }
 

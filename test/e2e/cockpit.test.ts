@@ -252,11 +252,35 @@ describe("status cockpit in Chromium", () => {
 
   it("serves /docs, which points at /openapi.json and says so when the viewer's CDN is unreachable", async () => {
     const { context, page } = await open()
+    // Unreachable whether this machine is online or not.
+    await context.route("https://cdn.jsdelivr.net/**", (route) => route.abort())
     await page.goto(`${base()}/docs`)
     await expect.poll(() => page.locator("#fallback").count(), { timeout: 15_000 }).toBe(1)
     expect(await page.locator("#fallback a[href='/openapi.json']").count()).toBe(1)
+    const csp = (await fetch(`${base()}/docs`)).headers.get("content-security-policy") ?? ""
+    expect(csp).toContain("connect-src 'self';")
+    expect(csp).toMatch(/script-src 'self' https:\/\/cdn\.jsdelivr\.net;/)
     const openapi = (await (await fetch(`${base()}/openapi.json`)).json()) as { paths: Record<string, unknown> }
     expect(Object.keys(openapi.paths)).toEqual(expect.arrayContaining(["/v1/gateway/status", "/v1/gateway/stats"]))
+    await context.close()
+  })
+
+  it("/docs runs only the Scalar file it pins: a CDN that serves anything else is refused by the browser", async () => {
+    const { context, page } = await open()
+    let served = ""
+    await context.route("https://cdn.jsdelivr.net/**", (route) => {
+      served = route.request().url()
+      return route.fulfill({
+        status: 200,
+        contentType: "application/javascript",
+        headers: { "access-control-allow-origin": "*" },
+        body: "window.Scalar = { createApiReference: () => { document.body.dataset.tampered = 'ran' } }"
+      })
+    })
+    await page.goto(`${base()}/docs`)
+    await expect.poll(() => page.locator("#fallback").count(), { timeout: 15_000 }).toBe(1)
+    expect(await page.evaluate("document.body.dataset.tampered ?? null")).toBeNull()
+    expect(served).toMatch(/@scalar\/api-reference@\d+\.\d+\.\d+\//)
     await context.close()
   })
 })

@@ -3,7 +3,11 @@ import { HttpClient, HttpClientError, type HttpClientRequest, HttpClientResponse
 import type { UpstreamInstance } from "../../src/services/upstreams/ImageUpstream.ts"
 
 export type Step =
-  | { readonly status: number; readonly body?: string | Uint8Array; readonly headers?: Record<string, string> }
+  | {
+      readonly status: number
+      readonly body?: string | Uint8Array | (() => ReadableStream<Uint8Array>)
+      readonly headers?: Record<string, string>
+    }
   | "network"
   | "hang"
 
@@ -38,10 +42,8 @@ export const scripted = (
           })
         )
       }
-      return HttpClientResponse.fromWeb(
-        request,
-        new Response(step.body ?? "", { status: step.status, headers: step.headers ?? {} })
-      )
+      const answer = typeof step.body === "function" ? step.body() : (step.body ?? "")
+      return HttpClientResponse.fromWeb(request, new Response(answer, { status: step.status, headers: step.headers ?? {} }))
     })
   )
   return { calls, layer: Layer.succeed(HttpClient.HttpClient, client) }

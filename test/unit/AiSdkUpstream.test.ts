@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Layer } from "effect"
 import { TestClock } from "effect/testing"
-import type { UpstreamError, UpstreamUnavailable } from "../../src/domain/Errors.ts"
+import { type UpstreamError, UpstreamTimeout, type UpstreamUnavailable } from "../../src/domain/Errors.ts"
 import { parseSize } from "../../src/domain/ImageSize.ts"
 import { ModelEntry, type ModelId } from "../../src/domain/Model.ts"
 import { AiSdkKind } from "../../src/services/upstreams/AiSdkUpstream.ts"
@@ -117,6 +117,29 @@ describe("ai-sdk kind (virtual time)", () => {
       const { result, calls } = yield* run(["hang", ok])
       assert.strictEqual(calls, 1)
       assert.strictEqual(failureOf(result).reason._tag, "UpstreamTimeout")
+    })
+  )
+
+  it.effect("does not retry the upstream's own timeout (504): the generation may have run to its end", () =>
+    Effect.gen(function* () {
+      const { result, calls } = yield* run([{ status: 504, body: "<html>Gateway Timeout</html>" }, ok])
+      assert.strictEqual(calls, 1)
+      assert.deepStrictEqual(failureOf(result).reason, new UpstreamTimeout({ timeoutMs: null }))
+    })
+  )
+
+  it.effect("does not retry a 2xx whose body breaks off: that generation already ran and was paid for", () =>
+    Effect.gen(function* () {
+      const cutOff = () =>
+        new ReadableStream<Uint8Array>({
+          start: (controller) => {
+            controller.enqueue(new TextEncoder().encode('{"image":"iVBORw0KGgo'))
+            controller.error(new Error("connection reset"))
+          }
+        })
+      const { result, calls } = yield* run([{ status: 200, body: cutOff }, ok])
+      assert.strictEqual(calls, 1)
+      assert.strictEqual(failureOf(result).reason._tag, "UpstreamMalformed")
     })
   )
 

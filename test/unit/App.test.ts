@@ -102,7 +102,14 @@ describe("UPSTREAMS and MODELS", () => {
     [
       { UPSTREAM_HEADERS: JSON.stringify({ "x-api-key": 1, other: SECRET }) },
       "UPSTREAM_HEADERS must be a JSON object whose values are strings"
-    ]
+    ],
+    [{ UPSTREAM_HEADERS: `{"authorization": "Bearer ${SECRET}"` }, "UPSTREAM_HEADERS is not valid JSON"],
+    [
+      { MODEL_ALIASES: JSON.stringify({ fast: 7, other: SECRET }) },
+      "MODEL_ALIASES must be a JSON object whose values are strings"
+    ],
+    [{ MODEL_ALIASES: `["${SECRET}"]` }, "MODEL_ALIASES must be a JSON object"],
+    [{ MODELS: `{"id": "${SECRET}"}` }, "MODELS must be a JSON array"]
   ])("%j answers every request with a configuration error naming the entry, never a value", async (env, expected) => {
     const call = gateway({ API_KEYS: "k", ...env })
     for (const path of ["/health", "/v1/images/generations"]) {
@@ -168,6 +175,23 @@ describe("the workers-ai upstream, through the whole gateway with a fake AI bind
       { model: "@cf/black-forest-labs/flux-1-schnell", inputs: { prompt: "a lighthouse", steps: 4 } },
       { model: "@cf/leonardo/phoenix-1.0", inputs: { prompt: "a lighthouse", width: 1024, height: 1024 } }
     ])
+  })
+})
+
+describe("lookups keyed by client input", () => {
+  // `model: "constructor"` once read an inherited property of the alias table and answered 500.
+  it("treat inherited property names as unknown models: 404 model_not_found, never a 500", async () => {
+    const call = gateway({ API_KEYS: "k", ENABLE_LOCAL_MODEL: "true" })
+    for (const model of ["constructor", "toString", "__proto__", "hasOwnProperty", "valueOf"]) {
+      const response = await call("/v1/images/generations", {
+        method: "POST",
+        headers: { authorization: "Bearer k", "content-type": "application/json" },
+        body: JSON.stringify({ model, prompt: "a fox" })
+      })
+      expect(response.status, model).toBe(404)
+      expect((await errorOf(response)).code).toBe("model_not_found")
+      expect((await call(`/v1/models/${model}`, bearer("k"))).status, model).toBe(404)
+    }
   })
 })
 

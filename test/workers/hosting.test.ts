@@ -55,6 +55,30 @@ describe("hosted image URLs on R2", () => {
     expect(suffix.status).toBe(206)
     expect(suffix.headers.get("content-range")).toBe(`bytes ${bytes.length - 5}-${bytes.length - 1}/${bytes.length}`)
     expect(new Uint8Array(await suffix.arrayBuffer())).toEqual(bytes.slice(-5))
+    const open = await call(url.pathname, { key: null, headers: { range: `bytes=${bytes.length - 3}-` } })
+    expect(open.status).toBe(206)
+    expect(new Uint8Array(await open.arrayBuffer())).toEqual(bytes.slice(-3))
+  })
+
+  it("answers a malformed Range with the whole image, and one past the end with 416", async () => {
+    const { url, bytes } = await hostedImage()
+    for (const range of ["bytes=abc", "bytes=5-2", "bytes=0-1,4-5", "items=0-9", "bytes=-"]) {
+      const response = await call(url.pathname, { key: null, headers: { range } })
+      expect(response.status, range).toBe(200)
+      expect(new Uint8Array(await response.arrayBuffer())).toEqual(bytes)
+    }
+    const past = await call(url.pathname, { key: null, headers: { range: `bytes=${bytes.length}-` } })
+    expect(past.status).toBe(416)
+    expect(past.headers.get("content-range")).toBe(`bytes */${bytes.length}`)
+  })
+
+  it("serves images so that no browser sniffs or runs them", async () => {
+    const { url } = await hostedImage()
+    for (const path of [url.pathname, `/images/${"0".repeat(32)}.png`]) {
+      const response = await call(path, { key: null })
+      expect(response.headers.get("x-content-type-options")).toBe("nosniff")
+      expect(response.headers.get("content-security-policy")).toBe("default-src 'none'")
+    }
   })
 
   it("404s unknown and malformed ids in OpenAI's error shape", async () => {

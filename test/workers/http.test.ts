@@ -75,6 +75,30 @@ describe("request validation", () => {
     expect((await errorOf(response)).code).toBe("unsupported_media_type")
   })
 
+  it("accepts a +json content type as JSON (it was a plain-text 415 from the router)", async () => {
+    for (const type of ["application/vnd.api+json", "application/merge-patch+json; charset=utf-8"]) {
+      const response = await generate(
+        { model: "local/preview", prompt: "a fox", size: "64x64" },
+        { headers: { "content-type": type } }
+      )
+      expect(response.status, type).toBe(200)
+      expect(response.headers.get("content-type")).toMatch(/^application\/json/)
+    }
+  })
+
+  it("a chunked body that breaks off is a 400 in OpenAI's shape, with a request id", async () => {
+    const broken = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        controller.enqueue(new TextEncoder().encode('{"prompt":"a fo'))
+        controller.error(new Error("client went away"))
+      }
+    })
+    const response = await generate(broken)
+    expect(response.status).toBe(400)
+    expect(response.headers.get("x-request-id")).toMatch(/^req_/)
+    expect((await errorOf(response)).code).toBe("invalid_body")
+  })
+
   it("413 for a body over the limit, with or without Content-Length", async () => {
     const big = JSON.stringify({ prompt: "x".repeat(1024 * 1024 + 10) })
     const sized = await generate(big, { headers: { "content-type": "application/json", "content-length": String(big.length) } })

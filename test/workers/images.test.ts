@@ -66,6 +66,8 @@ describe("POST /v1/images/generations against the fake upstream", () => {
     const response = await generate({ prompt: limited.prompt })
     expect(response.status).toBe(429)
     expect(response.headers.get("retry-after")).toBe("7")
+    // The gateway already tried three times: an SDK that retried too would multiply that by its own retries.
+    expect(response.headers.get("x-should-retry")).toBe("false")
     const error = await errorOf(response)
     expect(error.code).toBe("rate_limit_exceeded")
     expect((await upstreamCalls(limited.id)).calls).toBe(3)

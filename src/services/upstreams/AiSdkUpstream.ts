@@ -6,7 +6,7 @@ import { nearestAspectRatio } from "../../domain/ImageSize.ts"
 import { findTopLevelString } from "../../domain/JsonBytes.ts"
 import type { UpstreamJob } from "../../domain/Upstream.ts"
 import type { ImageUpstream, UpstreamKind } from "./ImageUpstream.ts"
-import { classifyStatus, imageFromBase64, networkFailure, withRetries } from "./UpstreamCalls.ts"
+import { classifyStatus, imageFromBase64, networkFailure, readBody, withRetries } from "./UpstreamCalls.ts"
 
 /** The ai-sdk-image-generator app's own request body (see the upstream reference). */
 export class AiSdkRequest extends Schema.Class<AiSdkRequest>("AiSdkRequest")({
@@ -69,7 +69,7 @@ export const AiSdkKind: UpstreamKind = {
       const attempt = (request: AiSdkRequest): Effect.Effect<GeneratedImage, UpstreamFailure> =>
         Effect.gen(function* () {
           const response = yield* withBody(base, request).pipe(Effect.flatMap(client.execute))
-          const body = new Uint8Array(yield* response.arrayBuffer)
+          const body = yield* readBody(response)
           if (response.status < 200 || response.status >= 300) {
             const text = decoder.decode(body.subarray(0, 4096))
             return yield* Effect.fail(classifyStatus(response.status, response.headers["retry-after"], text, Date.now()))

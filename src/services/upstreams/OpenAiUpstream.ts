@@ -7,7 +7,15 @@ import { findStringValues } from "../../domain/JsonBytes.ts"
 import type { ModelEntry } from "../../domain/Model.ts"
 import type { UpstreamJob } from "../../domain/Upstream.ts"
 import type { ImageUpstream, UpstreamInstance, UpstreamKind } from "./ImageUpstream.ts"
-import { classifyStatus, type ImageBytes, imageFromBase64, imageFromBytes, networkFailure, withRetries } from "./UpstreamCalls.ts"
+import {
+  classifyStatus,
+  type ImageBytes,
+  imageFromBase64,
+  imageFromBytes,
+  networkFailure,
+  readBody,
+  withRetries
+} from "./UpstreamCalls.ts"
 
 /** The optional request fields an OpenAI-compatible model may accept; each is sent only where the entry lists it. */
 const OptionalField = Schema.Literals([
@@ -121,7 +129,7 @@ const make = (instance: UpstreamInstance) =>
     const attempt = (body: Record<string, unknown>, n: number): Effect.Effect<ReadonlyArray<GeneratedImage>, UpstreamFailure> =>
       Effect.gen(function* () {
         const response = yield* client.execute(HttpClientRequest.bodyJsonUnsafe(base, body))
-        const bytes = new Uint8Array(yield* response.arrayBuffer)
+        const bytes = yield* readBody(response)
         if (response.status < 200 || response.status >= 300) {
           const text = decoder.decode(bytes.subarray(0, 4096))
           return yield* Effect.fail(classifyStatus(response.status, response.headers["retry-after"], text, Date.now()))

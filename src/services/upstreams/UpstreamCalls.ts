@@ -1,6 +1,6 @@
 import { Buffer } from "node:buffer"
 import { Duration, Effect, Schedule, Schema } from "effect"
-import type { HttpClientError } from "effect/http"
+import type { HttpClientError, HttpClientResponse } from "effect/http"
 import {
   isRetryable,
   UpstreamError,
@@ -69,14 +69,34 @@ export const upstreamDetail = (body: string): string | null => {
   return typeof error === "string" ? error : error.message
 }
 
-/** A non-2xx answer: 429 and 5xx are worth another try, other 4xx are not. */
+/**
+ * A non-2xx answer: 429 and 5xx are worth another try, other 4xx are not. A 504 is the upstream's own
+ * timeout: the generation may have run to its end, so, like ours, it is not tried again.
+ */
 export const classifyStatus = (status: number, retryAfter: string | undefined, body: string, now: number): UpstreamFailure => {
+  if (status === 504) return new UpstreamTimeout({ timeoutMs: null })
   const detail = upstreamDetail(body)
   if (status === 429 || status >= 500) {
     return new UpstreamUnavailable({ status, retryAfterMs: parseRetryAfter(retryAfter, now), detail })
   }
   return new UpstreamRejected({ status, detail })
 }
+
+/**
+ * The body of an answer whose status is known. After a 2xx the generation has run (and been paid for):
+ * a body that breaks off is not a reason to run it again, so it is malformed, not unavailable.
+ */
+export const readBody = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<Uint8Array, UpstreamFailure> =>
+  response.arrayBuffer.pipe(
+    Effect.map((buffer) => new Uint8Array(buffer)),
+    Effect.catchTag("HttpClientError", (error) =>
+      response.status >= 200 && response.status < 300
+        ? Effect.logWarning("upstream answer cut off", error.message).pipe(
+            Effect.andThen(Effect.fail(new UpstreamMalformed({ detail: "the upstream's answer broke off before its end" })))
+          )
+        : Effect.succeed(new Uint8Array())
+    )
+  )
 
 /** Network failures are logged, not passed on: their text can name internal hosts. */
 export const networkFailure = (error: HttpClientError.HttpClientError) =>

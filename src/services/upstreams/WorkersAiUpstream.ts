@@ -94,7 +94,7 @@ export const classifyAiError = (error: unknown): UpstreamFailure => {
       return new UpstreamRejected({ status: 429, detail })
     case "3007":
     case "3008":
-      return new UpstreamTimeout({ timeoutMs: 0 })
+      return new UpstreamTimeout({ timeoutMs: null })
     case "5007":
     case "3042":
       return new UpstreamRejected({ status: 404, detail })
