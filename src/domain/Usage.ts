@@ -6,7 +6,11 @@ import { Schema } from "effect"
  * shared by the Worker, the Durable Object and the HttpApi contract.
  */
 
-export const UsageEndpoint = Schema.Literals(["images", "chat", "models", "probe", "other"])
+/**
+ * What a recorded request was. `unauthorized` (a 401) and `unknown` (no such route or method) are counted
+ * apart from the endpoint they aimed at: a request without a valid key is not a failed generation.
+ */
+export const UsageEndpoint = Schema.Literals(["images", "chat", "models", "probe", "other", "unauthorized", "unknown"])
 export type UsageEndpoint = typeof UsageEndpoint.Type
 
 /** Generations count towards success rate and latency; model listings and the like do not. */

@@ -31,6 +31,13 @@ export const MAX_EVENTS = 100_000
 /** The start of the rollup hour that holds `ms`: the key of the rollup tables. */
 const hourOf = (ms: number) => Math.floor(ms / HOUR) * HOUR
 
+/**
+ * Longest stored text per field: a client chooses the model id and the path, so an event's size must not be
+ * its choice. Longer values are cut (the prompt's limit is the API's own).
+ */
+const FIELD_LIMITS = { method: 16, path: 256, model: 128, upstream: 64, error: 64, requestId: 64, prompt: 32_000 } as const
+const clip = (value: string | null, limit: number) => (value === null || value.length <= limit ? value : value.slice(0, limit))
+
 /** Pruning runs on a write at most this often (and from the cron trigger). */
 export const PRUNE_EVERY_MS = 10 * MINUTE
 
@@ -222,35 +229,36 @@ export class UsageDb {
     for (const event of events) {
       const generation = isGeneration(event.endpoint) ? 1 : 0
       const ok = succeeded(event) ? 1 : 0
+      const model = clip(event.model, FIELD_LIMITS.model)
       this.sql.all(
         INSERT_EVENT,
         event.ts,
-        event.requestId,
-        event.method,
-        event.path,
+        clip(event.requestId, FIELD_LIMITS.requestId),
+        clip(event.method, FIELD_LIMITS.method),
+        clip(event.path, FIELD_LIMITS.path),
         event.endpoint,
-        event.model,
-        event.upstream,
+        model,
+        clip(event.upstream, FIELD_LIMITS.upstream),
         event.status,
         event.latencyMs,
         event.attempts,
         event.images,
         event.failedImages,
-        event.error,
+        clip(event.error, FIELD_LIMITS.error),
         event.stream ? 1 : 0,
-        event.prompt,
+        clip(event.prompt, FIELD_LIMITS.prompt),
         generation,
         ok,
         event.failovers
       )
       const hour = hourOf(event.ts)
-      const model = event.model ?? ""
-      const key = `${hour}\u0000${model}\u0000${event.endpoint}`
+      const rollupModel = model ?? ""
+      const key = `${hour}\u0000${rollupModel}\u0000${event.endpoint}`
       let rollup = rollups.get(key)
       if (rollup === undefined) {
         rollup = {
           hour,
-          model,
+          model: rollupModel,
           endpoint: event.endpoint,
           requests: 0,
           generations: 0,
@@ -273,10 +281,11 @@ export class UsageDb {
         rollup.latencyMax = Math.max(rollup.latencyMax, event.latencyMs)
         rollup.histogram[bucketOf(event.latencyMs)] += 1
       }
-      if (event.error !== null) {
-        const errorKey = `${hour}\u0000${event.error}`
+      const error = clip(event.error, FIELD_LIMITS.error)
+      if (error !== null) {
+        const errorKey = `${hour}\u0000${error}`
         const counted = errors.get(errorKey)
-        if (counted === undefined) errors.set(errorKey, { hour, error: event.error, count: 1 })
+        if (counted === undefined) errors.set(errorKey, { hour, error, count: 1 })
         else counted.count += 1
       }
     }
@@ -297,6 +306,11 @@ export class UsageDb {
       )
     }
     for (const { hour, error, count } of errors.values()) this.sql.all(UPSERT_ERROR, hour, error, count)
+    // The row cap holds on every write, not only when pruning: ids only grow, so the newest id less the cap
+    // is the oldest row to keep, and the delete walks the primary key over the rows it removes.
+    const [newest] = this.sql.all<{ id: number | null }>("SELECT MAX(id) AS id FROM events")
+    if (newest?.id != null && newest.id > this.maxEvents)
+      this.sql.all("DELETE FROM events WHERE id <= ?", newest.id - this.maxEvents)
     if (now - this.lastPrune >= PRUNE_EVERY_MS) this.prune(now)
   }
 

@@ -253,12 +253,14 @@ export const EdgeMiddleware = HttpRouter.middleware(
           ? recordedOutcome(notes.failure)
           : undefined
       const status = outcome?.status ?? response.status
+      const error = outcome?.code ?? (status >= 400 ? errorCodeOf(response) : null)
       return {
         ts: started,
         requestId,
         method: request.method,
         path,
-        endpoint,
+        endpoint:
+          status === 401 ? "unauthorized" : error === "unknown_url" || error === "method_not_allowed" ? "unknown" : endpoint,
         model: notes.model,
         upstream: notes.upstream,
         status,
@@ -266,7 +268,7 @@ export const EdgeMiddleware = HttpRouter.middleware(
         attempts: notes.attempts,
         images: notes.images,
         failedImages: notes.failedImages,
-        error: outcome?.code ?? (status >= 400 ? errorCodeOf(response) : null),
+        error,
         stream: notes.stream,
         prompt: config.logPrompts ? notes.prompt : null,
         failovers: notes.failovers

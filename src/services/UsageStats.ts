@@ -11,7 +11,7 @@ const CALL_LIMIT = Duration.seconds(10)
 const FLUSH_DELAY = Duration.seconds(1)
 const FLUSH_ROUNDS = 5
 const FLUSH_STALE_MS = 60_000
-/** Beyond this many unsent events (a store that is down for a while), the oldest are dropped. */
+/** Beyond this many unsent events (a store that is down for a while, batches kept for another try), the oldest are dropped. */
 const MAX_BUFFERED = 5_000
 
 /**
@@ -78,18 +78,34 @@ const make = (namespace: UsageStoreNamespace) => {
   let flushStarted: number | undefined
   let dropped = 0
 
+  /** Puts a batch the store did not take back in front of the newer events, within the buffer's bound. */
+  const requeue = (batch: ReadonlyArray<UsageEvent>) => {
+    const merged = [...batch, ...buffer]
+    const over = Math.max(0, merged.length - MAX_BUFFERED)
+    dropped += over
+    buffer = merged.slice(over)
+  }
+
+  /** Whether the store took the batch; a batch it did not take waits in the buffer for the next flush. */
   const send = (batch: ReadonlyArray<UsageEvent>) =>
     call("record", () => store().record(batch)).pipe(
-      Effect.catch((error) => Effect.logWarning("usage events not recorded", { events: batch.length, reason: error.message }))
+      Effect.as(true),
+      Effect.catch((error) =>
+        Effect.logWarning("usage events not recorded yet; kept for the next flush", {
+          events: batch.length,
+          reason: error.message
+        }).pipe(Effect.andThen(Effect.sync(() => requeue(batch))), Effect.as(false))
+      )
     )
 
   const flush = Effect.gen(function* () {
     yield* Effect.sleep(FLUSH_DELAY)
     // Events that arrive while a batch is in flight go in the next round; a few rounds, then the next request takes over.
+    // A store that failed is not called again in the same flush: the next request's flush tries it.
     for (let round = 0; round < FLUSH_ROUNDS && buffer.length > 0; round++) {
       const batch = buffer
       buffer = []
-      yield* send(batch)
+      if (!(yield* send(batch))) break
     }
     if (dropped > 0) {
       yield* Effect.logWarning("usage events dropped: the buffer was full", { events: dropped })

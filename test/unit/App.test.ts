@@ -314,6 +314,34 @@ describe("usage statistics never cost a request", () => {
     expect(store.calls).toEqual(["record"])
   })
 
+  it("keeps a batch the store refused and sends it with the next flush, so a passing failure loses no event", async () => {
+    const batches: Array<Array<{ requestId: string }>> = []
+    let fail = true
+    const stub = {
+      record: (events: Array<{ requestId: string }>) => {
+        if (fail) {
+          fail = false
+          return Promise.reject(new Error("storage blinked"))
+        }
+        batches.push(events)
+        return Promise.resolve()
+      }
+    }
+    const { call, pending } = withStore({
+      calls: [],
+      namespace: { getByName: () => stub } as unknown as NonNullable<Bindings["usage"]>
+    })
+    const first = await call("/v1/images/generations", generateLocal)
+    await Promise.all(pending.splice(0))
+    expect(batches).toEqual([])
+    const second = await call("/v1/images/generations", generateLocal)
+    await Promise.all(pending.splice(0))
+    expect(batches.flat().map((event) => event.requestId)).toEqual([
+      first.headers.get("x-request-id"),
+      second.headers.get("x-request-id")
+    ])
+  }, 20_000)
+
   it("answers a generation while the store hangs, and the cockpit's reads fail with a clear 503", async () => {
     const store = brokenStore("hang")
     const { call, pending } = withStore(store)

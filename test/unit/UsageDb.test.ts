@@ -213,15 +213,19 @@ describe("UsageDb retention", () => {
     expect(db.count("rollup_errors")).toBe(0)
   })
 
-  it("caps the number of raw events, dropping the oldest", () => {
+  it("caps the number of raw events on every write, not only when pruning, dropping the oldest", () => {
     expect(MAX_EVENTS).toBe(100_000)
     const db = open(500)
     db.prune(NOW)
     for (let i = 0; i < 525; i++) db.record([event({ ts: NOW - HOUR + i })], NOW)
-    expect(db.count("events")).toBe(525)
-    db.prune(NOW)
     expect(db.count("events")).toBe(500)
-    expect(db.summary("24h", NOW).series.reduce((sum, point) => sum + point.requests, 0)).toBe(525)
+    db.record(
+      Array.from({ length: 700 }, (_, i) => event({ ts: NOW - HOUR + i })),
+      NOW
+    )
+    expect(db.count("events")).toBe(500)
+    db.record([event({ ts: NOW - HOUR + 1000 })], NOW)
+    expect(db.summary("24h", NOW).series.reduce((sum, point) => sum + point.requests, 0)).toBe(1226)
     expect(db.recent(1)[0]?.requestId).toBe(`req_${counter}`)
   })
 
@@ -233,6 +237,41 @@ describe("UsageDb retention", () => {
     db.record([event({ ts: NOW })], NOW)
     expect(db.count("events")).toBe(1)
     expect(db.recent(5)[0]?.ts).toBe(NOW)
+  })
+})
+
+describe("UsageDb against flooding", () => {
+  it("cuts long client-chosen text to a bounded length", () => {
+    const db = open()
+    db.record([event({ model: "m".repeat(100_000), path: `/v1/${"p".repeat(100_000)}`, error: "e".repeat(5000) })], NOW)
+    const [stored] = db.recent(1)
+    expect([stored?.model?.length, stored?.path.length, stored?.error?.length]).toEqual([128, 256, 64])
+    expect(db.summary("1h", NOW).errors[0]?.error.length).toBe(64)
+  })
+
+  it("counts requests without a valid key and unknown routes apart from generations", () => {
+    const db = open()
+    db.record(
+      [
+        event({ endpoint: "unauthorized", status: 401, images: 0, error: "invalid_api_key" }),
+        event({ endpoint: "unknown", status: 404, images: 0, error: "unknown_url" }),
+        event()
+      ],
+      NOW
+    )
+    const summary = db.summary("1h", NOW)
+    expect([summary.requests, summary.generations, summary.successRate]).toEqual([3, 1, 1])
+    expect(summary.errors.map((row) => row.error).sort()).toEqual(["invalid_api_key", "unknown_url"])
+  })
+
+  it("adds the failovers column to a store made by an older version", () => {
+    const database = new DatabaseSync(":memory:")
+    database.exec(
+      "CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL, request_id TEXT NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, endpoint TEXT NOT NULL, model TEXT, upstream TEXT, status INTEGER NOT NULL, latency_ms INTEGER NOT NULL, attempts INTEGER NOT NULL, images INTEGER NOT NULL, failed_images INTEGER NOT NULL, error TEXT, stream INTEGER NOT NULL, prompt TEXT, generation INTEGER NOT NULL, ok INTEGER NOT NULL)"
+    )
+    const db = new UsageDb({ all: (query, ...params) => database.prepare(query).all(...params) as Array<never> })
+    db.record([event({ failovers: 2 })], NOW)
+    expect(db.recent(1)[0]?.failovers).toBe(2)
   })
 })
 

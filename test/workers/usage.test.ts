@@ -52,7 +52,12 @@ describe("usage statistics", () => {
 
     const unauthorized = await call("/v1/models", { key: "wrong" })
     expect(unauthorized.status).toBe(401)
-    expect(await eventOf(unauthorized)).toMatchObject({ endpoint: "models", status: 401, error: "invalid_api_key" })
+    expect(await eventOf(unauthorized)).toMatchObject({ endpoint: "unauthorized", status: 401, error: "invalid_api_key" })
+    // A request without a valid key is no failed generation: it is counted apart, whatever it aimed at.
+    const anonymousGeneration = await generate({ model: "local/preview", prompt: "x" }, { key: "wrong" })
+    expect(await eventOf(anonymousGeneration)).toMatchObject({ endpoint: "unauthorized", status: 401 })
+    const nowhere = await call("/v1/no/such/route")
+    expect(await eventOf(nowhere)).toMatchObject({ endpoint: "unknown", status: 404, error: "unknown_url" })
 
     const unknown = await generate({ model: "no/such-model", prompt: "x" })
     expect(await eventOf(unknown)).toMatchObject({
