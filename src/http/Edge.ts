@@ -169,13 +169,13 @@ export const EdgeMiddleware = HttpRouter.middleware(
       const length = request.headers["content-length"]
       const source = request.source as Request
       // `application/vnd.api+json` and the like: the same JSON, handed on as `application/json`.
-      const asJson = isPlainJson(contentType) ? undefined : new Headers([...source.headers, ["content-type", "application/json"]])
-      if (length !== undefined) {
-        if (Number(length) > config.maxBodyBytes) return { response: tooLarge() }
+      const asJson = isPlainJson(contentType) ? undefined : new Headers(source.headers)
+      asJson?.set("content-type", "application/json")
+      if (length !== undefined && Number(length) > config.maxBodyBytes) return { response: tooLarge() }
+      if (length !== undefined || source.body === null) {
         return asJson === undefined ? undefined : { request: HttpServerRequest.fromWeb(new Request(source, { headers: asJson })) }
       }
       // No Content-Length (chunked): read at most the limit, then hand the handlers a buffered copy.
-      if (source.body === null) return undefined
       return Effect.tryPromise(() => readBounded(source.body as ReadableStream<Uint8Array>, config.maxBodyBytes)).pipe(
         Effect.map(
           (body): Precheck =>
