@@ -55,7 +55,14 @@ export class CircuitBreaker extends Context.Service<
           return updated === current ? all : new Map(all).set(upstream, updated)
         })
 
+      // A closed circuit (almost every call) is decided without reading the clock or touching the map.
+      const allowed = Effect.succeed<Admission>({ _tag: "Allowed", trial: false })
       const admit = (upstream: string) =>
+        Effect.flatMap(Ref.get(circuits), (all) => {
+          const circuit = all.get(upstream)
+          return circuit === undefined || circuit._tag === "Closed" ? allowed : admitOpen(upstream)
+        })
+      const admitOpen = (upstream: string) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) =>
           Ref.modify(circuits, (all): [Admission, Map<string, Circuit>] => {
             const circuit = all.get(upstream) ?? CLOSED
@@ -99,7 +106,10 @@ export class CircuitBreaker extends Context.Service<
 
       return CircuitBreaker.of({
         admit,
-        succeeded: (upstream) => update(upstream, () => CLOSED),
+        succeeded: (upstream) =>
+          Effect.flatMap(Ref.get(circuits), (all) =>
+            (all.get(upstream) ?? CLOSED) === CLOSED ? Effect.void : update(upstream, () => CLOSED)
+          ),
         failed,
         abandoned: (upstream) =>
           update(upstream, (circuit) => (circuit._tag === "HalfOpen" ? { _tag: "Open", until: 0 } : circuit)),
