@@ -29,6 +29,8 @@ export interface FakeUpstreamOptions {
   readonly delayMs?: number | undefined
   /** Size of the image bytes (before base64). */
   readonly imageBytes?: number | undefined
+  /** Random faults for calls the prompt does not steer (the soak test): the share answered 503, and the share never answered. */
+  readonly faultRates?: { readonly unavailable: number; readonly hang: number } | undefined
 }
 
 export interface FakeUpstream {
@@ -97,6 +99,12 @@ export const startFakeUpstream = (options: FakeUpstreamOptions = {}): Promise<Fa
   /** Calls whose client went away before the answer: what cancelling a request must produce. */
   const aborted = new Map<string, number>()
   const sockets = new Set<import("node:net").Socket>()
+  const randomFault = () => {
+    const draw = Math.random()
+    const rates = options.faultRates
+    if (rates === undefined) return "ok"
+    return draw < rates.hang ? "hang" : draw < rates.hang + rates.unavailable ? "503" : "ok"
+  }
 
   const server: Server = createServer(async (request, response) => {
     const url = new URL(request.url ?? "/", "http://fake")
@@ -130,7 +138,7 @@ export const startFakeUpstream = (options: FakeUpstreamOptions = {}): Promise<Fa
     seen.push({ ...body, headers: { origin: request.headers.origin, referer: request.headers.referer } })
     calls.set(id, seen)
     const faults = (steer.faults ?? "").split(",").filter((f) => f !== "")
-    const fault = faults[seen.length - 1] ?? "ok"
+    const fault = faults[seen.length - 1] ?? randomFault()
     response.on("close", () => {
       if (!response.writableFinished) aborted.set(id, (aborted.get(id) ?? 0) + 1)
     })
