@@ -7,9 +7,14 @@ import { WorkerContext } from "./WorkerContext.ts"
 /** A streamed answer can run for minutes; past this its event is dropped rather than kept waiting. */
 const SETTLE_LIMIT = Duration.minutes(10)
 const CALL_LIMIT = Duration.seconds(10)
-/** How long events gather in memory before one call writes them all. */
+/** How long events gather in memory before one call writes them all (and between the calls of one flush). */
 const FLUSH_DELAY = Duration.seconds(1)
-const FLUSH_ROUNDS = 5
+/**
+ * How long one request's flush keeps sending the batches that arrive while it sends, well inside the 30 s
+ * that `waitUntil` work is given. A flush that stopped after a fixed number of rounds under load left the
+ * last events of a busy spell in the buffer until the next request, and for good if none came.
+ */
+const FLUSH_WINDOW_MS = 20_000
 const FLUSH_STALE_MS = 60_000
 /** Beyond this many unsent events (a store that is down for a while, batches kept for another try), the oldest are dropped. */
 const MAX_BUFFERED = 5_000
@@ -99,14 +104,16 @@ const make = (namespace: UsageStoreNamespace) => {
     )
 
   const flush = Effect.gen(function* () {
-    yield* Effect.sleep(FLUSH_DELAY)
-    // Events that arrive while a batch is in flight go in the next round; a few rounds, then the next request takes over.
-    // A store that failed is not called again in the same flush: the next request's flush tries it.
-    for (let round = 0; round < FLUSH_ROUNDS && buffer.length > 0; round++) {
+    // Events that arrive while a batch is in flight go in the next round, a second later (one call a second
+    // at most), until the buffer is empty or the window has passed (then the next request takes over). A
+    // store that failed is not called again in the same flush: the next request's flush tries it.
+    const until = Date.now() + FLUSH_WINDOW_MS
+    do {
+      yield* Effect.sleep(FLUSH_DELAY)
       const batch = buffer
       buffer = []
-      if (!(yield* send(batch))) break
-    }
+      if (batch.length > 0 && !(yield* send(batch))) break
+    } while (buffer.length > 0 && Date.now() < until)
     if (dropped > 0) {
       yield* Effect.logWarning("usage events dropped: the buffer was full", { events: dropped })
       dropped = 0

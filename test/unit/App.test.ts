@@ -178,6 +178,26 @@ describe("the workers-ai upstream, through the whole gateway with a fake AI bind
   })
 })
 
+describe("request bodies", () => {
+  it("a chunked body whose stream fails while it is read is a 400 invalid_body with a request id, not an escaped failure", async () => {
+    const broken = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        controller.enqueue(new TextEncoder().encode('{"prompt":"a fo'))
+        controller.error(new Error("client went away"))
+      }
+    })
+    const response = await gateway({ API_KEYS: "k" })("/v1/images/generations", {
+      method: "POST",
+      headers: { authorization: "Bearer k", "content-type": "application/json" },
+      body: broken,
+      duplex: "half"
+    } as RequestInit)
+    expect(response.status).toBe(400)
+    expect(response.headers.get("x-request-id")).toMatch(/^req_/)
+    expect((await errorOf(response)).code).toBe("invalid_body")
+  })
+})
+
 describe("lookups keyed by client input", () => {
   // `model: "constructor"` once read an inherited property of the alias table and answered 500.
   it("treat inherited property names as unknown models: 404 model_not_found, never a 500", async () => {

@@ -1,0 +1,99 @@
+import { Effect } from "effect"
+import { HttpServerRequest, type HttpServerResponse } from "effect/http"
+import { errorResponse } from "./Responses.ts"
+
+/**
+ * What no endpoint accepts is refused before any handler reads the body: a type that is not JSON (415), a
+ * body over `MAX_BODY_BYTES` with or without Content-Length (413), a body that breaks off while it is read
+ * (400). Effect's own body limit applies when a handler reads the body; this answers before, in OpenAI's shape.
+ */
+
+const isJsonContentType = (value: string | undefined) =>
+  value === undefined || /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(value.trim())
+
+/** `application/json` itself (HttpApi decodes only that); a `+json` type is JSON too, and is passed on as it. */
+const isPlainJson = (value: string | undefined) => value === undefined || /^application\/json\s*(?:;|$)/i.test(value.trim())
+
+const readBounded = async (body: ReadableStream<Uint8Array>, limit: number): Promise<Uint8Array | undefined> => {
+  const reader = body.getReader()
+  const chunks: Array<Uint8Array> = []
+  let size = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    size += value.byteLength
+    if (size > limit) {
+      await reader.cancel()
+      return undefined
+    }
+    chunks.push(value)
+  }
+  const joined = new Uint8Array(size)
+  let offset = 0
+  for (const chunk of chunks) {
+    joined.set(chunk, offset)
+    offset += chunk.byteLength
+  }
+  return joined
+}
+
+/** What the check decided: an answer of its own, or the request to hand on (a buffered or retyped copy). */
+export type Checked =
+  | { readonly response: HttpServerResponse.HttpServerResponse }
+  | { readonly request: HttpServerRequest.HttpServerRequest }
+
+/**
+ * The body check for `MAX_BODY_BYTES`. A plain function: only a body without Content-Length (chunked)
+ * needs an effect, to read it within the limit. `undefined`: hand the request on as it is.
+ */
+export const makeBodyCheck = (maxBodyBytes: number) => {
+  const tooLarge = () =>
+    errorResponse(
+      413,
+      "invalid_request_error",
+      `The request body is larger than this gateway accepts (${maxBodyBytes} bytes).`,
+      "request_too_large"
+    )
+  const brokenOff: Checked = {
+    response: errorResponse(400, "invalid_request_error", "The request body could not be read to its end.", "invalid_body")
+  }
+
+  return (request: HttpServerRequest.HttpServerRequest): Checked | Effect.Effect<Checked> | undefined => {
+    if (request.method !== "POST" && request.method !== "PUT" && request.method !== "PATCH") return undefined
+    const contentType = request.headers["content-type"]
+    if (!isJsonContentType(contentType)) {
+      return {
+        response: errorResponse(
+          415,
+          "invalid_request_error",
+          `Unsupported Content-Type '${contentType}'. Send the request body as JSON with 'Content-Type: application/json'.`,
+          "unsupported_media_type"
+        )
+      }
+    }
+    const length = request.headers["content-length"]
+    const source = request.source as Request
+    // `application/vnd.api+json` and the like: the same JSON, handed on as `application/json`.
+    const asJson = isPlainJson(contentType) ? undefined : new Headers(source.headers)
+    asJson?.set("content-type", "application/json")
+    if (length !== undefined && Number(length) > maxBodyBytes) return { response: tooLarge() }
+    if (length !== undefined || source.body === null) {
+      return asJson === undefined ? undefined : { request: HttpServerRequest.fromWeb(new Request(source, { headers: asJson })) }
+    }
+    // No Content-Length (chunked): read at most the limit, then hand the handlers a buffered copy.
+    return Effect.tryPromise(() => readBounded(source.body as ReadableStream<Uint8Array>, maxBodyBytes)).pipe(
+      Effect.map(
+        (body): Checked =>
+          body === undefined
+            ? { response: tooLarge() }
+            : {
+                request: HttpServerRequest.fromWeb(
+                  new Request(source, { body, ...(asJson === undefined ? {} : { headers: asJson }) })
+                )
+              }
+      ),
+      // A body that breaks off while it is read: the client's request is incomplete, and says so.
+      Effect.catch(() => Effect.succeed(brokenOff))
+    )
+  }
+}

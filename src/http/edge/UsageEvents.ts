@@ -1,0 +1,81 @@
+import type { HttpServerRequest, HttpServerResponse } from "effect/http"
+import type { UpstreamError } from "../../domain/Errors.ts"
+import type { UsageEndpoint, UsageEvent } from "../../domain/Usage.ts"
+import type { UsageNotes } from "../../services/RequestUsage.ts"
+import { upstreamOutcome } from "../ErrorMapping.ts"
+
+/** Recorded, never sent: nginx's 499 for a client that closed the connection before the answer was complete. */
+export const CLIENT_CLOSED = { status: 499, code: "client_closed_request" }
+
+/** The status and error code recorded for a request whose upstream failure was reported in-band. */
+const recordedOutcome = (failure: UpstreamError) => {
+  const { status, body } = upstreamOutcome(failure)
+  return { status, code: body.error.code }
+}
+
+const decoder = new TextDecoder()
+
+/** The `code` (else `type`) of an OpenAI error body; error bodies are small JSON, so reading one is cheap. */
+const errorCodeOf = (response: HttpServerResponse.HttpServerResponse): string => {
+  const fallback = `http_${response.status}`
+  const body = response.body
+  const text =
+    body._tag === "Uint8Array"
+      ? decoder.decode(body.body)
+      : body._tag === "Raw" && typeof body.body === "string"
+        ? body.body
+        : undefined
+  if (text === undefined) return fallback
+  try {
+    const parsed = JSON.parse(text) as { error?: { code?: unknown; type?: unknown } }
+    const code = parsed.error?.code ?? parsed.error?.type
+    return typeof code === "string" ? code : fallback
+  } catch {
+    return fallback
+  }
+}
+
+export interface Recorded {
+  readonly request: HttpServerRequest.HttpServerRequest
+  readonly path: string
+  readonly endpoint: UsageEndpoint
+  readonly requestId: string
+  readonly started: number
+}
+
+/** A request's usage event, built when it is complete: at once, or when a streamed body ends. */
+export const usageEvent = (
+  recorded: Recorded,
+  response: HttpServerResponse.HttpServerResponse,
+  notes: UsageNotes,
+  logPrompts: boolean
+): UsageEvent => {
+  // A stream (or a probe) answers 200 before or regardless of its images; when all failed, record the error it reported.
+  const failedInBand = response.status < 400 && notes.images === 0 && notes.failure !== undefined
+  const outcome = notes.clientClosed
+    ? CLIENT_CLOSED
+    : failedInBand && notes.failure !== undefined
+      ? recordedOutcome(notes.failure)
+      : undefined
+  const status = outcome?.status ?? response.status
+  const error = outcome?.code ?? (status >= 400 ? errorCodeOf(response) : null)
+  return {
+    ts: recorded.started,
+    requestId: recorded.requestId,
+    method: recorded.request.method,
+    path: recorded.path,
+    // A request without a valid key is counted apart from the endpoint it aimed at.
+    endpoint: status === 401 ? "unauthorized" : recorded.endpoint,
+    model: notes.model,
+    upstream: notes.upstream,
+    status,
+    latencyMs: Date.now() - recorded.started,
+    attempts: notes.attempts,
+    images: notes.images,
+    failedImages: notes.failedImages,
+    error,
+    stream: notes.stream,
+    prompt: logPrompts ? notes.prompt : null,
+    failovers: notes.failovers
+  }
+}
