@@ -1,3 +1,5 @@
+import { Buffer } from "node:buffer"
+
 /** Image formats the gateway can detect from the first bytes of an image. */
 export type ImageFormat = "png" | "jpeg" | "webp"
 
@@ -50,4 +52,22 @@ export interface GeneratedImage {
   readonly upstream?: string | undefined
   /** How many fallback steps it took: 0 when the requested model made it. */
   readonly failovers?: number | undefined
+}
+
+/**
+ * Whether the bytes are base64 text and nothing else (the alphabet, then `=` padding). Checked natively: a
+ * decode skips whatever is not base64 (a newline, a quote, a backslash, a parenthesis), so a result shorter
+ * than the text's length promises means something else is in it. About half a millisecond for a 1 MiB
+ * image in V8, so it runs where the bytes are written into text a client reads further (SSE lines, chat
+ * markdown), not on the plain `b64_json` answer, where they stay inside a JSON string (see the README).
+ */
+export const isBase64Text = (bytes: Uint8Array): boolean => {
+  const length = bytes.byteLength
+  if (length === 0) return false
+  const padding = bytes[length - 1] === 0x3d ? (bytes[length - 2] === 0x3d ? 2 : 1) : 0
+  // No base64 text is one past a multiple of four long; with that excluded, one skipped byte or more
+  // always makes the decoded length fall short of the length the text promises.
+  if ((length - padding) % 4 === 1) return false
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, length).toString("latin1")
+  return Buffer.from(text, "base64").byteLength === Math.floor(((length - padding) * 3) / 4)
 }

@@ -58,16 +58,41 @@ const openAi = <S extends Schema.Top & { readonly Type: Fields }>(
 
 const noRetry = () => ({ "x-should-retry": "false" })
 
+/** The OpenAI `type` of each error class: one place, for the wire encoding and for the usage record. */
+export const WIRE_TYPES = {
+  BadRequest: "invalid_request_error",
+  Unauthorized: "invalid_request_error",
+  NotFound: "invalid_request_error",
+  RateLimited: "rate_limit_error",
+  UpstreamFailed: "upstream_error",
+  UpstreamTimedOut: "upstream_error",
+  UpstreamUnavailableNow: "upstream_error",
+  ServerMisconfigured: "server_error",
+  StatsUnavailable: "server_error"
+} as const
+
+/**
+ * What the usage record keeps of an error a handler or middleware failed with: its `code`, else its
+ * `type`; `undefined` for anything that is not one of the API's error classes.
+ */
+export const recordedErrorOf = (error: unknown): string | undefined => {
+  if (typeof error !== "object" || error === null || !("_tag" in error)) return undefined
+  const tag = String(error._tag)
+  if (!Object.hasOwn(WIRE_TYPES, tag)) return undefined
+  const code = "code" in error && typeof error.code === "string" ? error.code : null
+  return code ?? WIRE_TYPES[tag as keyof typeof WIRE_TYPES]
+}
+
 export class BadRequest extends Schema.TaggedError<BadRequest>()("BadRequest", Fields) {}
-export const BadRequestWire = BadRequest.pipe(openAi<typeof BadRequest>(400, "invalid_request_error", (f) => new BadRequest(f)))
+export const BadRequestWire = BadRequest.pipe(openAi<typeof BadRequest>(400, WIRE_TYPES.BadRequest, (f) => new BadRequest(f)))
 
 export class Unauthorized extends Schema.TaggedError<Unauthorized>()("Unauthorized", Fields) {}
 export const UnauthorizedWire = Unauthorized.pipe(
-  openAi<typeof Unauthorized>(401, "invalid_request_error", (f) => new Unauthorized(f))
+  openAi<typeof Unauthorized>(401, WIRE_TYPES.Unauthorized, (f) => new Unauthorized(f))
 )
 
 export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", Fields) {}
-export const NotFoundWire = NotFound.pipe(openAi<typeof NotFound>(404, "invalid_request_error", (f) => new NotFound(f)))
+export const NotFoundWire = NotFound.pipe(openAi<typeof NotFound>(404, WIRE_TYPES.NotFound, (f) => new NotFound(f)))
 
 /** `retried`: the gateway already retried the upstream, so SDKs are told not to multiply its attempts. */
 export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited", {
@@ -78,7 +103,7 @@ export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited"
 export const RateLimitedWire = RateLimited.pipe(
   openAi<typeof RateLimited>(
     429,
-    "rate_limit_error",
+    WIRE_TYPES.RateLimited,
     (f) => new RateLimited({ ...f, retryAfterSeconds: Number(f.retryAfter ?? 1), retried: false }),
     (error) => ({
       "retry-after": String(error.retryAfterSeconds),
@@ -89,12 +114,12 @@ export const RateLimitedWire = RateLimited.pipe(
 
 export class UpstreamFailed extends Schema.TaggedError<UpstreamFailed>()("UpstreamFailed", Fields) {}
 export const UpstreamFailedWire = UpstreamFailed.pipe(
-  openAi<typeof UpstreamFailed>(502, "upstream_error", (f) => new UpstreamFailed(f), noRetry)
+  openAi<typeof UpstreamFailed>(502, WIRE_TYPES.UpstreamFailed, (f) => new UpstreamFailed(f), noRetry)
 )
 
 export class UpstreamTimedOut extends Schema.TaggedError<UpstreamTimedOut>()("UpstreamTimedOut", Fields) {}
 export const UpstreamTimedOutWire = UpstreamTimedOut.pipe(
-  openAi<typeof UpstreamTimedOut>(504, "upstream_error", (f) => new UpstreamTimedOut(f), noRetry)
+  openAi<typeof UpstreamTimedOut>(504, WIRE_TYPES.UpstreamTimedOut, (f) => new UpstreamTimedOut(f), noRetry)
 )
 
 /** Every upstream that could serve the request has its circuit open: fail fast, and say when to try again. */
@@ -105,7 +130,7 @@ export class UpstreamUnavailableNow extends Schema.TaggedError<UpstreamUnavailab
 export const UpstreamUnavailableNowWire = UpstreamUnavailableNow.pipe(
   openAi<typeof UpstreamUnavailableNow>(
     503,
-    "upstream_error",
+    WIRE_TYPES.UpstreamUnavailableNow,
     (f) => new UpstreamUnavailableNow({ ...f, retryAfterSeconds: Number(f.retryAfter ?? 1) }),
     (error) => ({ "retry-after": String(error.retryAfterSeconds) })
   )
@@ -114,11 +139,11 @@ export const UpstreamUnavailableNowWire = UpstreamUnavailableNow.pipe(
 /** The deployment is wrong (bad config, no API_KEYS): only the operator can fix it, so clients must not retry. */
 export class ServerMisconfigured extends Schema.TaggedError<ServerMisconfigured>()("ServerMisconfigured", Fields) {}
 export const ServerMisconfiguredWire = ServerMisconfigured.pipe(
-  openAi<typeof ServerMisconfigured>(500, "server_error", (f) => new ServerMisconfigured(f), noRetry)
+  openAi<typeof ServerMisconfigured>(500, WIRE_TYPES.ServerMisconfigured, (f) => new ServerMisconfigured(f), noRetry)
 )
 
 /** The usage statistics store is off or did not answer; generation is unaffected. */
 export class StatsUnavailable extends Schema.TaggedError<StatsUnavailable>()("StatsUnavailable", Fields) {}
 export const StatsUnavailableWire = StatsUnavailable.pipe(
-  openAi<typeof StatsUnavailable>(503, "server_error", (f) => new StatsUnavailable(f), noRetry)
+  openAi<typeof StatsUnavailable>(503, WIRE_TYPES.StatsUnavailable, (f) => new StatsUnavailable(f), noRetry)
 )

@@ -2,10 +2,16 @@ import { timingSafeEqual } from "node:crypto"
 import { Effect, Layer, Redacted } from "effect"
 import { HttpServerRequest } from "effect/http"
 import { DEVELOPMENT_API_KEY, GatewayConfig } from "../services/GatewayConfig.ts"
-import { ServerMisconfigured, Unauthorized } from "./ApiErrors.ts"
+import { noteUsage } from "../services/RequestUsage.ts"
+import { recordedErrorOf, ServerMisconfigured, Unauthorized } from "./ApiErrors.ts"
 import { Authorization } from "./Middleware.ts"
 
 const encoder = new TextEncoder()
+
+const noteError = (error: unknown) =>
+  noteUsage((notes) => {
+    notes.error = recordedErrorOf(error) ?? notes.error
+  })
 
 /**
  * Checks every configured key with `timingSafeEqual`, so the time taken says
@@ -87,19 +93,20 @@ export const AuthorizationLive = Layer.effect(
     const { apiKeys, developmentKey } = yield* GatewayConfig
     const keyMatches = keyMatcher(apiKeys)
     const matchesDevelopmentKey = keyMatcher([Redacted.make(DEVELOPMENT_API_KEY)])
+    const check = Effect.fnUntraced(function* (credential: Redacted.Redacted<string>) {
+      if (apiKeys.length === 0 && !developmentKey) return yield* noKeysConfigured
+      const presented = Redacted.value(credential).trim()
+      if (presented === "") return yield* missingKey
+      if (developmentKey) {
+        if (!matchesDevelopmentKey(presented)) return yield* developmentKeyOnly
+        if (!isLoopbackHost(hostOf(yield* HttpServerRequest.HttpServerRequest))) return yield* developmentKeyRemote
+        return
+      }
+      if (!keyMatches(presented)) return yield* wrongKey
+    })
     return Authorization.of({
-      bearer: Effect.fnUntraced(function* (httpEffect, { credential }) {
-        if (apiKeys.length === 0 && !developmentKey) return yield* noKeysConfigured
-        const presented = Redacted.value(credential).trim()
-        if (presented === "") return yield* missingKey
-        if (developmentKey) {
-          if (!matchesDevelopmentKey(presented)) return yield* developmentKeyOnly
-          if (!isLoopbackHost(hostOf(yield* HttpServerRequest.HttpServerRequest))) return yield* developmentKeyRemote
-          return yield* httpEffect
-        }
-        if (!keyMatches(presented)) return yield* wrongKey
-        return yield* httpEffect
-      })
+      // A refused key is noted for the usage record here; the handlers note their own errors (`failWith`).
+      bearer: (httpEffect, { credential }) => check(credential).pipe(Effect.tapError(noteError), Effect.andThen(httpEffect))
     })
   })
 )

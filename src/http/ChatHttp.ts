@@ -8,7 +8,7 @@ import { GatewayConfig } from "../services/GatewayConfig.ts"
 import { type GenerationResult, ImageGenerator } from "../services/ImageGenerator.ts"
 import { ImageStore } from "../services/ImageStore.ts"
 import { Api } from "./Api.ts"
-import { invalidRequest, modelNotFound, upstreamError } from "./ErrorMapping.ts"
+import { failWith, invalidRequest, modelNotFound, upstreamError } from "./ErrorMapping.ts"
 import { chatCompletionId, chatFrames, eventStreamResponse, markdownImage, progressLine } from "./EventStream.ts"
 import { imageHostFor } from "./HostedUrls.ts"
 
@@ -84,7 +84,7 @@ export const ChatHttp = HttpApiBuilder.group(
             config.keepAliveMs
           )
         }
-        const result = yield* generator.generate(request)
+        const result = yield* generator.generate(request, { asText: true })
         const hosted = host === undefined ? [] : yield* Effect.forEach(result.images, host, { concurrency: "unbounded" })
         return HttpServerResponse.raw(completionBody(id, payload.model ?? result.model.id, result, hosted), {
           contentType: "application/json",
@@ -92,9 +92,9 @@ export const ChatHttp = HttpApiBuilder.group(
         })
       }).pipe(
         Effect.catchTags({
-          InvalidRequest: (error) => Effect.fail(invalidRequest(error)),
-          ModelNotFound: (error) => Effect.fail(modelNotFound(error)),
-          UpstreamError: (error) => Effect.fail(upstreamError(error))
+          InvalidRequest: (error) => failWith(invalidRequest(error)),
+          ModelNotFound: (error) => failWith(modelNotFound(error)),
+          UpstreamError: (error) => failWith(upstreamError(error))
         })
       )
     )

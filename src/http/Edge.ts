@@ -50,6 +50,7 @@ export const EdgeMiddleware = HttpRouter.middleware(
           const checked = Effect.isEffect(prechecked) ? yield* prechecked : prechecked
           if (checked !== undefined && "response" in checked) {
             response = checked.response
+            notes.error = checked.error
           } else {
             const request = checked?.request ?? original
             const handler =
@@ -58,7 +59,12 @@ export const EdgeMiddleware = HttpRouter.middleware(
               Effect.provideService(RequestUsage, notes),
               Effect.catchCause((cause) =>
                 // A client that went away: let the runtime end the request as it does.
-                Cause.hasInterruptsOnly(cause) ? Effect.failCause(cause as Cause.Cause<never>) : answerFailure(request, cause)
+                Cause.hasInterruptsOnly(cause)
+                  ? Effect.failCause(cause as Cause.Cause<never>)
+                  : Effect.map(answerFailure(request, cause), (answer) => {
+                      notes.error = answer.error
+                      return answer.response
+                    })
               ),
               Effect.onInterrupt(() => {
                 if (recorded === undefined) return Effect.void

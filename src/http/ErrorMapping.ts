@@ -1,16 +1,29 @@
+import { Effect } from "effect"
 import type { InvalidRequest, ModelNotFound, UpstreamError } from "../domain/Errors.ts"
+import { noteUsage } from "../services/RequestUsage.ts"
 import {
   BadRequest,
   type ErrorBody,
   errorBody,
   NotFound,
   RateLimited,
+  recordedErrorOf,
   UpstreamFailed,
   UpstreamTimedOut,
-  UpstreamUnavailableNow
+  UpstreamUnavailableNow,
+  WIRE_TYPES
 } from "./ApiErrors.ts"
 
 /** Domain errors to their HTTP form. The only place that decides which status an upstream failure becomes. */
+
+/**
+ * Fails a handler with an API error, noting its code for the usage record first: HttpApi turns a handler's
+ * error into its answer before any middleware sees it, so the handler says what it answered.
+ */
+export const failWith = <E extends { readonly _tag: string; readonly code: string | null }>(error: E): Effect.Effect<never, E> =>
+  noteUsage((notes) => {
+    notes.error = recordedErrorOf(error)
+  }).pipe(Effect.andThen(Effect.fail(error)))
 
 export const invalidRequest = (error: InvalidRequest) =>
   new BadRequest({ message: error.message, param: error.param, code: error.code })
@@ -111,14 +124,6 @@ const STATUS: Record<UpstreamHttpError["_tag"], number> = {
   UpstreamUnavailableNow: 503
 }
 
-const TYPE: Record<UpstreamHttpError["_tag"], string> = {
-  BadRequest: "invalid_request_error",
-  RateLimited: "rate_limit_error",
-  UpstreamFailed: "upstream_error",
-  UpstreamTimedOut: "upstream_error",
-  UpstreamUnavailableNow: "upstream_error"
-}
-
 /**
  * The status and OpenAI body a client would have received for an upstream
  * failure, for the places that report it in-band: a stream that has already
@@ -126,5 +131,5 @@ const TYPE: Record<UpstreamHttpError["_tag"], string> = {
  */
 export const upstreamOutcome = (error: UpstreamError): { readonly status: number; readonly body: ErrorBody } => {
   const http = upstreamError(error)
-  return { status: STATUS[http._tag], body: errorBody(TYPE[http._tag], http.message, http.param, http.code) }
+  return { status: STATUS[http._tag], body: errorBody(WIRE_TYPES[http._tag], http.message, http.param, http.code) }
 }

@@ -11,7 +11,7 @@ import { publicBaseUrl, UpstreamRegistry } from "../services/UpstreamRegistry.ts
 import { UsageStats } from "../services/UsageStats.ts"
 import { Api, VERSION } from "./Api.ts"
 import { StatsUnavailable } from "./ApiErrors.ts"
-import { modelNotFound, upstreamOutcome } from "./ErrorMapping.ts"
+import { failWith, modelNotFound, upstreamOutcome } from "./ErrorMapping.ts"
 
 const PROBE_PROMPT = "A small lighthouse on a rocky shore at dusk, soft light"
 
@@ -96,11 +96,13 @@ export const GatewayHttp = HttpApiBuilder.group(
           }
         })
       )
-      .handle("stats", ({ query }) => usage.summary(query.window ?? "24h").pipe(Effect.mapError(statsUnavailable)))
+      .handle("stats", ({ query }) =>
+        usage.summary(query.window ?? "24h").pipe(Effect.catch((error) => failWith(statsUnavailable(error))))
+      )
       .handle("requests", ({ query }) =>
         usage.recent(query.limit ?? 50).pipe(
           Effect.map((data) => ({ data })),
-          Effect.mapError(statsUnavailable)
+          Effect.catch((error) => failWith(statsUnavailable(error)))
         )
       )
       .handle("probe", ({ payload }) =>
@@ -137,7 +139,7 @@ export const GatewayHttp = HttpApiBuilder.group(
             bytes: null,
             error: { status, message: body.error.message, type: body.error.type, code: body.error.code }
           }
-        }).pipe(Effect.catchTag("ModelNotFound", (error) => Effect.fail(modelNotFound(error))))
+        }).pipe(Effect.catchTag("ModelNotFound", (error) => failWith(modelNotFound(error))))
       )
   })
 )

@@ -10,7 +10,7 @@ import { ImageStore } from "../services/ImageStore.ts"
 import { ModelRegistry } from "../services/ModelRegistry.ts"
 import { noteUsage } from "../services/RequestUsage.ts"
 import { Api } from "./Api.ts"
-import { modelNotFound, upstreamError } from "./ErrorMapping.ts"
+import { failWith, modelNotFound, upstreamError } from "./ErrorMapping.ts"
 import { eventStreamResponse, imageFrames } from "./EventStream.ts"
 import { hostedUrl, imageHostFor, publicOrigin } from "./HostedUrls.ts"
 
@@ -101,8 +101,8 @@ export const ImagesHttp = HttpApiBuilder.group(
           })
       ).pipe(
         Effect.catchTags({
-          ModelNotFound: (error) => Effect.fail(modelNotFound(error)),
-          UpstreamError: (error) => Effect.fail(upstreamError(error))
+          ModelNotFound: (error) => failWith(modelNotFound(error)),
+          UpstreamError: (error) => failWith(upstreamError(error))
         })
       )
     )

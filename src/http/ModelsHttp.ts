@@ -3,7 +3,7 @@ import { HttpApiBuilder } from "effect/http-api"
 import type { ModelEntry } from "../domain/Model.ts"
 import { ModelRegistry } from "../services/ModelRegistry.ts"
 import { Api } from "./Api.ts"
-import { modelNotFound } from "./ErrorMapping.ts"
+import { failWith, modelNotFound } from "./ErrorMapping.ts"
 
 export const toModelObject = (entry: ModelEntry) => ({
   id: entry.id as string,
@@ -21,7 +21,7 @@ export const ModelsHttp = HttpApiBuilder.group(
     const retrieve = (id: string) =>
       registry.resolve(id).pipe(
         Effect.map(toModelObject),
-        Effect.catchTag("ModelNotFound", (error) => Effect.fail(modelNotFound(error)))
+        Effect.catchTag("ModelNotFound", (error) => failWith(modelNotFound(error)))
       )
     return handlers
       .handle("list", () => Effect.succeed(list))

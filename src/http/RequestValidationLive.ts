@@ -1,7 +1,8 @@
 import { Effect, SchemaIssue } from "effect"
 import { HttpApiMiddleware } from "effect/http-api"
 import type { HttpApiSchemaError } from "effect/http-api/HttpApiError"
-import { BadRequest } from "./ApiErrors.ts"
+import { noteUsage } from "../services/RequestUsage.ts"
+import { BadRequest, recordedErrorOf } from "./ApiErrors.ts"
 import { RequestValidation } from "./Middleware.ts"
 
 const format = SchemaIssue.makeFormatterStandardSchemaV1()
@@ -34,6 +35,11 @@ export const toBadRequest = (error: HttpApiSchemaError): BadRequest => {
 const requestKinds = new Set(["Params", "Headers", "Query", "Payload"])
 
 /** Only request decoding is the caller's fault; a response that fails to encode stays a 500. */
-export const RequestValidationLive = HttpApiMiddleware.layerSchemaErrorTransform(RequestValidation, (error) =>
-  requestKinds.has(error.kind) ? Effect.fail(toBadRequest(error)) : Effect.fail(error)
-)
+export const RequestValidationLive = HttpApiMiddleware.layerSchemaErrorTransform(RequestValidation, (error) => {
+  if (!requestKinds.has(error.kind)) return Effect.fail(error)
+  const bad = toBadRequest(error)
+  // Noted for the usage record here too, in case this runs outside the authorization middleware.
+  return noteUsage((notes) => {
+    notes.error = recordedErrorOf(bad)
+  }).pipe(Effect.andThen(Effect.fail(bad)))
+})

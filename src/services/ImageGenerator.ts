@@ -1,6 +1,6 @@
 import { Array as Arr, Cause, Clock, Context, Effect, Exit, Layer, Option, Result, Stream } from "effect"
-import type { ModelNotFound, UpstreamError } from "../domain/Errors.ts"
-import type { GeneratedImage } from "../domain/ImageFormat.ts"
+import { type ModelNotFound, UpstreamError, UpstreamMalformed } from "../domain/Errors.ts"
+import { type GeneratedImage, isBase64Text } from "../domain/ImageFormat.ts"
 import type { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
 import { parseSize } from "../domain/ImageSize.ts"
 import type { ModelEntry } from "../domain/Model.ts"
@@ -20,6 +20,26 @@ const noteModel = (request: ImageGenerationRequest, model: ModelEntry | undefine
 
 /** One upstream call's outcome: the images it made, or its failure and how many images that cost. */
 type CallResult = Result.Result<ReadonlyArray<GeneratedImage>, UpstreamError>
+
+/**
+ * For images that will be written into text a client reads further (SSE lines, chat markdown): an image
+ * whose bytes are not plain base64 is dropped, as a failed image. A newline there would end an SSE line,
+ * a parenthesis the markdown link, so what an upstream sends can never become part of the frame around it.
+ */
+const onlyPlainBase64 = (result: CallResult): CallResult => {
+  if (Result.isFailure(result) || result.success.every((image) => isBase64Text(image.base64))) return result
+  const clean = result.success.filter((image) => isBase64Text(image.base64))
+  const first = result.success[0]
+  if (clean.length > 0) return Result.succeed(clean)
+  return Result.fail(
+    new UpstreamError({
+      reason: new UpstreamMalformed({ detail: "the upstream's image is not plain base64" }),
+      attempts: first?.attempts ?? 1,
+      upstream: first?.upstream ?? "unknown",
+      failovers: first?.failovers ?? 0
+    })
+  )
+}
 
 /** Notes one call: the instance that served the request's first image (or last failed it), attempts, failovers. */
 const noteCall = (notes: UsageNotes, result: CallResult, images: number) => {
@@ -79,7 +99,11 @@ const jobOf = (request: ImageGenerationRequest, n: number): UpstreamJob => ({
 export class ImageGenerator extends Context.Service<
   ImageGenerator,
   {
-    generate(request: ImageGenerationRequest): Effect.Effect<GenerationResult, ModelNotFound | UpstreamError>
+    /** `asText`: the images will be written into text (chat markdown); only plain base64 passes. */
+    generate(
+      request: ImageGenerationRequest,
+      options?: { readonly asText?: boolean }
+    ): Effect.Effect<GenerationResult, ModelNotFound | UpstreamError>
     /** Resolves the model first (an unknown one fails before any byte is sent), then streams images as they finish. */
     stream(request: ImageGenerationRequest): Effect.Effect<ImageStream, ModelNotFound>
   }
@@ -101,19 +125,20 @@ export class ImageGenerator extends Context.Service<
         )
 
       // Untraced, like every per-request function: see `TracingOff` in App.ts.
-      const generate = Effect.fnUntraced(function* (request: ImageGenerationRequest) {
+      const generate = Effect.fnUntraced(function* (request: ImageGenerationRequest, options?: { readonly asText?: boolean }) {
         const model = yield* resolve(request)
         const n = request.n ?? 1
         yield* Effect.logDebug("generating", { prompt: request.prompt })
         const started = yield* Clock.currentTimeMillis
         const sizes = splitImages(n, router.imagesPerCall(model))
         // One call (the common case) needs no child fibers to run or to interrupt afterwards.
-        const results =
+        const called =
           sizes.length === 1
             ? [yield* call(model, request, n)]
             : yield* Effect.forEach(sizes, (images) => call(model, request, images), {
                 concurrency: config.maxConcurrentUpstream
               })
+        const results = options?.asText === true ? called.map(onlyPlainBase64) : called
         yield* noteUsage((notes) => {
           for (const [i, result] of results.entries()) noteCall(notes, result, sizes[i]!)
         })
@@ -141,10 +166,13 @@ export class ImageGenerator extends Context.Service<
         const notes = yield* Effect.serviceOption(RequestUsage)
         const settle = Option.match(notes, { onNone: () => () => {}, onSome: noteStream })
         const results = Stream.fromIterable(splitImages(request.n ?? 1, router.imagesPerCall(model))).pipe(
-          Stream.mapEffect((images) => Effect.map(call(model, request, images), (result) => ({ result, images })), {
-            concurrency: config.maxConcurrentUpstream,
-            unordered: true
-          }),
+          Stream.mapEffect(
+            (images) => Effect.map(call(model, request, images), (result) => ({ result: onlyPlainBase64(result), images })),
+            {
+              concurrency: config.maxConcurrentUpstream,
+              unordered: true
+            }
+          ),
           Stream.tap(({ result, images }) =>
             Effect.sync(() => Option.map(notes, (current) => noteCall(current, result, images)))
           ),

@@ -23,6 +23,8 @@ export interface UsageNotes {
   settled: Promise<void> | undefined
   /** The client went away before the answer was complete. */
   clientClosed: boolean
+  /** The `code` (else `type`) of the error the answer carried, noted where that error was made. */
+  error: string | undefined
 }
 
 export class RequestUsage extends Context.Service<RequestUsage, UsageNotes>()("ai-image-gateway/services/RequestUsage") {
@@ -37,7 +39,8 @@ export class RequestUsage extends Context.Service<RequestUsage, UsageNotes>()("a
     stream: false,
     failure: undefined,
     settled: undefined,
-    clientClosed: false
+    clientClosed: false,
+    error: undefined
   })
 }
 

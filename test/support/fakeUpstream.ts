@@ -7,7 +7,8 @@
  * - `id`: groups calls so a test can count them (`GET /__calls?id=t1`).
  * - `faults`: consumed one per call, then `ok` forever. Items: `ok`, a status
  *   (`400`, `500`, `503`...), `429:<seconds>` (429 with Retry-After), `hang`
- *   (never answers), `html` (200 with an HTML page), `noimage` (200 JSON, no image),
+ *   (never answers), `html` (200 with an HTML page), `noimage` (200 JSON, no image), `dirty` (an image whose
+ *   base64 hides markdown and a raw newline past its first 200 characters),
  *   `html502` (502 with an HTML page).
  * - `format`: png (default), jpeg, webp. `delay`: ms before answering. `bytes`: image size.
  *
@@ -155,6 +156,14 @@ export const startFakeUpstream = (options: FakeUpstreamOptions = {}): Promise<Fa
       return response.end(HTML)
     }
     if (fault === "noimage") return sendJson(response, 200, { provider })
+    if (fault === "dirty") {
+      // A valid image's base64 with markdown and a raw newline past the first bytes: what a hostile upstream could send.
+      const clean = imageBase64(steer.format ?? "png", Number(steer.bytes ?? options.imageBytes ?? 64))
+      response.writeHead(200, { "content-type": "application/json" })
+      return response.end(
+        `{"provider":"${provider}","image":"${clean.slice(0, 200)})![x](https://evil.example/x.png)\ndata: injected${clean.slice(200)}"}`
+      )
+    }
     if (fault.startsWith("429")) {
       const seconds = fault.split(":")[1] ?? "1"
       return sendJson(response, 429, { error: "Too many requests" }, { "retry-after": seconds })

@@ -1,7 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import { HttpApiError } from "effect/http-api"
-import { detectBase64ImageFormat, detectImageFormat } from "../../src/domain/ImageFormat.ts"
+import fc from "fast-check"
+import { detectBase64ImageFormat, detectImageFormat, isBase64Text } from "../../src/domain/ImageFormat.ts"
 import { ImageGenerationRequest } from "../../src/domain/ImageGeneration.ts"
 import { nearestAspectRatio, parseSize } from "../../src/domain/ImageSize.ts"
 import { toBadRequest } from "../../src/http/RequestValidationLive.ts"
@@ -120,4 +121,44 @@ describe("ImageGenerationRequest", () => {
       assert.strictEqual(request.prompt.length, 32000)
     })
   )
+})
+
+describe("isBase64Text", () => {
+  const bytes = (text: string) => new TextEncoder().encode(text)
+  const clean = btoa(String.fromCharCode(...Array.from({ length: 3000 }, (_, i) => (i * 31 + 7) & 0xff)))
+  it("accepts base64, padded or not", () => {
+    assert.isTrue(isBase64Text(bytes(clean)))
+    assert.isTrue(isBase64Text(bytes("iVBORw0KGgo=")))
+    assert.isTrue(isBase64Text(bytes("iVBORw0KGgo")))
+    assert.isTrue(isBase64Text(bytes("YQ==")))
+  })
+  it("refuses anything else anywhere in it: newlines, quotes, escapes, markdown, padding in the middle", () => {
+    for (const dirty of ["\n", "\r", '"', "\\", ")", "](x)", " ", "=", "%", "\u0000", "é"]) {
+      const text = `${clean.slice(0, 2000)}${dirty}${clean.slice(2000)}`
+      assert.isFalse(isBase64Text(bytes(text)), JSON.stringify(dirty))
+    }
+    assert.isFalse(isBase64Text(bytes("")))
+  })
+  it("holds for any image bytes and any foreign byte at any place (property)", () => {
+    const alphabet = new Set(
+      Array.from("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_", (c) => c.charCodeAt(0))
+    )
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 1, maxLength: 400 }),
+        fc.nat(),
+        fc.integer({ min: 0, max: 255 }).filter((byte) => !alphabet.has(byte)),
+        (data, at, foreign) => {
+          const text = bytes(btoa(String.fromCharCode(...data)))
+          const dirty = new Uint8Array(text.length + 1)
+          const cut = at % (text.length + 1)
+          dirty.set(text.subarray(0, cut))
+          dirty[cut] = foreign
+          dirty.set(text.subarray(cut), cut + 1)
+          return isBase64Text(text) && !isBase64Text(dirty)
+        }
+      ),
+      { numRuns: 2000, seed: 7 }
+    )
+  })
 })

@@ -3,7 +3,7 @@ import { createOpenAICompatible } from "@ai-sdk/openai-compatible"
 import { streamText } from "ai"
 import OpenAI from "openai"
 import { describe, expect, it } from "vitest"
-import { call, errorOf, KEY, steered, upstreamCalls } from "./helpers.ts"
+import { call, errorOf, generate, KEY, steered, upstreamCalls } from "./helpers.ts"
 
 /** Real clients inside workerd, their requests answered by the Worker under test. */
 const workerFetch = (input: RequestInfo | URL, init?: RequestInit) => exports.default.fetch(new Request(input, init))
@@ -116,6 +116,23 @@ describe("POST /v1/chat/completions", () => {
         }
       })()
     ).rejects.toBeInstanceOf(OpenAI.APIError)
+  })
+
+  // Before: only the first 160 characters were looked at, so a newline or a parenthesis deeper in an
+  // upstream's base64 ended the SSE line or the markdown link, and the rest was the upstream's to write.
+  it("an upstream image that is not plain base64 never reaches chat markdown or a stream's lines", async () => {
+    const model = "replicate/flux-schnell"
+    const plain = await chat({ model, messages: user(steered("faults=dirty").prompt) })
+    expect(plain.status).toBe(502)
+    expect(await plain.text()).not.toContain("evil")
+    const streamed = await chat({ model, messages: user(steered("faults=dirty").prompt), stream: true })
+    const chunks = await streamed.text()
+    expect(chunks).not.toContain("evil")
+    expect(chunks).not.toContain("data: injected")
+    expect(chunks).toContain("not plain base64")
+    const events = await (await generate({ model, prompt: steered("faults=dirty").prompt, stream: true })).text()
+    expect(events).not.toContain("data: injected")
+    expect(events).toContain("event: error")
   })
 
   it("a client that disconnects cancels the upstream calls", async () => {

@@ -1,6 +1,6 @@
 import { Effect } from "effect"
-import { HttpServerRequest, type HttpServerResponse } from "effect/http"
-import { errorResponse } from "./Responses.ts"
+import { HttpServerRequest } from "effect/http"
+import { type EdgeAnswer, errorResponse } from "./Responses.ts"
 
 /**
  * What no endpoint accepts is refused before any handler reads the body: a type that is not JSON (415), a
@@ -38,9 +38,7 @@ const readBounded = async (body: ReadableStream<Uint8Array>, limit: number): Pro
 }
 
 /** What the check decided: an answer of its own, or the request to hand on (a buffered or retyped copy). */
-export type Checked =
-  | { readonly response: HttpServerResponse.HttpServerResponse }
-  | { readonly request: HttpServerRequest.HttpServerRequest }
+export type Checked = EdgeAnswer | { readonly request: HttpServerRequest.HttpServerRequest }
 
 /**
  * The body check for `MAX_BODY_BYTES`. A plain function: only a body without Content-Length (chunked)
@@ -54,29 +52,30 @@ export const makeBodyCheck = (maxBodyBytes: number) => {
       `The request body is larger than this gateway accepts (${maxBodyBytes} bytes).`,
       "request_too_large"
     )
-  const brokenOff: Checked = {
-    response: errorResponse(400, "invalid_request_error", "The request body could not be read to its end.", "invalid_body")
-  }
+  const brokenOff: Checked = errorResponse(
+    400,
+    "invalid_request_error",
+    "The request body could not be read to its end.",
+    "invalid_body"
+  )
 
   return (request: HttpServerRequest.HttpServerRequest): Checked | Effect.Effect<Checked> | undefined => {
     if (request.method !== "POST" && request.method !== "PUT" && request.method !== "PATCH") return undefined
     const contentType = request.headers["content-type"]
     if (!isJsonContentType(contentType)) {
-      return {
-        response: errorResponse(
-          415,
-          "invalid_request_error",
-          `Unsupported Content-Type '${contentType}'. Send the request body as JSON with 'Content-Type: application/json'.`,
-          "unsupported_media_type"
-        )
-      }
+      return errorResponse(
+        415,
+        "invalid_request_error",
+        `Unsupported Content-Type '${contentType}'. Send the request body as JSON with 'Content-Type: application/json'.`,
+        "unsupported_media_type"
+      )
     }
     const length = request.headers["content-length"]
     const source = request.source as Request
     // `application/vnd.api+json` and the like: the same JSON, handed on as `application/json`.
     const asJson = isPlainJson(contentType) ? undefined : new Headers(source.headers)
     asJson?.set("content-type", "application/json")
-    if (length !== undefined && Number(length) > maxBodyBytes) return { response: tooLarge() }
+    if (length !== undefined && Number(length) > maxBodyBytes) return tooLarge()
     if (length !== undefined || source.body === null) {
       return asJson === undefined ? undefined : { request: HttpServerRequest.fromWeb(new Request(source, { headers: asJson })) }
     }
@@ -85,7 +84,7 @@ export const makeBodyCheck = (maxBodyBytes: number) => {
       Effect.map(
         (body): Checked =>
           body === undefined
-            ? { response: tooLarge() }
+            ? tooLarge()
             : {
                 request: HttpServerRequest.fromWeb(
                   new Request(source, { body, ...(asJson === undefined ? {} : { headers: asJson }) })

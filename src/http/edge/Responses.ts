@@ -1,6 +1,12 @@
 import { HttpServerResponse } from "effect/http"
 import { type ErrorBody, errorBody } from "../ApiErrors.ts"
 
+/** An answer of the edge's own, with the error code the usage record keeps. */
+export interface EdgeAnswer {
+  readonly response: HttpServerResponse.HttpServerResponse
+  readonly error: string
+}
+
 /** The edge's own answers, in OpenAI's error shape. */
 export const errorResponse = (
   status: number,
@@ -8,7 +14,10 @@ export const errorResponse = (
   message: string,
   code: string,
   headers: Record<string, string> = {}
-) => HttpServerResponse.jsonUnsafe(errorBody(type, message, null, code) satisfies ErrorBody, { status, headers })
+): EdgeAnswer => ({
+  response: HttpServerResponse.jsonUnsafe(errorBody(type, message, null, code) satisfies ErrorBody, { status, headers }),
+  error: code
+})
 
 /** The path of a request URL, which may be absolute or only a path. */
 export const pathOf = (url: string) => {

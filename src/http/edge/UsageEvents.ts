@@ -13,28 +13,6 @@ const recordedOutcome = (failure: UpstreamError) => {
   return { status, code: body.error.code }
 }
 
-const decoder = new TextDecoder()
-
-/** The `code` (else `type`) of an OpenAI error body; error bodies are small JSON, so reading one is cheap. */
-const errorCodeOf = (response: HttpServerResponse.HttpServerResponse): string => {
-  const fallback = `http_${response.status}`
-  const body = response.body
-  const text =
-    body._tag === "Uint8Array"
-      ? decoder.decode(body.body)
-      : body._tag === "Raw" && typeof body.body === "string"
-        ? body.body
-        : undefined
-  if (text === undefined) return fallback
-  try {
-    const parsed = JSON.parse(text) as { error?: { code?: unknown; type?: unknown } }
-    const code = parsed.error?.code ?? parsed.error?.type
-    return typeof code === "string" ? code : fallback
-  } catch {
-    return fallback
-  }
-}
-
 export interface Recorded {
   readonly request: HttpServerRequest.HttpServerRequest
   readonly path: string
@@ -58,7 +36,9 @@ export const usageEvent = (
       ? recordedOutcome(notes.failure)
       : undefined
   const status = outcome?.status ?? response.status
-  const error = outcome?.code ?? (status >= 400 ? errorCodeOf(response) : null)
+  // Noted where the error was made (the middlewares, the handlers' error mapping, the edge); an error answer
+  // that nothing noted (one the framework made itself) is kept by its status.
+  const error = outcome?.code ?? (status >= 400 ? (notes.error ?? `http_${status}`) : null)
   return {
     ts: recorded.started,
     requestId: recorded.requestId,
