@@ -4,7 +4,8 @@
  * `{provider, image}` out) and injects faults on demand.
  *
  * A test steers it from the prompt: `[[id=t1 faults=503,ok format=jpeg delay=50]]`.
- * - `id`: groups calls so a test can count them (`GET /__calls?id=t1`).
+ * - `id`: groups calls so a test can count them (`GET /__calls?id=t1`: the calls, how many the client
+ *   abandoned, and the most that were in flight at once).
  * - `faults`: consumed one per call, then `ok` forever. Items: `ok`, a status
  *   (`400`, `500`, `503`...), `429:<seconds>` (429 with Retry-After), `hang`
  *   (never answers), `html` (200 with an HTML page), `noimage` (200 JSON, no image), `dirty` (an image whose
@@ -99,6 +100,18 @@ export const startFakeUpstream = (options: FakeUpstreamOptions = {}): Promise<Fa
   const calls = new Map<string, Array<Record<string, unknown>>>()
   /** Calls whose client went away before the answer: what cancelling a request must produce. */
   const aborted = new Map<string, number>()
+  /** Calls under way per id, and the most there ever were at once: concurrency observed, not inferred. */
+  const inFlight = new Map<string, number>()
+  const peak = new Map<string, number>()
+  const track = (id: string, response: ServerResponse) => {
+    const now = (inFlight.get(id) ?? 0) + 1
+    inFlight.set(id, now)
+    peak.set(id, Math.max(peak.get(id) ?? 0, now))
+    response.on("close", () => {
+      inFlight.set(id, (inFlight.get(id) ?? 1) - 1)
+      if (!response.writableFinished) aborted.set(id, (aborted.get(id) ?? 0) + 1)
+    })
+  }
   const sockets = new Set<import("node:net").Socket>()
   const randomFault = () => {
     const draw = Math.random()
@@ -112,7 +125,12 @@ export const startFakeUpstream = (options: FakeUpstreamOptions = {}): Promise<Fa
     if (request.method === "GET" && url.pathname === "/__calls") {
       const id = url.searchParams.get("id") ?? ""
       const requests = calls.get(id) ?? []
-      return sendJson(response, 200, { calls: requests.length, requests, aborted: aborted.get(id) ?? 0 })
+      return sendJson(response, 200, {
+        calls: requests.length,
+        requests,
+        aborted: aborted.get(id) ?? 0,
+        peakInFlight: peak.get(id) ?? 0
+      })
     }
     const file = request.method === "GET" ? /^\/files\/(png|jpeg|webp)-(\d+)\.\w+$/.exec(url.pathname) : null
     if (file !== null) {
@@ -140,9 +158,7 @@ export const startFakeUpstream = (options: FakeUpstreamOptions = {}): Promise<Fa
     calls.set(id, seen)
     const faults = (steer.faults ?? "").split(",").filter((f) => f !== "")
     const fault = faults[seen.length - 1] ?? randomFault()
-    response.on("close", () => {
-      if (!response.writableFinished) aborted.set(id, (aborted.get(id) ?? 0) + 1)
-    })
+    track(id, response)
     const delay = Number(steer.delay ?? options.delayMs ?? 0)
     if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay))
 
@@ -202,9 +218,7 @@ export const startFakeUpstream = (options: FakeUpstreamOptions = {}): Promise<Fa
     const faults = (own ?? steer.faults ?? "").split(",").filter((f) => f !== "")
     const index = own === undefined ? seen.length - 1 : seen.filter((call) => call.model === model).length - 1
     const fault = faults[index] ?? "ok"
-    response.on("close", () => {
-      if (!response.writableFinished) aborted.set(id, (aborted.get(id) ?? 0) + 1)
-    })
+    track(id, response)
     const delay = Number(steer.delay ?? options.delayMs ?? 0)
     if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay))
     if (fault === "hang") return

@@ -28,9 +28,14 @@ export const steered = (directives: string, text = "a lighthouse at dusk") => {
 
 export const upstreamCalls = async (
   id: string
-): Promise<{ calls: number; aborted: number; requests: Array<Record<string, unknown>> }> => {
+): Promise<{ calls: number; aborted: number; peakInFlight: number; requests: Array<Record<string, unknown>> }> => {
   const response = await fetch(`${inject("fakeUpstreamUrl")}/__calls?id=${id}`)
-  return (await response.json()) as { calls: number; aborted: number; requests: Array<Record<string, unknown>> }
+  return (await response.json()) as {
+    calls: number
+    aborted: number
+    peakInFlight: number
+    requests: Array<Record<string, unknown>>
+  }
 }
 
 export interface ErrorJson {
@@ -68,3 +73,9 @@ export const eventOf = async (response: Response): Promise<UsageEvent> => {
   }
   throw new Error(`no usage event for ${requestId}`)
 }
+
+/** The exact bytes the fake upstream puts in its images of this format and size, to compare what a client gets. */
+export const fakeImage = async (format: string, bytes: number) =>
+  new Uint8Array(await (await fetch(`${inject("fakeUpstreamUrl")}/files/${format}-${bytes}.bin`)).arrayBuffer())
+
+export const decodeBase64 = (base64: string) => Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))

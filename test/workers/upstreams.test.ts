@@ -1,11 +1,5 @@
 import { describe, expect, inject, it } from "vitest"
-import { call, errorOf, eventOf, generate, steered, upstreamCalls } from "./helpers.ts"
-
-/** The bytes the fake puts in its images, to compare what a client receives byte for byte. */
-const fakeImage = async (format: string, bytes: number) =>
-  new Uint8Array(await (await fetch(`${inject("fakeUpstreamUrl")}/files/${format}-${bytes}.bin`)).arrayBuffer())
-
-const decode = (base64: string) => Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))
+import { call, decodeBase64, errorOf, eventOf, fakeImage, generate, steered, upstreamCalls } from "./helpers.ts"
 
 describe("the openai kind, through the gateway (workerd, the fake OpenAI-compatible server)", () => {
   it("gets n images in one call with the instance's key and only the fields the model supports", async () => {
@@ -15,7 +9,7 @@ describe("the openai kind, through the gateway (workerd, the fake OpenAI-compati
     const body = (await response.json()) as { data: Array<{ b64_json: string }>; output_format: string }
     expect(body.data).toHaveLength(3)
     expect(body.output_format).toBe("png")
-    expect(decode(body.data[0]?.b64_json ?? "")).toEqual(await fakeImage("png", 5000))
+    expect(decodeBase64(body.data[0]?.b64_json ?? "")).toEqual(await fakeImage("png", 5000))
     const { requests } = await upstreamCalls(id)
     expect(requests).toEqual([{ model: "gpt-image-1", prompt, n: 3, size: "1024x1024", quality: "high", api: "openai" }])
   })
@@ -26,7 +20,7 @@ describe("the openai kind, through the gateway (workerd, the fake OpenAI-compati
     expect(response.status).toBe(200)
     const body = (await response.json()) as { data: Array<{ b64_json: string }>; output_format: string }
     expect(body.output_format).toBe("webp")
-    expect(decode(body.data[0]?.b64_json ?? "")).toEqual(await fakeImage("webp", 3000))
+    expect(decodeBase64(body.data[0]?.b64_json ?? "")).toEqual(await fakeImage("webp", 3000))
   })
 })
 
