@@ -6,7 +6,7 @@ import { nearestAspectRatio } from "../../domain/ImageSize.ts"
 import { findTopLevelString } from "../../domain/JsonBytes.ts"
 import type { UpstreamJob } from "../../domain/Upstream.ts"
 import type { ImageUpstream, UpstreamKind } from "./ImageUpstream.ts"
-import { classifyStatus, imageFromBase64, networkFailure, readBody, withRetries } from "./UpstreamCalls.ts"
+import { answerBody, asStringContent, imageFromBase64, isPlainSlice, networkFailure, withRetries } from "./UpstreamCalls.ts"
 
 /** The ai-sdk-image-generator app's own request body (see the upstream reference). */
 export class AiSdkRequest extends Schema.Class<AiSdkRequest>("AiSdkRequest")({
@@ -22,8 +22,6 @@ const decodeResponse = Schema.decodeUnknownOption(Schema.fromJsonString(AiSdkRes
 
 export const GENERATE_PATH = "/api/generate-images"
 
-const BACKSLASH = 0x5c
-const encoder = new TextEncoder()
 const decoder = new TextDecoder()
 
 /**
@@ -34,16 +32,13 @@ const decoder = new TextDecoder()
  */
 export const imageBytesOf = (body: Uint8Array): Uint8Array | UpstreamMalformed => {
   const found = findTopLevelString(body, "image")
-  if (found._tag === "Found" && found.raw.byteLength > 0 && found.raw.subarray(0, 160).indexOf(BACKSLASH) === -1) {
-    return found.raw
-  }
+  if (found._tag === "Found" && isPlainSlice(found.raw)) return found.raw
   if (found._tag === "Missing") return new UpstreamMalformed({ detail: "the upstream answered 2xx without an image" })
   const decoded = decodeResponse(decoder.decode(body))
   if (decoded._tag === "None") {
     return new UpstreamMalformed({ detail: "the upstream answered 2xx with a body that is not the expected JSON" })
   }
-  // Re-encoded as JSON string content, so it can be copied into the answer like the fast path's bytes.
-  return encoder.encode(JSON.stringify(decoded.value.image).slice(1, -1))
+  return asStringContent(decoded.value.image)
 }
 
 /**
@@ -69,12 +64,7 @@ export const AiSdkKind: UpstreamKind = {
       const attempt = (request: AiSdkRequest): Effect.Effect<GeneratedImage, UpstreamFailure> =>
         Effect.gen(function* () {
           const response = yield* withBody(base, request).pipe(Effect.flatMap(client.execute))
-          const body = yield* readBody(response)
-          if (response.status < 200 || response.status >= 300) {
-            const text = decoder.decode(body.subarray(0, 4096))
-            return yield* Effect.fail(classifyStatus(response.status, response.headers["retry-after"], text, Date.now()))
-          }
-          const raw = imageBytesOf(body)
+          const raw = imageBytesOf(yield* answerBody(response))
           if (raw instanceof UpstreamMalformed) return yield* raw
           const image = imageFromBase64(raw)
           if (image instanceof UpstreamMalformed) return yield* image

@@ -8,12 +8,13 @@ import type { ModelEntry } from "../../domain/Model.ts"
 import type { UpstreamJob } from "../../domain/Upstream.ts"
 import type { ImageUpstream, UpstreamInstance, UpstreamKind } from "./ImageUpstream.ts"
 import {
-  classifyStatus,
+  answerBody,
+  asStringContent,
   type ImageBytes,
   imageFromBase64,
   imageFromBytes,
+  isPlainSlice,
   networkFailure,
-  readBody,
   withRetries
 } from "./UpstreamCalls.ts"
 
@@ -50,8 +51,6 @@ const ImagesAnswer = Schema.Struct({
 const decodeAnswer = Schema.decodeUnknownOption(Schema.fromJsonString(ImagesAnswer))
 
 const decoder = new TextDecoder()
-const encoder = new TextEncoder()
-const BACKSLASH = 0x5c
 
 /** Of the sizes a model takes, the one closest in aspect ratio, then in area (log scale, so 2:1 and 1:2 are equally far). */
 export const nearestSize = (size: ImageSize, sizes: ReadonlyArray<string>): string | undefined => {
@@ -79,18 +78,10 @@ const malformed = (detail: string) => new UpstreamMalformed({ detail })
 /** The base64 texts of a 2xx body: sliced from the bytes when they are plain, else from the full decode. */
 const base64Images = (body: Uint8Array): ReadonlyArray<Uint8Array> | undefined => {
   const found = findStringValues(body, "b64_json")
-  if (
-    found._tag === "Found" &&
-    found.values.every((raw) => raw.byteLength > 0 && raw.subarray(0, 160).indexOf(BACKSLASH) === -1)
-  ) {
-    return found.values
-  }
+  if (found._tag === "Found" && found.values.every(isPlainSlice)) return found.values
   const decoded = decodeAnswer(decoder.decode(body))
   if (Option.isNone(decoded)) return undefined
-  // Re-encoded as JSON string content, so it can be copied into the answer like the fast path's bytes.
-  return decoded.value.data.flatMap((item) =>
-    item.b64_json === undefined ? [] : [encoder.encode(JSON.stringify(item.b64_json).slice(1, -1))]
-  )
+  return decoded.value.data.flatMap((item) => (item.b64_json === undefined ? [] : [asStringContent(item.b64_json)]))
 }
 
 const make = (instance: UpstreamInstance) =>
@@ -129,11 +120,7 @@ const make = (instance: UpstreamInstance) =>
     const attempt = (body: Record<string, unknown>, n: number): Effect.Effect<ReadonlyArray<GeneratedImage>, UpstreamFailure> =>
       Effect.gen(function* () {
         const response = yield* client.execute(HttpClientRequest.bodyJsonUnsafe(base, body))
-        const bytes = yield* readBody(response)
-        if (response.status < 200 || response.status >= 300) {
-          const text = decoder.decode(bytes.subarray(0, 4096))
-          return yield* Effect.fail(classifyStatus(response.status, response.headers["retry-after"], text, Date.now()))
-        }
+        const bytes = yield* answerBody(response)
         const inline = base64Images(bytes)
         if (inline === undefined) return yield* malformed("the upstream answered 2xx with a body that is not the expected JSON")
         let images: Array<ImageBytes> = []

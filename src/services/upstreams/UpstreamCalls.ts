@@ -73,7 +73,7 @@ export const upstreamDetail = (body: string): string | null => {
  * A non-2xx answer: 429 and 5xx are worth another try, other 4xx are not. A 504 is the upstream's own
  * timeout: the generation may have run to its end, so, like ours, it is not tried again.
  */
-export const classifyStatus = (status: number, retryAfter: string | undefined, body: string, now: number): UpstreamFailure => {
+const classifyStatus = (status: number, retryAfter: string | undefined, body: string, now: number): UpstreamFailure => {
   if (status === 504) return new UpstreamTimeout({ timeoutMs: null })
   const detail = upstreamDetail(body)
   if (status === 429 || status >= 500) {
@@ -86,7 +86,7 @@ export const classifyStatus = (status: number, retryAfter: string | undefined, b
  * The body of an answer whose status is known. After a 2xx the generation has run (and been paid for):
  * a body that breaks off is not a reason to run it again, so it is malformed, not unavailable.
  */
-export const readBody = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<Uint8Array, UpstreamFailure> =>
+const readBody = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<Uint8Array, UpstreamFailure> =>
   response.arrayBuffer.pipe(
     Effect.map((buffer) => new Uint8Array(buffer)),
     Effect.catchTag("HttpClientError", (error) =>
@@ -97,6 +97,31 @@ export const readBody = (response: HttpClientResponse.HttpClientResponse): Effec
         : Effect.succeed(new Uint8Array())
     )
   )
+
+const decoder = new TextDecoder()
+
+/** The body of a 2xx answer; any other status fails, classified from the first bytes of its body. */
+export const answerBody = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<Uint8Array, UpstreamFailure> =>
+  Effect.flatMap(readBody(response), (body) =>
+    response.status >= 200 && response.status < 300
+      ? Effect.succeed(body)
+      : Effect.fail(
+          classifyStatus(response.status, response.headers["retry-after"], decoder.decode(body.subarray(0, 4096)), Date.now())
+        )
+  )
+
+const BACKSLASH = 0x5c
+
+/**
+ * Whether a JSON string's raw content can be copied as the image as it is: not empty, and no escape where
+ * the format is detected. Anything else goes through the full decode and `asStringContent`.
+ */
+export const isPlainSlice = (raw: Uint8Array) => raw.byteLength > 0 && raw.subarray(0, 160).indexOf(BACKSLASH) === -1
+
+const encoder = new TextEncoder()
+
+/** A decoded string as JSON string content, so it can be copied into the answer like a plain slice. */
+export const asStringContent = (text: string) => encoder.encode(JSON.stringify(text).slice(1, -1))
 
 /** Network failures are logged, not passed on: their text can name internal hosts. */
 export const networkFailure = (error: HttpClientError.HttpClientError) =>
