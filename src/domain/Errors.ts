@@ -25,6 +25,10 @@ export class GatewayMisconfigured extends Schema.TaggedError<GatewayMisconfigure
   message: Schema.String
 }) {}
 
+/** What every configuration problem answers with; `problem` names the variable and entry, never a value. */
+export const invalidConfiguration = (problem: string) =>
+  new GatewayMisconfigured({ message: `Invalid gateway configuration: ${problem}` })
+
 /** The upstream answered 4xx (but not 429): the same request would fail again. */
 export class UpstreamRejected extends Schema.TaggedError<UpstreamRejected>()("UpstreamRejected", {
   status: Schema.Int,

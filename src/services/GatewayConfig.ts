@@ -1,5 +1,5 @@
-import { Config, Context, Effect, Layer, type LogLevel, Option, Redacted, Schema } from "effect"
-import { GatewayMisconfigured } from "../domain/Errors.ts"
+import { Config, Context, Effect, Layer, type LogLevel, Option, Predicate, Redacted, Schema } from "effect"
+import { GatewayMisconfigured, invalidConfiguration } from "../domain/Errors.ts"
 import { ModelOverride } from "../domain/Model.ts"
 import { UpstreamConfigEntry } from "../domain/Upstream.ts"
 
@@ -56,9 +56,6 @@ export interface GatewaySettings {
 
 const jsonText = (name: string) => Config.String(name).pipe(Config.option)
 
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value)
-
 type Struct = Schema.Struct<Schema.Struct.Fields>
 
 /**
@@ -70,33 +67,32 @@ const parseJson = (name: string, text: string): unknown => {
   try {
     return JSON.parse(text)
   } catch {
-    return new GatewayMisconfigured({ message: `Invalid gateway configuration: ${name} is not valid JSON` })
+    return invalidConfiguration(`${name} is not valid JSON`)
   }
 }
-
-const misconfigured = (message: string) => new GatewayMisconfigured({ message: `Invalid gateway configuration: ${message}` })
 
 const decodeEntries = <S extends Struct>(name: string, text: string, schema: S): Array<S["Type"]> | GatewayMisconfigured => {
   const parsed = parseJson(name, text)
   if (parsed instanceof GatewayMisconfigured) return parsed
-  if (!Array.isArray(parsed)) return misconfigured(`${name} must be a JSON array of objects`)
+  if (!Array.isArray(parsed)) return invalidConfiguration(`${name} must be a JSON array of objects`)
   const fields = schema.fields as Record<string, Schema.Top>
   const decoded: Array<S["Type"]> = []
   for (const [index, entry] of parsed.entries()) {
-    const label = isRecord(entry) && typeof entry.id === "string" && entry.id.length <= 100 ? `'${entry.id}'` : `#${index + 1}`
-    if (!isRecord(entry)) return misconfigured(`${name} entry ${label} must be a JSON object`)
+    const label =
+      Predicate.isObject(entry) && typeof entry.id === "string" && entry.id.length <= 100 ? `'${entry.id}'` : `#${index + 1}`
+    if (!Predicate.isObject(entry)) return invalidConfiguration(`${name} entry ${label} must be a JSON object`)
     for (const key of Object.keys(entry)) {
       if (!Object.hasOwn(fields, key)) {
         const shown = key.length <= 40 && /^[\w.-]+$/.test(key) ? `'${key}'` : "a field"
-        return misconfigured(`${name} entry ${label} has ${shown} that is not one of ${Object.keys(fields).join(", ")}`)
+        return invalidConfiguration(`${name} entry ${label} has ${shown} that is not one of ${Object.keys(fields).join(", ")}`)
       }
     }
     for (const [key, field] of Object.entries(fields)) {
       const value = Schema.decodeUnknownOption(field as Schema.Codec<unknown, unknown>)(entry[key])
-      if (Option.isNone(value)) return misconfigured(`${name} entry ${label}: '${key}' is missing or not valid`)
+      if (Option.isNone(value)) return invalidConfiguration(`${name} entry ${label}: '${key}' is missing or not valid`)
     }
     const whole = Schema.decodeUnknownOption(schema as unknown as Schema.Codec<S["Type"], unknown>)(entry)
-    if (Option.isNone(whole)) return misconfigured(`${name} entry ${label} is not valid`)
+    if (Option.isNone(whole)) return invalidConfiguration(`${name} entry ${label} is not valid`)
     decoded.push(whole.value)
   }
   return decoded
@@ -105,8 +101,8 @@ const decodeEntries = <S extends Struct>(name: string, text: string, schema: S):
 const decodeStringRecord = (name: string, text: string): Record<string, string> | GatewayMisconfigured => {
   const parsed = parseJson(name, text)
   if (parsed instanceof GatewayMisconfigured) return parsed
-  if (!isRecord(parsed) || Object.values(parsed).some((value) => typeof value !== "string")) {
-    return misconfigured(`${name} must be a JSON object whose values are strings`)
+  if (!Predicate.isObject(parsed) || Object.values(parsed).some((value) => typeof value !== "string")) {
+    return invalidConfiguration(`${name} must be a JSON object whose values are strings`)
   }
   return parsed as Record<string, string>
 }
@@ -171,14 +167,7 @@ const mustBePositive = (values: Record<string, number>) => {
  * never its value, so a secret set in the wrong variable is not echoed back.
  */
 export const loadSettings: Effect.Effect<GatewaySettings, GatewayMisconfigured> = Effect.gen(function* () {
-  const raw = yield* settings.pipe(
-    Effect.mapError(
-      (error) =>
-        new GatewayMisconfigured({
-          message: `Invalid gateway configuration: ${error.message}`
-        })
-    )
-  )
+  const raw = yield* settings.pipe(Effect.mapError((error) => invalidConfiguration(error.message)))
   const invalid = mustBePositive({
     UPSTREAM_TIMEOUT_MS: raw.upstreamTimeoutMs,
     UPSTREAM_MAX_ATTEMPTS: raw.upstreamMaxAttempts,
@@ -193,12 +182,10 @@ export const loadSettings: Effect.Effect<GatewaySettings, GatewayMisconfigured> 
     IMAGE_TTL_HOURS: raw.imageTtlHours
   })
   if (raw.cacheTtlSeconds < 0) {
-    return yield* new GatewayMisconfigured({ message: "Invalid gateway configuration: CACHE_TTL_SECONDS must be 0 or more" })
+    return yield* invalidConfiguration("CACHE_TTL_SECONDS must be 0 or more")
   }
   if (Option.isSome(invalid)) {
-    return yield* new GatewayMisconfigured({
-      message: `Invalid gateway configuration: ${invalid.value}`
-    })
+    return yield* invalidConfiguration(invalid.value)
   }
   const upstreamHeaders = yield* jsonSetting(raw.upstreamHeaders, (text) => decodeStringRecord("UPSTREAM_HEADERS", text), {})
   const aliases = yield* jsonSetting(raw.aliases, (text) => decodeStringRecord("MODEL_ALIASES", text), {})

@@ -41,19 +41,22 @@ const onlyPlainBase64 = (result: CallResult): CallResult => {
   )
 }
 
+/** Upstream attempts one call took, fallbacks included: every image of a call carries its call's count. */
+const attemptsOf = (result: CallResult) =>
+  Result.isSuccess(result) ? (result.success[0]?.attempts ?? 0) : result.failure.attempts
+
 /** Notes one call: the instance that served the request's first image (or last failed it), attempts, failovers. */
 const noteCall = (notes: UsageNotes, result: CallResult, images: number) => {
+  notes.attempts += attemptsOf(result)
   if (Result.isSuccess(result)) {
     const first = result.success[0]
     if (notes.images === 0 && first?.upstream !== undefined) notes.upstream = first.upstream
     notes.images += result.success.length
     notes.failedImages += images - result.success.length
-    notes.attempts += first?.attempts ?? 0
     notes.failovers += first?.failovers ?? 0
   } else {
     if (notes.images === 0) notes.upstream = result.failure.upstream
     notes.failedImages += images
-    notes.attempts += result.failure.attempts
     notes.failovers += result.failure.failovers
     notes.failure ??= result.failure
   }
@@ -149,10 +152,7 @@ export class ImageGenerator extends Context.Service<
           requested: n,
           succeeded: images.length,
           failed: n - images.length,
-          attempts: results.reduce(
-            (sum, result) => sum + (Result.isSuccess(result) ? (result.success[0]?.attempts ?? 0) : result.failure.attempts),
-            0
-          ),
+          attempts: results.reduce((sum, result) => sum + attemptsOf(result), 0),
           latencyMs: (yield* Clock.currentTimeMillis) - started
         })
         const firstFailure = failures[0]

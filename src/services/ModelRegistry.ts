@@ -1,5 +1,5 @@
 import { Context, Effect, Layer, Option, Schema } from "effect"
-import { GatewayMisconfigured, ModelNotFound } from "../domain/Errors.ts"
+import { invalidConfiguration, ModelNotFound } from "../domain/Errors.ts"
 import { ModelEntry, type ModelOverride } from "../domain/Model.ts"
 import catalogue from "./catalogue.json" with { type: "json" }
 import { GatewayConfig, type GatewaySettings } from "./GatewayConfig.ts"
@@ -127,7 +127,7 @@ export class ModelRegistry extends Context.Service<
       const { upstreams } = yield* UpstreamRegistry
       const built = buildCatalogue(yield* GatewayConfig, new Set(upstreams.map((upstream) => upstream.instance.id)))
       if (typeof built === "string") {
-        return yield* new GatewayMisconfigured({ message: `Invalid gateway configuration: ${built}` })
+        return yield* invalidConfiguration(built)
       }
       // Keyed by client input: a Map, so `constructor` or `__proto__` is just an unknown model.
       const byId = new Map(built.models.map((entry) => [entry.id as string, entry]))

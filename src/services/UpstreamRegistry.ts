@@ -1,14 +1,12 @@
 import { Config, Context, Effect, Layer, Option, type Redacted } from "effect"
 import type { HttpClient } from "effect/http"
 import { FetchHttpClient } from "effect/http"
-import { GatewayMisconfigured } from "../domain/Errors.ts"
+import { type GatewayMisconfigured, invalidConfiguration } from "../domain/Errors.ts"
 import type { UpstreamConfigEntry } from "../domain/Upstream.ts"
 import { GatewayConfig, type GatewaySettings } from "./GatewayConfig.ts"
 import type { ImageUpstream, UpstreamInstance } from "./upstreams/ImageUpstream.ts"
 import { upstreamKinds } from "./upstreams/UpstreamKinds.ts"
 import { WorkerBindings } from "./WorkerBindings.ts"
-
-const misconfigured = (message: string) => new GatewayMisconfigured({ message: `Invalid gateway configuration: ${message}` })
 
 /**
  * The instances that exist without configuration: `ai-sdk` (from `UPSTREAM_URL` and the other
@@ -52,20 +50,22 @@ const instanceOf = (config: GatewaySettings, entry: UpstreamConfigEntry, configu
     const kind = upstreamKinds.get(entry.kind)
     if (kind === undefined) {
       const shown = /^[\w.-]{1,40}$/.test(entry.kind) ? `'${entry.kind}'` : "given"
-      return yield* misconfigured(`${where}: the kind ${shown} is unknown (known: ${[...upstreamKinds.keys()].join(", ")})`)
+      return yield* invalidConfiguration(
+        `${where}: the kind ${shown} is unknown (known: ${[...upstreamKinds.keys()].join(", ")})`
+      )
     }
     let baseUrl: URL | undefined
     if (kind.baseUrl !== "none" && entry.baseUrl !== undefined) {
       baseUrl = parseBaseUrl(entry.baseUrl)
-      if (baseUrl === undefined) return yield* misconfigured(`${where}: 'baseUrl' must be an http(s) URL`)
+      if (baseUrl === undefined) return yield* invalidConfiguration(`${where}: 'baseUrl' must be an http(s) URL`)
     }
     if (kind.baseUrl === "required" && baseUrl === undefined)
-      return yield* misconfigured(`${where}: 'baseUrl' is required for kind '${kind.kind}'`)
+      return yield* invalidConfiguration(`${where}: 'baseUrl' is required for kind '${kind.kind}'`)
     let apiKey: Redacted.Redacted<string> | undefined
     if (entry.apiKey !== undefined) {
       const secret = yield* readSecret(entry.apiKey)
       if (Option.isNone(secret)) {
-        return yield* misconfigured(
+        return yield* invalidConfiguration(
           `${where}: 'apiKey' names the secret ${entry.apiKey}, which is not set (wrangler secret put ${entry.apiKey})`
         )
       }
@@ -84,7 +84,7 @@ const instanceOf = (config: GatewaySettings, entry: UpstreamConfigEntry, configu
       maxBytes: config.upstreamMaxBytes
     }
     const upstream = yield* kind.make(instance)
-    if (typeof upstream === "string") return yield* misconfigured(`${where}: ${upstream}`)
+    if (typeof upstream === "string") return yield* invalidConfiguration(`${where}: ${upstream}`)
     return upstream
   })
 
@@ -108,7 +108,7 @@ export class UpstreamRegistry extends Context.Service<
       const bindings = yield* WorkerBindings
       const configured = new Map<string, UpstreamConfigEntry>()
       for (const entry of config.upstreams) {
-        if (configured.has(entry.id)) return yield* misconfigured(`UPSTREAMS has two entries with the id '${entry.id}'`)
+        if (configured.has(entry.id)) return yield* invalidConfiguration(`UPSTREAMS has two entries with the id '${entry.id}'`)
         configured.set(entry.id, entry)
       }
       const defaults = builtIn(config, bindings.ai !== undefined)

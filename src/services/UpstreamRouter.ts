@@ -1,5 +1,5 @@
 import { Context, Effect, Exit, Layer } from "effect"
-import { GatewayMisconfigured, isRequestRejection, UpstreamCircuitOpen, UpstreamError } from "../domain/Errors.ts"
+import { invalidConfiguration, isRequestRejection, UpstreamCircuitOpen, UpstreamError } from "../domain/Errors.ts"
 import type { GeneratedImage } from "../domain/ImageFormat.ts"
 import type { ModelEntry } from "../domain/Model.ts"
 import { splitImages, type UpstreamJob } from "../domain/Upstream.ts"
@@ -35,9 +35,7 @@ export class UpstreamRouter extends Context.Service<
         const upstream = upstreams.get(model.upstream)
         const call = upstream?.bind(model) ?? "its upstream is missing"
         if (typeof call === "string") {
-          return yield* new GatewayMisconfigured({
-            message: `Invalid gateway configuration: model '${model.id}' on upstream '${model.upstream}': ${call}`
-          })
+          return yield* invalidConfiguration(`model '${model.id}' on upstream '${model.upstream}': ${call}`)
         }
         calls.set(model.id, call)
       }

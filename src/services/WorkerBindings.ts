@@ -1,4 +1,4 @@
-import { Context, Layer } from "effect"
+import { Context, Layer, Predicate } from "effect"
 import type { UpstreamHealth, UsageEvent, UsageSummary, UsageWindow } from "../domain/Usage.ts"
 
 /**
@@ -37,9 +37,6 @@ export interface Bindings {
   readonly ai?: AiBinding | undefined
 }
 
-const isObject = (value: unknown): value is Record<string, unknown> =>
-  (typeof value === "object" || typeof value === "function") && value !== null
-
 /**
  * The bindings, picked out of the Worker's `env` in this one place, by the names `wrangler.toml`
  * gives them (`IMAGES`, `USAGE_STATS`, `AI`). Services take them from here, never from `env`.
@@ -48,9 +45,9 @@ export class WorkerBindings extends Context.Service<WorkerBindings, Bindings>()(
   static readonly fromEnv = (env: Record<string, unknown>): Bindings => {
     const { IMAGES, USAGE_STATS, AI } = env
     return {
-      images: isObject(IMAGES) ? (IMAGES as unknown as R2Bucket) : undefined,
-      usage: isObject(USAGE_STATS) ? (USAGE_STATS as unknown as UsageStoreNamespace) : undefined,
-      ai: isObject(AI) && typeof AI.run === "function" ? (AI as unknown as AiBinding) : undefined
+      images: Predicate.isObjectKeyword(IMAGES) ? (IMAGES as R2Bucket) : undefined,
+      usage: Predicate.isObjectKeyword(USAGE_STATS) ? (USAGE_STATS as UsageStoreNamespace) : undefined,
+      ai: Predicate.isObjectKeyword(AI) && "run" in AI && typeof AI.run === "function" ? (AI as AiBinding) : undefined
     }
   }
 

@@ -1,4 +1,4 @@
-import { Effect, Option, Schema } from "effect"
+import { Effect, Option, Predicate, Schema } from "effect"
 import {
   UpstreamError,
   type UpstreamFailure,
@@ -63,8 +63,6 @@ const multipart = async (inputs: Record<string, string | number>) => {
   return { multipart: { body: encoded.body, contentType: encoded.headers.get("content-type") ?? "multipart/form-data" } }
 }
 
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null
-
 const encoder = new TextEncoder()
 
 /** Text-to-image models answer `{image: base64}` (FLUX, Lucid Origin) or the image's bytes as a stream (Stable Diffusion, Phoenix). */
@@ -72,7 +70,7 @@ export const imageOfOutput = async (output: unknown): Promise<ImageBytes | Upstr
   if (output instanceof ReadableStream) return imageFromBytes(new Uint8Array(await new Response(output).arrayBuffer()))
   if (output instanceof Uint8Array) return imageFromBytes(output)
   if (output instanceof ArrayBuffer) return imageFromBytes(new Uint8Array(output))
-  if (isObject(output) && typeof output.image === "string" && output.image.length > 0)
+  if (Predicate.isObject(output) && typeof output.image === "string" && output.image.length > 0)
     return imageFromBase64(encoder.encode(output.image))
   if (typeof output === "string" && output.length > 0) return imageFromBase64(encoder.encode(output))
   return new UpstreamMalformed({ detail: "Workers AI answered without an image" })
