@@ -32,7 +32,15 @@ const workersProject = (name: string, include: Array<string>, vars: Record<strin
           UPSTREAMS: JSON.stringify([
             { id: "fake-openai", kind: "openai", baseUrl: `${inject("fakeUpstreamUrl")}/v1`, apiKey: "FAKE_OPENAI_KEY" },
             { id: "fake-backup", kind: "openai", baseUrl: `${inject("fakeUpstreamUrl")}/v1`, apiKey: "FAKE_OPENAI_KEY" },
-            { id: "wrong-key", kind: "openai", baseUrl: `${inject("fakeUpstreamUrl")}/v1`, apiKey: "WRONG_OPENAI_KEY" }
+            { id: "wrong-key", kind: "openai", baseUrl: `${inject("fakeUpstreamUrl")}/v1`, apiKey: "WRONG_OPENAI_KEY" },
+            // No timeout that matters: a held call there ends only when the test releases it or the gateway cancels it.
+            {
+              id: "fake-patient",
+              kind: "openai",
+              baseUrl: `${inject("fakeUpstreamUrl")}/v1`,
+              apiKey: "FAKE_OPENAI_KEY",
+              timeoutMs: 120_000
+            }
           ]),
           FAKE_OPENAI_KEY: "fake-openai-key",
           WRONG_OPENAI_KEY: "not-the-key",
@@ -46,7 +54,8 @@ const workersProject = (name: string, include: Array<string>, vars: Record<strin
             },
             { id: "fake/primary", upstream: "fake-openai", upstreamModelId: "primary-model", fallbacks: ["fake/backup"] },
             { id: "fake/backup", upstream: "fake-backup", upstreamModelId: "backup-model" },
-            { id: "fake/misconfigured", upstream: "wrong-key", upstreamModelId: "primary-model", fallbacks: ["fake/backup"] }
+            { id: "fake/misconfigured", upstream: "wrong-key", upstreamModelId: "primary-model", fallbacks: ["fake/backup"] },
+            { id: "fake/patient", upstream: "fake-patient", upstreamModelId: "patient-model" }
           ]),
           ...vars
         }

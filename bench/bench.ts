@@ -57,17 +57,8 @@ const GZIP = { "accept-encoding": "gzip, deflate" }
 
 type Worker = LocalWorker
 
-const startWorker = async (args: ReadonlyArray<string>, cwd: string): Promise<Worker> => {
-  const worker = await startWranglerDev(["npx", "wrangler", "dev"], cwd, args)
-  const deadline = Date.now() + 90_000
-  while (!worker.log().includes("Ready on")) {
-    if (Date.now() > deadline || worker.child.exitCode !== null) {
-      throw new Error(`wrangler dev did not start:\n${worker.log()}`)
-    }
-    await new Promise((resolve) => setTimeout(resolve, 200))
-  }
-  return worker
-}
+const startWorker = (args: ReadonlyArray<string>, cwd: string): Promise<Worker> =>
+  startWranglerDev(["npx", "wrangler", "dev"], cwd, args)
 
 /** CPU time (ms) of every workerd process below `pid`, read from /proc. */
 const workerdCpuMs = (pid: number): number => {

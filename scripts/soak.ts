@@ -63,11 +63,6 @@ const gateway = await startWranglerDev(
 )
 
 try {
-  const ready = Date.now() + 90_000
-  while (!gateway.log().includes("Ready on")) {
-    if (Date.now() > ready || gateway.child.exitCode !== null) throw new Error(`wrangler dev did not start:\n${gateway.log()}`)
-    await new Promise((resolve) => setTimeout(resolve, 200))
-  }
   const pid = gateway.child.pid ?? 0
   const generate = () =>
     fetch(`${gateway.url}/v1/images/generations`, {

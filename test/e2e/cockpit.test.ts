@@ -250,6 +250,28 @@ describe("status cockpit in Chromium", () => {
     await context.close()
   })
 
+  it("serves the cockpit under a CSP that runs no inline or foreign script, and frames nowhere", async () => {
+    const headers = (await fetch(`${base()}/`)).headers
+    const csp = headers.get("content-security-policy") ?? ""
+    expect(csp).toContain("default-src 'self'")
+    expect(csp).toContain("script-src 'self';")
+    expect(csp).toContain("connect-src 'self';")
+    expect(csp).toContain("frame-ancestors 'none'")
+    expect(csp).not.toContain("unsafe-inline")
+    expect(headers.get("x-content-type-options")).toBe("nosniff")
+    expect(headers.get("x-frame-options")).toBe("DENY")
+    // The browser enforces it: an injected inline script does not run, the page's own scripts do.
+    const { context, page, errors } = await open()
+    await page.waitForLoadState("load")
+    await page.getByLabel("API key").waitFor()
+    const ran = await page.evaluate(
+      `(() => { const script = document.createElement("script"); script.textContent = "window.injected = true"; document.head.append(script); return window.injected ?? false })()`
+    )
+    expect(ran).toBe(false)
+    expect(errors.filter((error) => !error.includes("Content Security Policy"))).toEqual([])
+    await context.close()
+  })
+
   it("serves /docs, which points at /openapi.json and says so when the viewer's CDN is unreachable", async () => {
     const { context, page } = await open()
     // Unreachable whether this machine is online or not.

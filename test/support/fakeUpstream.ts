@@ -12,6 +12,13 @@
  *   base64 hides markdown and a raw newline past its first 200 characters),
  *   `html502` (502 with an HTML page).
  * - `format`: png (default), jpeg, webp. `delay`: ms before answering. `bytes`: image size.
+ * - `vary=1`: each call's image differs (the call's number is written into it), so a test can tell a fresh
+ *   answer from a cached one.
+ * - `/__calls` also gives `arrivals`: when each call arrived, on the fake's clock (ms), to check retry waits.
+ * - `hold=1`: the answer waits until the test releases it (`POST /__release?id=t1`) or the client goes away,
+ *   so a test can act while calls are known to be in flight, with no sleep.
+ * - `GET /__wait?id=t1&inFlight=2` (or `aborted=`, `calls=`) answers once the count has reached that value:
+ *   tests wait on the fake's own events instead of polling against a deadline.
  *
  * It also speaks the OpenAI images API, as the `openai` upstream kind calls it: `POST /v1/images/generations`
  * with `Authorization: Bearer fake-openai-key` (anything else is a 401), `{model, prompt, n, ...}` in,
@@ -44,6 +51,13 @@ const MAGIC: Record<string, ReadonlyArray<number>> = {
   png: [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a],
   jpeg: [0xff, 0xd8, 0xff, 0xe0],
   webp: [0x52, 0x49, 0x46, 0x46, 0x00, 0x00, 0x00, 0x00, 0x57, 0x45, 0x42, 0x50]
+}
+
+/** The image of call `call` (1-based) when it must differ from the others: the number in bytes 16-19. */
+const variedBase64 = (format: string, size: number, call: number): string => {
+  const bytes = Buffer.from(imageBase64(format, Math.max(size, 20)), "base64")
+  bytes.writeUInt32BE(call, 16)
+  return bytes.toString("base64")
 }
 
 const imageCache = new Map<string, string>()
@@ -98,11 +112,38 @@ const HTML =
 
 export const startFakeUpstream = (options: FakeUpstreamOptions = {}): Promise<FakeUpstream> => {
   const calls = new Map<string, Array<Record<string, unknown>>>()
+  /** When each call arrived, on the fake's own clock (ms): the waits between a client's retries. */
+  const arrivals = new Map<string, Array<number>>()
   /** Calls whose client went away before the answer: what cancelling a request must produce. */
   const aborted = new Map<string, number>()
   /** Calls under way per id, and the most there ever were at once: concurrency observed, not inferred. */
   const inFlight = new Map<string, number>()
   const peak = new Map<string, number>()
+  /** Long polls of `/__wait`, each answered once its count is reached. */
+  const waiters = new Set<{ readonly id: string; readonly reached: () => boolean; readonly answer: () => void }>()
+  const counts = (id: string) => ({
+    calls: calls.get(id)?.length ?? 0,
+    inFlight: inFlight.get(id) ?? 0,
+    aborted: aborted.get(id) ?? 0
+  })
+  const wake = (id: string) => {
+    for (const waiter of waiters) {
+      if (waiter.id === id && waiter.reached()) {
+        waiters.delete(waiter)
+        waiter.answer()
+      }
+    }
+  }
+  /** Answers held by `hold`, released by `/__release`. */
+  const held = new Map<string, Array<() => void>>()
+  /** Ids released already: a call that arrives after its release is not held. */
+  const released = new Set<string>()
+  const hold = (id: string, response: ServerResponse) =>
+    new Promise<void>((release) => {
+      if (released.has(id)) return release()
+      held.set(id, [...(held.get(id) ?? []), release])
+      response.on("close", release)
+    })
   const track = (id: string, response: ServerResponse) => {
     const now = (inFlight.get(id) ?? 0) + 1
     inFlight.set(id, now)
@@ -110,7 +151,9 @@ export const startFakeUpstream = (options: FakeUpstreamOptions = {}): Promise<Fa
     response.on("close", () => {
       inFlight.set(id, (inFlight.get(id) ?? 1) - 1)
       if (!response.writableFinished) aborted.set(id, (aborted.get(id) ?? 0) + 1)
+      wake(id)
     })
+    wake(id)
   }
   const sockets = new Set<import("node:net").Socket>()
   const randomFault = () => {
@@ -128,9 +171,29 @@ export const startFakeUpstream = (options: FakeUpstreamOptions = {}): Promise<Fa
       return sendJson(response, 200, {
         calls: requests.length,
         requests,
+        arrivals: arrivals.get(id) ?? [],
         aborted: aborted.get(id) ?? 0,
         peakInFlight: peak.get(id) ?? 0
       })
+    }
+    if (request.method === "GET" && url.pathname === "/__wait") {
+      const id = url.searchParams.get("id") ?? ""
+      const [name, target] = ([...url.searchParams].find(([key]) => key !== "id") ?? ["calls", "0"]) as [string, string]
+      const reached = () => (counts(id) as Record<string, number>)[name] === Number(target)
+      const answer = () => sendJson(response, 200, counts(id))
+      if (reached()) return answer()
+      const waiter = { id, reached, answer }
+      waiters.add(waiter)
+      response.on("close", () => waiters.delete(waiter))
+      return
+    }
+    if (request.method === "POST" && url.pathname === "/__release") {
+      const id = url.searchParams.get("id") ?? ""
+      const releases = held.get(id) ?? []
+      held.delete(id)
+      released.add(id)
+      for (const release of releases) release()
+      return sendJson(response, 200, { released: releases.length })
     }
     const file = request.method === "GET" ? /^\/files\/(png|jpeg|webp)-(\d+)\.\w+$/.exec(url.pathname) : null
     if (file !== null) {
@@ -155,12 +218,15 @@ export const startFakeUpstream = (options: FakeUpstreamOptions = {}): Promise<Fa
     const id = steer.id ?? ""
     const seen = calls.get(id) ?? []
     seen.push({ ...body, headers: { origin: request.headers.origin, referer: request.headers.referer } })
+    arrivals.set(id, [...(arrivals.get(id) ?? []), performance.now()])
     calls.set(id, seen)
     const faults = (steer.faults ?? "").split(",").filter((f) => f !== "")
     const fault = faults[seen.length - 1] ?? randomFault()
     track(id, response)
     const delay = Number(steer.delay ?? options.delayMs ?? 0)
     if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay))
+    if (steer.hold !== undefined) await hold(id, response)
+    if (response.destroyed) return
 
     if (fault === "hang") return // never answers; the client's timeout has to end it
     if (fault === "html") {
@@ -191,7 +257,8 @@ export const startFakeUpstream = (options: FakeUpstreamOptions = {}): Promise<Fa
     }
     const format = steer.format ?? "png"
     const size = Number(steer.bytes ?? options.imageBytes ?? 64)
-    return sendJson(response, 200, { provider, image: imageBase64(format, size) })
+    const image = steer.vary === undefined ? imageBase64(format, size) : variedBase64(format, size, seen.length)
+    return sendJson(response, 200, { provider, image })
   })
   /** The OpenAI images API, as OpenAI-compatible providers serve it. */
   async function openAi(request: IncomingMessage, response: ServerResponse) {
@@ -213,6 +280,7 @@ export const startFakeUpstream = (options: FakeUpstreamOptions = {}): Promise<Fa
     const id = steer.id ?? ""
     const seen = calls.get(id) ?? []
     seen.push({ ...body, api: "openai" })
+    arrivals.set(id, [...(arrivals.get(id) ?? []), performance.now()])
     calls.set(id, seen)
     const own = steer[`faults.${model}`]
     const faults = (own ?? steer.faults ?? "").split(",").filter((f) => f !== "")
@@ -221,6 +289,8 @@ export const startFakeUpstream = (options: FakeUpstreamOptions = {}): Promise<Fa
     track(id, response)
     const delay = Number(steer.delay ?? options.delayMs ?? 0)
     if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay))
+    if (steer.hold !== undefined) await hold(id, response)
+    if (response.destroyed) return
     if (fault === "hang") return
     if (fault.startsWith("429")) {
       const seconds = fault.split(":")[1] ?? "1"
@@ -237,7 +307,7 @@ export const startFakeUpstream = (options: FakeUpstreamOptions = {}): Promise<Fa
     const data = Array.from({ length: n }, () =>
       steer.answer === "url"
         ? { url: `${origin}/files/${format}-${size}.${EXTENSIONS[format] ?? "bin"}` }
-        : { b64_json: imageBase64(format, size) }
+        : { b64_json: steer.vary === undefined ? imageBase64(format, size) : variedBase64(format, size, seen.length) }
     )
     return sendJson(response, 200, { created: Math.floor(Date.now() / 1000), data })
   }

@@ -2,7 +2,6 @@ import { type ChildProcess, spawn } from "node:child_process"
 import { mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { freePort } from "./freePort.ts"
 
 export interface LocalWorker {
   readonly url: string
@@ -14,34 +13,21 @@ export interface LocalWorker {
 }
 
 /**
- * `wrangler dev` (directly, or as `npm start`) on free loopback ports, with
- * fresh local state (R2, the statistics Durable Object) of its own, so test and
- * bench traffic never lands in what `npm start` keeps in .wrangler/. Returns at
- * once; callers wait for readiness in the way they need.
+ * `wrangler dev` (directly, or as `npm start`) on loopback ports that it picks itself (`--port 0`: no
+ * port chosen here can be taken by another process before wrangler binds it), with fresh local state (R2,
+ * the statistics Durable Object) of its own, so test and bench traffic never lands in what `npm start`
+ * keeps in .wrangler/. Returns once wrangler says where it listens; callers wait for whatever else they need.
  */
 export const startWranglerDev = async (
   command: readonly [string, ...Array<string>],
   cwd: string,
   args: ReadonlyArray<string>
 ): Promise<LocalWorker> => {
-  const port = await freePort()
-  const inspector = await freePort()
   const state = mkdtempSync(join(tmpdir(), "ai-image-gateway-"))
   const [program, ...leading] = command
   const child = spawn(
     program,
-    [
-      ...leading,
-      "--ip",
-      "127.0.0.1",
-      "--port",
-      String(port),
-      "--inspector-port",
-      String(inspector),
-      "--persist-to",
-      state,
-      ...args
-    ],
+    [...leading, "--ip", "127.0.0.1", "--port", "0", "--inspector-port", "0", "--persist-to", state, ...args],
     {
       cwd,
       detached: true,
@@ -52,19 +38,36 @@ export const startWranglerDev = async (
   let log = ""
   child.stdout?.on("data", (chunk: Buffer) => (log += chunk.toString()))
   child.stderr?.on("data", (chunk: Buffer) => (log += chunk.toString()))
-  return {
-    url: `http://127.0.0.1:${port}`,
-    child,
-    log: () => log,
-    stop: () => {
-      if (child.pid !== undefined && child.exitCode === null) {
-        try {
-          process.kill(-child.pid, "SIGTERM")
-        } catch {
-          // already gone
-        }
+  const stop = () => {
+    if (child.pid !== undefined && child.exitCode === null) {
+      try {
+        process.kill(-child.pid, "SIGTERM")
+      } catch {
+        // already gone
       }
-      rmSync(state, { recursive: true, force: true })
     }
+    rmSync(state, { recursive: true, force: true })
   }
+  const port = await new Promise<string>((resolve, reject) => {
+    const fail = (why: string) => {
+      clearTimeout(timer)
+      stop()
+      reject(new Error(`wrangler dev ${why}:\n${log}`))
+    }
+    const exited = (code: number | null) => fail(`exited with ${code}`)
+    const timer = setTimeout(() => fail("did not say where it listens within 90 s"), 90_000)
+    const look = () => {
+      const ready = /Ready on http:\/\/127\.0\.0\.1:(\d+)/.exec(log)
+      if (ready === null) return
+      clearTimeout(timer)
+      child.stdout?.off("data", look)
+      child.stderr?.off("data", look)
+      child.off("exit", exited)
+      resolve(ready[1] ?? "")
+    }
+    child.stdout?.on("data", look)
+    child.stderr?.on("data", look)
+    child.once("exit", exited)
+  })
+  return { url: `http://127.0.0.1:${port}`, child, log: () => log, stop }
 }

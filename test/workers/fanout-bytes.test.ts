@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest"
-import { call, decodeBase64, fakeImage, generate, steered, upstreamCalls } from "./helpers.ts"
+import { call, decodeBase64, fakeImage, generate, releaseUpstream, steered, upstreamCalls, upstreamReaches } from "./helpers.ts"
 
 /** MAX_CONCURRENT_UPSTREAM in the test Worker (the default). */
 const MAX_CONCURRENT = 4
@@ -10,8 +10,13 @@ describe("fan-out, observed at the upstream", () => {
     [3, 3],
     [7, MAX_CONCURRENT]
   ])("n: %i runs min(n, MAX_CONCURRENT_UPSTREAM) = %i calls at once", async (n, peak) => {
-    const { id, prompt } = steered("delay=300")
-    const response = await generate({ model: "replicate/flux-schnell", prompt, n })
+    // The fake holds every answer until the expected number of calls is in flight at once (a sequential
+    // fan-out never gets there, and the test times out); past the release, answers come at once.
+    const { id, prompt } = steered("hold=1")
+    const answered = generate({ model: "fake/patient", prompt, n })
+    await upstreamReaches(id, { inFlight: peak })
+    await releaseUpstream(id)
+    const response = await answered
     expect(response.status).toBe(200)
     expect(((await response.json()) as { data: Array<unknown> }).data).toHaveLength(n)
     const calls = await upstreamCalls(id)

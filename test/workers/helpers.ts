@@ -1,6 +1,11 @@
-import { exports } from "cloudflare:workers"
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
+import { env, exports } from "cloudflare:workers"
+import { ConfigProvider, Context } from "effect"
 import { expect, inject } from "vitest"
+import { type Bindings, makeHandler, runScheduled } from "../../src/App.ts"
 import type { UsageEvent } from "../../src/domain/Usage.ts"
+import { WorkerBindings } from "../../src/services/WorkerBindings.ts"
+import { WorkerContext } from "../../src/services/WorkerContext.ts"
 
 export const KEY = "test-key"
 
@@ -28,15 +33,35 @@ export const steered = (directives: string, text = "a lighthouse at dusk") => {
 
 export const upstreamCalls = async (
   id: string
-): Promise<{ calls: number; aborted: number; peakInFlight: number; requests: Array<Record<string, unknown>> }> => {
+): Promise<{
+  calls: number
+  aborted: number
+  peakInFlight: number
+  arrivals: Array<number>
+  requests: Array<Record<string, unknown>>
+}> => {
   const response = await fetch(`${inject("fakeUpstreamUrl")}/__calls?id=${id}`)
   return (await response.json()) as {
     calls: number
     aborted: number
     peakInFlight: number
+    arrivals: Array<number>
     requests: Array<Record<string, unknown>>
   }
 }
+
+/** Waits, on the fake upstream's own events, until the calls of `id` reach a count (`{ inFlight: 2 }`). */
+export const upstreamReaches = async (
+  id: string,
+  count: { readonly inFlight?: number; readonly aborted?: number; readonly calls?: number }
+) => {
+  const [name, value] = Object.entries(count)[0] ?? ["calls", 0]
+  const response = await fetch(`${inject("fakeUpstreamUrl")}/__wait?id=${id}&${name}=${value}`)
+  return (await response.json()) as { calls: number; inFlight: number; aborted: number }
+}
+
+/** Lets the fake upstream answer the calls of `id` that `hold=1` keeps waiting. */
+export const releaseUpstream = (id: string) => fetch(`${inject("fakeUpstreamUrl")}/__release?id=${id}`, { method: "POST" })
 
 export interface ErrorJson {
   readonly error: { readonly message: string; readonly type: string; readonly param: string | null; readonly code: string | null }
@@ -79,3 +104,49 @@ export const fakeImage = async (format: string, bytes: number) =>
   new Uint8Array(await (await fetch(`${inject("fakeUpstreamUrl")}/files/${format}-${bytes}.bin`)).arrayBuffer())
 
 export const decodeBase64 = (base64: string) => Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))
+
+/**
+ * A gateway of its own inside workerd: the Worker's vars with `vars` over them, the real R2 bucket and
+ * statistics Durable Object (under a name of its own, so no other test's traffic lands in its statistics),
+ * and `bindings` over those. `call` answers once the response is ready; `settled` waits for the work the
+ * gateway left to `waitUntil` (statistics, stream ends) instead of polling for it.
+ */
+export const isolatedGateway = (vars: Record<string, string> = {}, bindings: Bindings = {}) => {
+  const own = crypto.randomUUID()
+  const real = WorkerBindings.fromEnv(env as unknown as Record<string, unknown>)
+  const usage = real.usage
+  const ownBindings: Bindings = {
+    ...real,
+    usage: usage === undefined ? undefined : { getByName: (name: string) => usage.getByName(`${own}/${name}`) },
+    ...bindings
+  }
+  const config = ConfigProvider.fromUnknown({ ...env, ...vars })
+  const app = makeHandler(config, ownBindings)
+  const contexts: Array<ExecutionContext> = []
+  return {
+    call: (path: string, init: RequestInit & { key?: string | null } = {}) => {
+      const { key = KEY, ...rest } = init
+      const headers = new Headers(rest.headers)
+      if (key !== null) headers.set("authorization", `Bearer ${key}`)
+      const ctx = createExecutionContext()
+      contexts.push(ctx)
+      return app.handler(
+        new Request(`https://gateway.test${path}`, { ...rest, headers }),
+        Context.make(WorkerContext, ctx) as Context.Context<never>
+      )
+    },
+    settled: async () => {
+      for (const ctx of contexts.splice(0)) await waitOnExecutionContext(ctx)
+    },
+    /** This gateway's statistics object, as the Worker reaches it. */
+    store: () => usage?.getByName(`${own}/global`),
+    scheduled: () => runScheduled(config, ownBindings),
+    dispose: app.dispose
+  }
+}
+
+export const jsonPost = (body: unknown): RequestInit => ({
+  method: "POST",
+  headers: { "content-type": "application/json" },
+  body: JSON.stringify(body)
+})
