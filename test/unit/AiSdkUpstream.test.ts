@@ -143,6 +143,38 @@ describe("ai-sdk kind (virtual time)", () => {
     })
   )
 
+  it.effect("refuses an answer over UPSTREAM_MAX_BYTES, declared or streamed, without reading on or retrying", () =>
+    Effect.gen(function* () {
+      const limit = testInstance().maxBytes
+      const huge = JSON.stringify({ image: PNG_BASE64 + "A".repeat(2 * limit) })
+      let pulled = 0
+      /** A body without end: what was read of it shows whether the reading stopped at the limit. */
+      const endless = () =>
+        new ReadableStream<Uint8Array>({
+          pull: (controller) => {
+            pulled += 64 * 1024
+            controller.enqueue(new Uint8Array(64 * 1024).fill(0x41))
+          }
+        })
+      for (const step of [
+        { status: 200, body: huge, headers: { "content-length": String(huge.length) } },
+        { status: 200, body: endless }
+      ]) {
+        const { result, calls } = yield* run([step, ok])
+        assert.strictEqual(calls, 1)
+        const reason = failureOf(result).reason
+        assert.strictEqual(reason._tag, "UpstreamMalformed")
+        assert.include(JSON.stringify(reason), "UPSTREAM_MAX_BYTES")
+      }
+      assert.isAtMost(pulled, limit + 4 * 64 * 1024)
+      // An error answer is read only as far as its message could be: an endless error page is still a 503.
+      pulled = 0
+      const failing = yield* run([{ status: 503, body: endless }, { status: 503, body: endless }, { status: 503, body: endless }])
+      assert.deepStrictEqual([failing.calls, failureOf(failing.result).reason._tag], [3, "UpstreamUnavailable"])
+      assert.isAtMost(pulled, 3 * (64 * 1024 + 4 * 64 * 1024))
+    })
+  )
+
   it.effect("retries network errors", () =>
     Effect.gen(function* () {
       const { result, calls } = yield* run(["network", ok])

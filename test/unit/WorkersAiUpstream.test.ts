@@ -80,6 +80,24 @@ const base64Of = (result: { _tag: string; success?: unknown }) =>
   result._tag === "Success" ? new TextDecoder().decode((result.success as Array<{ base64: Uint8Array }>)[0]?.base64) : undefined
 
 describe("workers-ai kind (fake AI binding)", () => {
+  it.effect("refuses an image stream past UPSTREAM_MAX_BYTES, stopping there, without a retry", () =>
+    Effect.gen(function* () {
+      let pulled = 0
+      const endless = () =>
+        new ReadableStream<Uint8Array>({
+          pull: (controller) => {
+            pulled += 64 * 1024
+            controller.enqueue(new Uint8Array(64 * 1024))
+          }
+        })
+      const { result, calls } = yield* run([endless], SDXL)
+      const error = failure(result)
+      assert.deepStrictEqual([error.reason._tag, calls.length], ["UpstreamMalformed", 1])
+      assert.include(JSON.stringify(error.reason), "UPSTREAM_MAX_BYTES")
+      assert.isAtMost(pulled, testInstance().maxBytes + 4 * 64 * 1024)
+    })
+  )
+
   it.effect("a JSON answer with base64 `image` (FLUX.1 schnell): only prompt and the capped steps are sent", () =>
     Effect.gen(function* () {
       const { result, calls } = yield* run([{ image: JPEG_BASE64 }], SCHNELL)

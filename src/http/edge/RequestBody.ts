@@ -1,5 +1,6 @@
 import { Effect } from "effect"
 import { HttpServerRequest } from "effect/http"
+import { readBounded } from "../../domain/Bytes.ts"
 import { type EdgeAnswer, errorResponse } from "./Responses.ts"
 
 /**
@@ -13,29 +14,6 @@ const isJsonContentType = (value: string | undefined) =>
 
 /** `application/json` itself (HttpApi decodes only that); a `+json` type is JSON too, and is passed on as it. */
 const isPlainJson = (value: string | undefined) => value === undefined || /^application\/json\s*(?:;|$)/i.test(value.trim())
-
-const readBounded = async (body: ReadableStream<Uint8Array>, limit: number): Promise<Uint8Array | undefined> => {
-  const reader = body.getReader()
-  const chunks: Array<Uint8Array> = []
-  let size = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    size += value.byteLength
-    if (size > limit) {
-      await reader.cancel()
-      return undefined
-    }
-    chunks.push(value)
-  }
-  const joined = new Uint8Array(size)
-  let offset = 0
-  for (const chunk of chunks) {
-    joined.set(chunk, offset)
-    offset += chunk.byteLength
-  }
-  return joined
-}
 
 /** What the check decided: an answer of its own, or the request to hand on (a buffered or retyped copy). */
 export type Checked = EdgeAnswer | { readonly request: HttpServerRequest.HttpServerRequest }

@@ -64,7 +64,7 @@ export const AiSdkKind: UpstreamKind = {
       const attempt = (request: AiSdkRequest): Effect.Effect<GeneratedImage, UpstreamFailure> =>
         Effect.gen(function* () {
           const response = yield* withBody(base, request).pipe(Effect.flatMap(client.execute))
-          const raw = imageBytesOf(yield* answerBody(response))
+          const raw = imageBytesOf(yield* answerBody(response, instance.maxBytes))
           if (raw instanceof UpstreamMalformed) return yield* raw
           const image = imageFromBase64(raw)
           if (image instanceof UpstreamMalformed) return yield* image

@@ -15,6 +15,7 @@ import {
   imageFromBytes,
   isPlainSlice,
   networkFailure,
+  readLimited,
   withRetries
 } from "./UpstreamCalls.ts"
 
@@ -103,12 +104,9 @@ const make = (instance: UpstreamInstance) =>
         if (response.status < 200 || response.status >= 300) {
           return yield* malformed(`the image the upstream linked could not be read (HTTP ${response.status})`)
         }
-        if (Number(response.headers["content-length"] ?? 0) > instance.maxBytes) {
-          return yield* malformed(`the image the upstream linked is larger than ${instance.maxBytes} bytes`)
-        }
-        const bytes = new Uint8Array(yield* response.arrayBuffer)
-        if (bytes.byteLength > instance.maxBytes) {
-          return yield* malformed(`the image the upstream linked is larger than ${instance.maxBytes} bytes`)
+        const bytes = yield* readLimited(response, instance.maxBytes)
+        if (bytes === undefined) {
+          return yield* malformed(`the image the upstream linked is larger than UPSTREAM_MAX_BYTES (${instance.maxBytes} bytes)`)
         }
         const image = imageFromBytes(bytes)
         return image instanceof UpstreamMalformed ? yield* image : image
@@ -120,7 +118,7 @@ const make = (instance: UpstreamInstance) =>
     const attempt = (body: Record<string, unknown>, n: number): Effect.Effect<ReadonlyArray<GeneratedImage>, UpstreamFailure> =>
       Effect.gen(function* () {
         const response = yield* client.execute(HttpClientRequest.bodyJsonUnsafe(base, body))
-        const bytes = yield* answerBody(response)
+        const bytes = yield* answerBody(response, instance.maxBytes)
         const inline = base64Images(bytes)
         if (inline === undefined) return yield* malformed("the upstream answered 2xx with a body that is not the expected JSON")
         let images: Array<ImageBytes> = []

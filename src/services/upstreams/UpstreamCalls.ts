@@ -1,6 +1,7 @@
 import { Buffer } from "node:buffer"
-import { Duration, Effect, Schedule, Schema } from "effect"
+import { Duration, Effect, Schedule, Schema, Stream } from "effect"
 import type { HttpClientError, HttpClientResponse } from "effect/http"
+import { concatBytes } from "../../domain/Bytes.ts"
 import {
   isRetryable,
   UpstreamError,
@@ -82,27 +83,86 @@ const classifyStatus = (status: number, retryAfter: string | undefined, body: st
   return new UpstreamRejected({ status, detail })
 }
 
+/** Over its limit: the body is not read further. */
+class Overflow {
+  readonly _tag = "Overflow"
+}
+interface Read {
+  readonly chunks: Array<Uint8Array>
+  readonly size: number
+}
+
 /**
- * The body of an answer whose status is known. After a 2xx the generation has run (and been paid for):
+ * A body read only up to `limit` bytes; `undefined` past it. A declared length over the limit is refused
+ * before any byte is read; a declared length within it is read in one piece (the runtime holds the body to
+ * that length); a body of unknown length is read chunk by chunk, and stops at the limit.
+ */
+export const readLimited = (
+  response: HttpClientResponse.HttpClientResponse,
+  limit: number
+): Effect.Effect<Uint8Array | undefined, HttpClientError.HttpClientError> => {
+  const declared = response.headers["content-length"]
+  if (declared !== undefined) {
+    return Number(declared) > limit
+      ? Effect.succeed(undefined)
+      : Effect.map(response.arrayBuffer, (buffer) => new Uint8Array(buffer))
+  }
+  return Stream.runFoldEffect(
+    response.stream,
+    (): Read => ({ chunks: [], size: 0 }),
+    (read: Read, chunk: Uint8Array): Effect.Effect<Read, Overflow> => {
+      const size = read.size + chunk.byteLength
+      if (size > limit) return Effect.fail(new Overflow())
+      read.chunks.push(chunk)
+      return Effect.succeed({ chunks: read.chunks, size })
+    }
+  ).pipe(
+    Effect.map((read): Uint8Array | undefined => concatBytes(read.chunks, read.size)),
+    Effect.catchTag("Overflow", () => Effect.succeed(undefined))
+  )
+}
+
+/** Of an error answer only the start is looked at (its JSON message); an error page is never held whole. */
+const ERROR_BODY_BYTES = 64 * 1024
+
+/**
+ * The body of an answer whose status is known, up to `maxBytes` (`UPSTREAM_MAX_BYTES`): past it, a typed
+ * failure instead of an isolate out of memory. After a 2xx the generation has run (and been paid for):
  * a body that breaks off is not a reason to run it again, so it is malformed, not unavailable.
  */
-const readBody = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<Uint8Array, UpstreamFailure> =>
-  response.arrayBuffer.pipe(
-    Effect.map((buffer) => new Uint8Array(buffer)),
+const readBody = (
+  response: HttpClientResponse.HttpClientResponse,
+  maxBytes: number
+): Effect.Effect<Uint8Array, UpstreamFailure> => {
+  const ok = response.status >= 200 && response.status < 300
+  return readLimited(response, ok ? maxBytes : ERROR_BODY_BYTES).pipe(
+    Effect.flatMap((body) =>
+      body !== undefined
+        ? Effect.succeed(body)
+        : ok
+          ? Effect.fail(
+              new UpstreamMalformed({ detail: `the upstream's answer is larger than UPSTREAM_MAX_BYTES (${maxBytes} bytes)` })
+            )
+          : Effect.succeed(new Uint8Array())
+    ),
     Effect.catchTag("HttpClientError", (error) =>
-      response.status >= 200 && response.status < 300
+      ok
         ? Effect.logWarning("upstream answer cut off", error.message).pipe(
             Effect.andThen(Effect.fail(new UpstreamMalformed({ detail: "the upstream's answer broke off before its end" })))
           )
         : Effect.succeed(new Uint8Array())
     )
   )
+}
 
 const decoder = new TextDecoder()
 
-/** The body of a 2xx answer; any other status fails, classified from the first bytes of its body. */
-export const answerBody = (response: HttpClientResponse.HttpClientResponse): Effect.Effect<Uint8Array, UpstreamFailure> =>
-  Effect.flatMap(readBody(response), (body) =>
+/** The body of a 2xx answer, up to `maxBytes`; any other status fails, classified from the first bytes of its body. */
+export const answerBody = (
+  response: HttpClientResponse.HttpClientResponse,
+  maxBytes: number
+): Effect.Effect<Uint8Array, UpstreamFailure> =>
+  Effect.flatMap(readBody(response, maxBytes), (body) =>
     response.status >= 200 && response.status < 300
       ? Effect.succeed(body)
       : Effect.fail(

@@ -1,4 +1,5 @@
 import { Effect, Option, Predicate, Schema } from "effect"
+import { readBounded } from "../../domain/Bytes.ts"
 import {
   UpstreamError,
   type UpstreamFailure,
@@ -66,8 +67,13 @@ const multipart = async (inputs: Record<string, string | number>) => {
 const encoder = new TextEncoder()
 
 /** Text-to-image models answer `{image: base64}` (FLUX, Lucid Origin) or the image's bytes as a stream (Stable Diffusion, Phoenix). */
-export const imageOfOutput = async (output: unknown): Promise<ImageBytes | UpstreamMalformed> => {
-  if (output instanceof ReadableStream) return imageFromBytes(new Uint8Array(await new Response(output).arrayBuffer()))
+export const imageOfOutput = async (output: unknown, maxBytes: number): Promise<ImageBytes | UpstreamMalformed> => {
+  if (output instanceof ReadableStream) {
+    const bytes = await readBounded(output, maxBytes)
+    return bytes === undefined
+      ? new UpstreamMalformed({ detail: `the upstream's answer is larger than UPSTREAM_MAX_BYTES (${maxBytes} bytes)` })
+      : imageFromBytes(bytes)
+  }
   if (output instanceof Uint8Array) return imageFromBytes(output)
   if (output instanceof ArrayBuffer) return imageFromBytes(new Uint8Array(output))
   if (Predicate.isObject(output) && typeof output.image === "string" && output.image.length > 0)
@@ -129,7 +135,13 @@ const make = (ai: AiBinding, instance: UpstreamInstance): ImageUpstream => {
         try: async () => ai.run(model.upstreamModelId, options.input === "multipart" ? await multipart(inputs) : inputs),
         catch: classifyAiError
       }).pipe(
-        Effect.flatMap((output) => Effect.promise(() => imageOfOutput(output))),
+        Effect.flatMap((output) =>
+          Effect.tryPromise({
+            try: () => imageOfOutput(output, instance.maxBytes),
+            // After an answer the generation has run: a stream that breaks off is malformed, not worth a rerun.
+            catch: () => new UpstreamMalformed({ detail: "Workers AI's answer broke off before its end" })
+          })
+        ),
         Effect.flatMap((image) => (image instanceof UpstreamMalformed ? Effect.fail(image) : Effect.succeed(image)))
       )
     return (job: UpstreamJob) => {
