@@ -1,4 +1,4 @@
-import { Context, Duration, Effect, Layer, Option } from "effect"
+import { Clock, Context, Duration, Effect, Layer, Option } from "effect"
 import { UsageStoreUnavailable } from "../domain/Errors.ts"
 import type { UpstreamHealth, UsageEvent, UsageSummary, UsageWindow } from "../domain/Usage.ts"
 import { type UsageStoreNamespace, WorkerBindings } from "./WorkerBindings.ts"
@@ -107,13 +107,13 @@ const make = (namespace: UsageStoreNamespace) => {
     // Events that arrive while a batch is in flight go in the next round, a second later (one call a second
     // at most), until the buffer is empty or the window has passed (then the next request takes over). A
     // store that failed is not called again in the same flush: the next request's flush tries it.
-    const until = Date.now() + FLUSH_WINDOW_MS
+    const until = (yield* Clock.currentTimeMillis) + FLUSH_WINDOW_MS
     do {
       yield* Effect.sleep(FLUSH_DELAY)
       const batch = buffer
       buffer = []
       if (batch.length > 0 && !(yield* send(batch))) break
-    } while (buffer.length > 0 && Date.now() < until)
+    } while (buffer.length > 0 && (yield* Clock.currentTimeMillis) < until)
     if (dropped > 0) {
       yield* Effect.logWarning("usage events dropped: the buffer was full", { events: dropped })
       dropped = 0
@@ -146,15 +146,15 @@ const make = (namespace: UsageStoreNamespace) => {
   const afterSettled = Effect.fnUntraced(function* (settled: Promise<unknown>, event: () => UsageEvent) {
     const ended = yield* Effect.promise(() => settled).pipe(Effect.timeoutOption(SETTLE_LIMIT))
     if (Option.isNone(ended)) return yield* Effect.logWarning("usage event dropped: the stream did not end in time")
-    const flushNow = enqueue(event(), Date.now())
+    const flushNow = enqueue(event(), yield* Clock.currentTimeMillis)
     if (flushNow !== undefined) yield* flushNow
   })
 
   // Most calls only add their event to the buffer: that path stays one synchronous step.
   const record = (settled: Promise<unknown> | undefined, event: () => UsageEvent) =>
-    Effect.suspend(() => {
+    Clock.clockWith((clock) => {
       if (settled !== undefined) return inBackground(afterSettled(settled, event))
-      const flushNow = enqueue(event(), Date.now())
+      const flushNow = enqueue(event(), clock.currentTimeMillisUnsafe())
       return flushNow === undefined ? Effect.void : inBackground(flushNow)
     })
 

@@ -169,7 +169,11 @@ describe("ai-sdk kind (virtual time)", () => {
       assert.isAtMost(pulled, limit + 4 * 64 * 1024)
       // An error answer is read only as far as its message could be: an endless error page is still a 503.
       pulled = 0
-      const failing = yield* run([{ status: 503, body: endless }, { status: 503, body: endless }, { status: 503, body: endless }])
+      const failing = yield* run([
+        { status: 503, body: endless },
+        { status: 503, body: endless },
+        { status: 503, body: endless }
+      ])
       assert.deepStrictEqual([failing.calls, failureOf(failing.result).reason._tag], [3, "UpstreamUnavailable"])
       assert.isAtMost(pulled, 3 * (64 * 1024 + 4 * 64 * 1024))
     })
