@@ -952,7 +952,8 @@ const play = async (event) => {
         const src = item.url ?? `data:${MIME[format] ?? "image/png"};base64,${item.b64_json}`
         images.append(imageFigure(src, index, prompt, format))
       })
-      const failed = response.headers.get("x-images-failed")
+      // Images that failed after the answer began are counted at its end; the header has those failed before.
+      const failed = result.images_failed ?? response.headers.get("x-images-failed")
       if (failed) {
         errorBox.textContent = `${failed} of ${body.n} images failed`
         errorBox.hidden = false

@@ -61,6 +61,8 @@ export const ImageData = Schema.Struct({
 export const ImagesResponse = Schema.Struct({
   created: Schema.Int,
   data: Schema.Array(ImageData),
-  output_format: Schema.optional(OutputFormat)
+  output_format: Schema.optional(OutputFormat),
+  /** Not OpenAI's: how many of the `n` images failed while the others succeeded (absent when none did). */
+  images_failed: Schema.optional(Schema.Int)
 })
 export type ImagesResponse = typeof ImagesResponse.Type

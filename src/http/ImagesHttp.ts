@@ -1,18 +1,29 @@
-import { Clock, Effect, Option } from "effect"
+import { Clock, Effect, Option, Result, Stream } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
-import { mimeTypeOf } from "../domain/ImageFormat.ts"
+import { type GeneratedImage, mimeTypeOf } from "../domain/ImageFormat.ts"
 import type { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
 import { GatewayConfig } from "../services/GatewayConfig.ts"
 import { GenerationCache } from "../services/GenerationCache.ts"
-import { type GenerationResult, ImageGenerator } from "../services/ImageGenerator.ts"
+import { type GenerationResult, type ImageAnswer, ImageGenerator } from "../services/ImageGenerator.ts"
 import { ImageStore } from "../services/ImageStore.ts"
 import { ModelRegistry } from "../services/ModelRegistry.ts"
 import { noteUsage } from "../services/RequestUsage.ts"
 import { Api } from "./Api.ts"
 import { failWith, modelNotFound, upstreamError } from "./ErrorMapping.ts"
 import { eventStreamResponse, imageFrames } from "./EventStream.ts"
-import { hostedUrl, imageHostFor, publicOrigin } from "./HostedUrls.ts"
+import { hostedUrl, type ImageHost, imageHostFor, publicOrigin } from "./HostedUrls.ts"
+
+/** One entry of `data`: the hosted URL, or the image's own bytes as `b64_json` (or a data URL when `url` was asked for). */
+const imageParts = (
+  request: ImageGenerationRequest,
+  image: GeneratedImage,
+  hosted: Option.Option<string>
+): Array<string | Uint8Array> => {
+  if (request.response_format === "url" && Option.isSome(hosted)) return [`{"url":${JSON.stringify(hosted.value)}}`]
+  const head = request.response_format === "url" ? `{"url":"data:${mimeTypeOf(image.format)};base64,` : `{"b64_json":"`
+  return [head, image.base64, `"}`]
+}
 
 /**
  * The `ImagesResponse` of the contract, assembled from parts: the images are
@@ -28,18 +39,62 @@ export const imagesResponseBody = (
 ): Blob => {
   const parts: Array<string | Uint8Array> = [`{"created":${result.created},"data":[`]
   result.images.forEach((image, i) => {
-    parts.push(i === 0 ? "" : ",")
-    const hosted = hostedUrls[i] ?? Option.none()
-    if (request.response_format === "url" && Option.isSome(hosted)) {
-      parts.push(`{"url":${JSON.stringify(hosted.value)}}`)
-      return
-    }
-    parts.push(request.response_format === "url" ? `{"url":"data:${mimeTypeOf(image.format)};base64,` : `{"b64_json":"`)
-    parts.push(image.base64, `"}`)
+    parts.push(i === 0 ? "" : ",", ...imageParts(request, image, hostedUrls[i] ?? Option.none()))
   })
   const format = result.images[0]?.format
   parts.push(format === undefined ? "]}" : `],"output_format":"${format}"}`)
   return new Blob(parts)
+}
+
+const encoder = new TextEncoder()
+const bytesOf = (part: string | Uint8Array) => (typeof part === "string" ? encoder.encode(part) : part)
+
+interface Written {
+  readonly image: GeneratedImage
+  readonly url: Option.Option<string>
+}
+interface Progress {
+  readonly written: number
+  readonly failed: number
+}
+
+/**
+ * The same `ImagesResponse`, written as the images finish (completion order): the first image's bytes go
+ * out as soon as it is complete, each later one when it is, and nothing is kept once written. Images that
+ * fail after the answer has begun are left out and counted in `images_failed` at its end.
+ */
+export const streamedImagesBody = (
+  request: ImageGenerationRequest,
+  answer: ImageAnswer,
+  host: ImageHost | undefined
+): Stream.Stream<Uint8Array> => {
+  const hosted = (image: GeneratedImage) => (host === undefined ? Effect.succeed(Option.none<string>()) : host(image))
+  const opening = `{"created":${answer.created},"data":[`
+  return answer.images.pipe(
+    // Hosted URLs: each image goes to the bucket as it arrives, then only its URL is written. `undefined`: a failed image.
+    Stream.mapEffect(
+      (result): Effect.Effect<Written | undefined> =>
+        Result.isSuccess(result)
+          ? Effect.map(hosted(result.success), (url) => ({ image: result.success, url }))
+          : Effect.succeed(undefined)
+    ),
+    Stream.mapAccum(
+      (): Progress => ({ written: 0, failed: answer.failedBefore }),
+      (state, entry): readonly [Progress, ReadonlyArray<string | Uint8Array>] =>
+        entry === undefined
+          ? [{ written: state.written, failed: state.failed + 1 }, []]
+          : [
+              { written: state.written + 1, failed: state.failed },
+              [state.written === 0 ? opening : ",", ...imageParts(request, entry.image, entry.url)]
+            ],
+      {
+        onHalt: (state) => [
+          `],"output_format":"${answer.first.format}"${state.failed > 0 ? `,"images_failed":${state.failed}` : ""}}`
+        ]
+      }
+    ),
+    Stream.map(bytesOf)
+  )
 }
 
 const respond = (
@@ -88,16 +143,20 @@ export const ImagesHttp = HttpApiBuilder.group(
                 return respond(payload, result, hosted, { "x-cache": "HIT" })
               }
             }
-            const result = yield* generator.generate(payload)
             if (cache.enabled) {
+              // A cache entry needs every image at once: with the cache on, the answer is buffered.
+              const result = yield* generator.generate(payload)
               const stored = yield* cache.save(result.model, payload, result.images)
               const origin = yield* publicOrigin(config)
               const hosted = stored.map(Option.map((file) => hostedUrl(origin, file.file)))
               return respond(payload, result, hosted, { "x-cache": bypass ? "BYPASS" : "MISS" })
             }
             const host = payload.response_format === "url" ? yield* imageHostFor(store, config) : undefined
-            const hosted = host === undefined ? [] : yield* Effect.forEach(result.images, host, { concurrency: "unbounded" })
-            return respond(payload, result, hosted, {})
+            const answer = yield* generator.answer(payload)
+            return HttpServerResponse.stream(streamedImagesBody(payload, answer, host), {
+              contentType: "application/json",
+              headers: answer.failedBefore > 0 ? { "x-images-failed": String(answer.failedBefore) } : {}
+            })
           })
       ).pipe(
         Effect.catchTags({

@@ -1,4 +1,4 @@
-import { Array as Arr, Cause, Clock, Context, Effect, Exit, Layer, Option, Result, Stream } from "effect"
+import { Array as Arr, Cause, Clock, Context, Effect, Exit, Layer, Option, Pull, Queue, Result, Scope, Stream } from "effect"
 import { type ModelNotFound, UpstreamError, UpstreamMalformed } from "../domain/Errors.ts"
 import { type GeneratedImage, isBase64Text } from "../domain/ImageFormat.ts"
 import type { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
@@ -80,6 +80,22 @@ export interface ImageStream {
   readonly results: Stream.Stream<Result.Result<GeneratedImage, UpstreamError>>
 }
 
+/**
+ * A non-streamed answer written as its images finish: it commits on the first image (failures before it are
+ * normal HTTP errors, after retries and fallbacks), then takes the others in completion order. Nothing holds
+ * an image once it is written: memory is bounded by the images in flight, not by `n`.
+ */
+export interface ImageAnswer {
+  readonly model: ModelEntry
+  /** Unix seconds. */
+  readonly created: number
+  readonly first: GeneratedImage
+  /** Images that failed before the first one succeeded. */
+  readonly failedBefore: number
+  /** Every image's result from the first on, in completion order. Ending it, or the client going away, cancels what still runs. */
+  readonly images: Stream.Stream<Result.Result<GeneratedImage, UpstreamError>>
+}
+
 /** The request's fields an upstream may honour. */
 const jobOf = (request: ImageGenerationRequest, n: number): UpstreamJob => ({
   prompt: request.prompt,
@@ -109,6 +125,8 @@ export class ImageGenerator extends Context.Service<
     ): Effect.Effect<GenerationResult, ModelNotFound | UpstreamError>
     /** Resolves the model first (an unknown one fails before any byte is sent), then streams images as they finish. */
     stream(request: ImageGenerationRequest): Effect.Effect<ImageStream, ModelNotFound>
+    /** Runs the calls and waits for the first image; fails, like `generate`, when every image fails. */
+    answer(request: ImageGenerationRequest): Effect.Effect<ImageAnswer, ModelNotFound | UpstreamError>
   }
 >()("ai-image-gateway/services/ImageGenerator") {
   static readonly layerNoDeps = Layer.effect(
@@ -160,12 +178,17 @@ export class ImageGenerator extends Context.Service<
         return { created: Math.floor(started / 1000), model, images, failed: n - images.length } satisfies GenerationResult
       })
 
-      const stream = Effect.fnUntraced(function* (request: ImageGenerationRequest) {
+      const imageStream = Effect.fnUntraced(function* (request: ImageGenerationRequest, streamed: boolean) {
         const model = yield* resolve(request)
-        const created = Math.floor((yield* Clock.currentTimeMillis) / 1000)
+        const started = yield* Clock.currentTimeMillis
+        const created = Math.floor(started / 1000)
+        const n = request.n ?? 1
+        yield* Effect.logDebug("generating", { prompt: request.prompt })
+        // What the closing log line reports; this request's own, updated as its calls end.
+        const tally = { succeeded: 0, attempts: 0 }
         const notes = yield* Effect.serviceOption(RequestUsage)
-        const settle = Option.match(notes, { onNone: () => () => {}, onSome: noteStream })
-        const results = Stream.fromIterable(splitImages(request.n ?? 1, router.imagesPerCall(model))).pipe(
+        const settle = Option.match(notes, { onNone: () => () => {}, onSome: (current) => noteStream(current, streamed) })
+        const results = Stream.fromIterable(splitImages(n, router.imagesPerCall(model))).pipe(
           Stream.mapEffect(
             (images) => Effect.map(call(model, request, images), (result) => ({ result: onlyPlainBase64(result), images })),
             {
@@ -174,7 +197,11 @@ export class ImageGenerator extends Context.Service<
             }
           ),
           Stream.tap(({ result, images }) =>
-            Effect.sync(() => Option.map(notes, (current) => noteCall(current, result, images)))
+            Effect.sync(() => {
+              tally.succeeded += Result.isSuccess(result) ? result.success.length : 0
+              tally.attempts += attemptsOf(result)
+              Option.map(notes, (current) => noteCall(current, result, images))
+            })
           ),
           // Each image its own result: a failed call of k images is k failed images.
           Stream.map(
@@ -186,17 +213,53 @@ export class ImageGenerator extends Context.Service<
           Stream.flattenIterable,
           // Ends the request's usage record when the body ends, finished or cut off by the client.
           Stream.onExit((exit) =>
-            Effect.sync(() => {
-              if (Exit.isFailure(exit) && Cause.hasInterrupts(exit.cause))
-                Option.map(notes, (current) => (current.clientClosed = true))
+            Effect.gen(function* () {
+              const closed = Exit.isFailure(exit) && Cause.hasInterrupts(exit.cause)
+              if (closed) Option.map(notes, (current) => (current.clientClosed = true))
               settle()
+              yield* Effect.logInfo("generation finished", {
+                model: model.id,
+                requested: n,
+                succeeded: tally.succeeded,
+                failed: n - tally.succeeded,
+                attempts: tally.attempts,
+                latencyMs: (yield* Clock.currentTimeMillis) - started,
+                ...(closed ? { clientClosed: true } : {})
+              })
             })
           )
         )
         return { model, created, results } satisfies ImageStream
       })
 
-      return ImageGenerator.of({ generate, stream })
+      const answer = Effect.fnUntraced(function* (request: ImageGenerationRequest) {
+        const { model, created, results } = yield* imageStream(request, false)
+        // The calls run in this scope from here on, feeding a queue; the answer's body closes it, with its own exit.
+        const scope = yield* Scope.make()
+        const queue = yield* Stream.toQueue(results, { capacity: "unbounded" }).pipe(Scope.provide(scope))
+        const opened = yield* Effect.gen(function* () {
+          let failedBefore = 0
+          let firstFailure: UpstreamError | undefined
+          for (;;) {
+            const result = yield* Pull.catchDone(Queue.take(queue), () => Effect.succeed(undefined))
+            if (result === undefined) {
+              // Every image failed (n >= 1, so there is a failure): the normal HTTP error, before any byte.
+              return yield* Effect.fail(firstFailure as UpstreamError)
+            }
+            if (Result.isSuccess(result)) return { first: result.success, failedBefore }
+            failedBefore++
+            firstFailure ??= result.failure
+          }
+        }).pipe(Effect.onExit((exit) => (Exit.isSuccess(exit) ? Effect.void : Scope.close(scope, exit))))
+        // The closing is on the whole stream, the first image included: a body cancelled before it reached
+        // the queue's part has still started, and so still ends the calls.
+        const images = Stream.concat(Stream.succeed(Result.succeed(opened.first)), Stream.fromQueue(queue)).pipe(
+          Stream.onExit((exit) => Scope.close(scope, exit))
+        )
+        return { model, created, first: opened.first, failedBefore: opened.failedBefore, images } satisfies ImageAnswer
+      })
+
+      return ImageGenerator.of({ generate, stream: (request) => imageStream(request, true), answer })
     })
   )
 }

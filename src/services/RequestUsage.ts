@@ -47,10 +47,13 @@ export class RequestUsage extends Context.Service<RequestUsage, UsageNotes>()("a
 export const noteUsage = (update: (notes: UsageNotes) => void): Effect.Effect<void> =>
   Effect.map(Effect.serviceOption(RequestUsage), Option.map(update))
 
-/** Notes a streamed answer, and returns the callback that marks its end. */
-export const noteStream = (notes: UsageNotes): (() => void) => {
+/**
+ * Notes an answer whose body is written as it is made, and returns the callback that marks its end.
+ * `streamed`: the client asked for `stream: true` (a non-streamed answer can be written as it goes too).
+ */
+export const noteStream = (notes: UsageNotes, streamed = true): (() => void) => {
   let settle: () => void = () => {}
-  notes.stream = true
+  notes.stream = streamed
   notes.settled = new Promise<void>((resolve) => {
     settle = resolve
   })

@@ -15,6 +15,8 @@
  * - `vary=1`: each call's image differs (the call's number is written into it), so a test can tell a fresh
  *   answer from a cached one.
  * - `/__calls` also gives `arrivals`: when each call arrived, on the fake's clock (ms), to check retry waits.
+ * - A fault with `~hold` (`faults=ok,400~hold`) is held like `hold=1`, for that call alone. `cut`: a 200 whose
+ *   JSON breaks off halfway (the connection is destroyed): a truncated answer.
  * - `hold=1`: the answer waits until the test releases it (`POST /__release?id=t1`) or the client goes away,
  *   so a test can act while calls are known to be in flight, with no sleep.
  * - `GET /__wait?id=t1&inFlight=2` (or `aborted=`, `calls=`) answers once the count has reached that value:
@@ -285,13 +287,22 @@ export const startFakeUpstream = (options: FakeUpstreamOptions = {}): Promise<Fa
     const own = steer[`faults.${model}`]
     const faults = (own ?? steer.faults ?? "").split(",").filter((f) => f !== "")
     const index = own === undefined ? seen.length - 1 : seen.filter((call) => call.model === model).length - 1
-    const fault = faults[index] ?? "ok"
+    const [fault = "ok", held] = (faults[index] ?? "ok").split("~")
     track(id, response)
     const delay = Number(steer.delay ?? options.delayMs ?? 0)
     if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay))
-    if (steer.hold !== undefined) await hold(id, response)
+    if (steer.hold !== undefined || held === "hold") await hold(id, response)
     if (response.destroyed) return
     if (fault === "hang") return
+    if (fault === "cut") {
+      const whole = JSON.stringify({
+        created: 1,
+        data: [{ b64_json: imageBase64(steer.format ?? "png", Number(steer.bytes ?? 4096)) }]
+      })
+      response.writeHead(200, { "content-type": "application/json", "content-length": String(whole.length) })
+      response.write(whole.slice(0, whole.length / 2))
+      return setTimeout(() => response.destroy(), 10)
+    }
     if (fault.startsWith("429")) {
       const seconds = fault.split(":")[1] ?? "1"
       return sendJson(response, 429, openAiError("Rate limit reached.", "rate_limit_error"), { "retry-after": seconds })

@@ -375,6 +375,7 @@ describe("logs", () => {
     const lines = capture()
     const response = await generate({})
     expect(response.status).toBe(200)
+    await response.arrayBuffer() // the answer is written as its images come: the generation ends with its body
     const entries = lines.map((line) => ({ ...line, entry: JSON.parse(line.text) as Record<string, unknown> }))
     const named = (name: string) => entries.find((line) => Array.isArray(line.entry.message) && line.entry.message[0] === name)
     const request = named("request")
@@ -396,7 +397,9 @@ describe("logs", () => {
 
   it("logs the prompt at Debug, and nothing below Warn when LOG_LEVEL=Warn", async () => {
     const debug = capture()
-    expect((await generate({ LOG_LEVEL: "Debug" })).status).toBe(200)
+    const answered = await generate({ LOG_LEVEL: "Debug" })
+    expect(answered.status).toBe(200)
+    await answered.arrayBuffer()
     const generating = debug.find((line) => line.text.includes('"generating"'))
     expect(generating?.method).toBe("debug")
     expect(generating?.text).toContain("a lighthouse at dusk")

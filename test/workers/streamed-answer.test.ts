@@ -1,0 +1,110 @@
+import { exports } from "cloudflare:workers"
+import { createOpenAICompatible } from "@ai-sdk/openai-compatible"
+import { generateImage } from "ai"
+import OpenAI from "openai"
+import { describe, expect, it } from "vitest"
+import {
+  decodeBase64,
+  fakeImage,
+  generate,
+  isolatedGateway,
+  jsonPost,
+  KEY,
+  releaseUpstream,
+  steered,
+  upstreamCalls,
+  upstreamReaches
+} from "./helpers.ts"
+
+/**
+ * A non-streamed images answer is written as its images finish: committed (200) on the first image, each
+ * later image written when it is complete and then let go. What buffering guaranteed still holds.
+ */
+interface ImagesJson {
+  readonly data: ReadonlyArray<{ readonly b64_json?: string }>
+  readonly images_failed?: number
+  readonly output_format?: string
+}
+
+const workerFetch = (input: RequestInfo | URL, init?: RequestInit) => exports.default.fetch(new Request(input, init))
+
+describe("answers written as their images finish", () => {
+  it("commits on the first image and leaves out, and counts, images that fail after it", async () => {
+    // The first call answers at once; the two others are held until the first image has reached the client.
+    const { id, prompt } = steered("bytes=4096 faults=ok,400~hold,400~hold")
+    const response = await generate({ model: "fake/patient", prompt, n: 3 })
+    expect(response.status).toBe(200)
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+    const decoder = new TextDecoder()
+    let text = ""
+    while (!text.includes('"}')) {
+      const chunk = await reader.read()
+      if (chunk.done) break
+      text += decoder.decode(chunk.value, { stream: true })
+    }
+    expect(text).toMatch(/^\{"created":\d+,"data":\[\{"b64_json":"/)
+    expect((await upstreamCalls(id)).calls).toBe(3)
+    await releaseUpstream(id)
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read())
+      text += decoder.decode(chunk.value, { stream: true })
+    const body = JSON.parse(text) as ImagesJson
+    expect(body.data).toHaveLength(1)
+    expect(body.images_failed).toBe(2)
+    expect(decodeBase64(body.data[0]?.b64_json ?? "")).toEqual(await fakeImage("png", 4096))
+  })
+
+  it("never passes on a truncated upstream answer as an image", async () => {
+    const { prompt } = steered("bytes=4096 faults=ok,cut")
+    const response = await generate({ model: "fake/patient", prompt, n: 2 })
+    expect(response.status).toBe(200)
+    const body = (await response.json()) as ImagesJson
+    expect(body.data).toHaveLength(1)
+    expect(body.images_failed).toBe(1)
+    expect(decodeBase64(body.data[0]?.b64_json ?? "")).toEqual(await fakeImage("png", 4096))
+    // Every image truncated: the normal HTTP error, before any byte.
+    const all = await generate({ model: "fake/patient", prompt: steered("faults=cut,cut").prompt, n: 2 })
+    expect(all.status).toBe(502)
+  })
+
+  it("a client that goes away mid-answer cancels the calls still running, and is recorded as 499", async () => {
+    // A gateway of its own, called directly: the calls end by the gateway's cancel, not by the runtime's.
+    const { call, settled, dispose } = isolatedGateway()
+    const { id, prompt } = steered("bytes=4096 faults=ok,hang,hang")
+    const response = await call("/v1/images/generations", jsonPost({ model: "fake/patient", prompt, n: 3 }))
+    expect(response.status).toBe(200)
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+    await reader.read()
+    await upstreamReaches(id, { inFlight: 2 })
+    await reader.cancel()
+    expect(await upstreamReaches(id, { aborted: 2 })).toMatchObject({ calls: 3, inFlight: 0 })
+    await settled()
+    const events = ((await (await call("/v1/gateway/requests?limit=5")).json()) as { data: Array<Record<string, unknown>> }).data
+    expect(events[0]).toMatchObject({ status: 499, error: "client_closed_request", stream: false, images: 1 })
+    await dispose()
+  })
+
+  it("the openai SDK and the Vercel AI SDK read answers written this way, with a late failure in them", async () => {
+    const openai = new OpenAI({ baseURL: "https://gateway.test/v1", apiKey: KEY, fetch: workerFetch })
+    const images = await openai.images.generate({
+      model: "fake/patient",
+      prompt: steered("bytes=2048 faults=ok,ok,400").prompt,
+      n: 3
+    })
+    expect(images.data).toHaveLength(2)
+    expect(images.output_format).toBe("png")
+
+    const provider = createOpenAICompatible({
+      name: "gateway",
+      baseURL: "https://gateway.test/v1",
+      apiKey: KEY,
+      fetch: workerFetch
+    })
+    const { images: generated } = await generateImage({
+      model: provider.imageModel("fake/patient"),
+      prompt: steered("bytes=2048").prompt,
+      n: 2
+    })
+    expect(generated).toHaveLength(2)
+    expect(generated[0]?.uint8Array).toEqual(await fakeImage("png", 2048))
+  })
+})
