@@ -10,6 +10,10 @@
  * 3. Worker bundle size, gzipped, from `wrangler deploy --dry-run --outdir`.
  * 4. The `openai` upstream kind beside the `ai-sdk` one: CPU per request of the same gateway serving a
  *    model on an OpenAI-compatible instance (the fake's `/v1/images/generations`) and one on the ai-sdk app.
+ * 5. Memory: the Worker process's peak growth per request with 3 MB images (`n: 1`, `n: 10`, four `n: 10` at
+ *    once) as a multiple of the answer's size, beside the passthrough's (`bench/memory.ts`).
+ *    `BENCH_ONLY=memory` runs this part alone; `BENCH_BASELINE_CWD=<another checkout>` adds that
+ *    checkout's gateway beside this one, to compare two versions in one run.
  *
  * Everything runs on loopback; every loop is bounded in time and count.
  */
@@ -19,6 +23,7 @@ import { join } from "node:path"
 import { gzipSync } from "node:zlib"
 import { FAKE_OPENAI_KEY, startFakeUpstream } from "../test/support/fakeUpstream.ts"
 import { type LocalWorker, startWranglerDev } from "../test/support/wranglerDev.ts"
+import { type MemoryFigure, measureMemory } from "./memory.ts"
 
 const KEY = "bench-key"
 const IMAGE_BYTES = 1024 * 1024
@@ -174,6 +179,87 @@ const bundleSize = () => {
   const raw = files.reduce((sum, file) => sum + statSync(join(outdir, file)).size, 0)
   const gzip = files.reduce((sum, file) => sum + gzipSync(readFileSync(join(outdir, file)), { level: 9 }).length, 0)
   return { raw, gzip }
+}
+
+/** The memory figures of a gateway (and, when given, a passthrough) with 3 MB images, each sample on fresh Workers. */
+const memoryFigures = async (
+  label: string,
+  startGateway: () => Promise<Worker>,
+  startPassthrough: (() => Promise<Worker>) | undefined
+): Promise<Array<MemoryFigure>> => {
+  const images = (n: number) => (gateway: Worker, imageBytes: number) =>
+    new Request(`${gateway.url}/v1/images/generations`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json", ...IDENTITY },
+      body: JSON.stringify({
+        prompt: `memory [[bytes=${imageBytes}]] ${crypto.randomUUID()}`,
+        model: "replicate/flux-schnell",
+        n
+      })
+    })
+  const figures = [
+    await measureMemory(`${label} n: 1`, startGateway, images(1), 1),
+    await measureMemory(`${label} n: 10`, startGateway, images(10), 1),
+    await measureMemory(`${label} 4 x n: 10`, startGateway, images(10), 4)
+  ]
+  if (startPassthrough !== undefined) {
+    const forwarded = (passthrough: Worker, imageBytes: number) =>
+      new Request(passthrough.url, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...IDENTITY },
+        body: JSON.stringify({
+          prompt: `memory [[bytes=${imageBytes}]]`,
+          provider: "replicate",
+          modelId: "black-forest-labs/flux-schnell"
+        })
+      })
+    figures.push(await measureMemory("passthrough n: 1", startPassthrough, forwarded, 1))
+    figures.push(await measureMemory("passthrough 4 x n: 1", startPassthrough, forwarded, 4))
+  }
+  return figures
+}
+
+const printMemory = (figures: ReadonlyArray<MemoryFigure>) => {
+  console.log(
+    "\nmemory: peak growth of the Worker process for one measured request (or four at once), 3 MB images, fresh Workers warmed with small images (median of 3)"
+  )
+  for (const figure of figures) {
+    console.log(
+      `  ${figure.name.padEnd(28)} ${(figure.growth / 1048576).toFixed(1).padStart(6)} MB for ${(figure.answerBytes / 1048576).toFixed(1).padStart(5)} MB of answers: ${figure.ratio.toFixed(2)}x (samples ${figure.samples.map((sample) => (sample / 1048576).toFixed(1)).join(", ")} MB)`
+    )
+  }
+}
+
+const MEMORY_TARGETS: Record<string, number> = { "n: 1": 0.5, "n: 10": 1.2, "4 x n: 10": 1.2 }
+
+const memoryOnly = async () => {
+  const root = join(import.meta.dirname, "..")
+  const upstream = await startFakeUpstream({ imageBytes: IMAGE_BYTES })
+  const vars = (entries: Record<string, string>) => Object.entries(entries).flatMap(([k, v]) => ["--var", `${k}:${v}`])
+  const gatewayVars = vars({ API_KEYS: KEY, UPSTREAM_URL: upstream.url, ENVIRONMENT: "production", LOG_LEVEL: "Warn" })
+  try {
+    const baselineCwd = process.env.BENCH_BASELINE_CWD
+    const figures = [
+      ...(await memoryFigures(
+        "gateway",
+        () => startWorker(gatewayVars, root),
+        () => startWorker(vars({ UPSTREAM_URL: upstream.url }), join(import.meta.dirname, "passthrough"))
+      )),
+      ...(baselineCwd === undefined
+        ? []
+        : await memoryFigures("baseline", () => startWorker(gatewayVars, baselineCwd), undefined))
+    ]
+    printMemory(figures)
+    for (const figure of figures.filter((f) => f.name.startsWith("gateway "))) {
+      const target = MEMORY_TARGETS[figure.name.slice("gateway ".length)] ?? Number.POSITIVE_INFINITY
+      console.log(
+        `  ${figure.ratio <= target ? "ok  " : "MISS"} ${figure.name}: ${figure.ratio.toFixed(2)}x (target <= ${target}x)`
+      )
+    }
+    writeFileSync(join(RESULTS, "memory.json"), JSON.stringify({ date: new Date().toISOString(), figures }, null, 2))
+  } finally {
+    await upstream.close()
+  }
 }
 
 const main = async () => {
@@ -337,6 +423,10 @@ const main = async () => {
       cached.stop()
     }
 
+    // Memory with 3 MB images, on the same pair of Workers.
+    const memory = await memoryFigures("gateway", startGateway, startPassthrough)
+    const memoryRatio = (name: string) => memory.find((figure) => figure.name === `gateway ${name}`)?.ratio ?? Number.NaN
+
     const results = {
       date: new Date().toISOString(),
       node: process.version,
@@ -382,7 +472,8 @@ const main = async () => {
         aiSdkCpu: aiSdkKindCpu,
         openAiCpu: openAiKindCpu
       },
-      bundle
+      bundle,
+      memory
     }
     const throughputRatio = results.gateway.rps / results.passthrough.rps
     const cpuRatio = results.gateway.cpuMsPerRequest / results.passthrough.cpuMsPerRequest
@@ -404,7 +495,10 @@ const main = async () => {
       ["bundle gzipped (KB)", bundle.gzip / 1024, "<=", 250],
       ["url answer body (bytes), n: 1", urlBodyBytes, "<", 1024],
       ["url path CPU vs b64_json path, less the local R2 simulator's write", urlWorkerCpuRatio, "<=", 1.3],
-      ["cache HIT speed-up over MISS, 2 s upstream", cacheSpeedup, ">=", 10]
+      ["cache HIT speed-up over MISS, 2 s upstream", cacheSpeedup, ">=", 10],
+      ["memory growth / answer, n: 1, 3 MB images", memoryRatio("n: 1"), "<=", 0.5],
+      ["memory growth / answer, n: 10", memoryRatio("n: 10"), "<=", 1.2],
+      ["memory growth / answers, 4 x n: 10 at once", memoryRatio("4 x n: 10"), "<=", 1.2]
     ] as const
     console.log("\nai-image-gateway bench (1 MiB images, loopback, workerd via wrangler dev)\n")
     console.log(
@@ -431,6 +525,8 @@ const main = async () => {
     console.log(
       `upstream kinds, same gateway: openai ${results.kinds.openAiCpuMsPerRequest.toFixed(2)} ms CPU/req, ai-sdk ${results.kinds.aiSdkCpuMsPerRequest.toFixed(2)} ms, ${openAiKindRatio.toFixed(2)}x (${CPU_ROUNDS} rounds)\n`
     )
+    printMemory(memory)
+    console.log("")
     let failed = false
     for (const [name, value, op, target] of checks) {
       const ok = op === ">=" ? value >= target : op === "<" ? value < target : value <= target
@@ -450,4 +546,9 @@ const main = async () => {
   }
 }
 
-await main()
+if (process.env.BENCH_ONLY === "memory") {
+  mkdirSync(RESULTS, { recursive: true })
+  await memoryOnly()
+} else {
+  await main()
+}

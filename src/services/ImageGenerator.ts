@@ -178,6 +178,10 @@ export class ImageGenerator extends Context.Service<
         return { created: Math.floor(started / 1000), model, images, failed: n - images.length } satisfies GenerationResult
       })
 
+      /**
+       * `streamed`: the client asked for `stream: true` (the SSE endpoints, whose lines take only plain base64).
+       * Otherwise the images go into a JSON string, where the upstream's bytes are valid string content as they are.
+       */
       const imageStream = Effect.fnUntraced(function* (request: ImageGenerationRequest, streamed: boolean) {
         const model = yield* resolve(request)
         const started = yield* Clock.currentTimeMillis
@@ -190,7 +194,11 @@ export class ImageGenerator extends Context.Service<
         const settle = Option.match(notes, { onNone: () => () => {}, onSome: (current) => noteStream(current, streamed) })
         const results = Stream.fromIterable(splitImages(n, router.imagesPerCall(model))).pipe(
           Stream.mapEffect(
-            (images) => Effect.map(call(model, request, images), (result) => ({ result: onlyPlainBase64(result), images })),
+            (images) =>
+              Effect.map(call(model, request, images), (result) => ({
+                result: streamed ? onlyPlainBase64(result) : result,
+                images
+              })),
             {
               concurrency: config.maxConcurrentUpstream,
               unordered: true
