@@ -14,8 +14,14 @@ export const concatBytes = (chunks: ReadonlyArray<Uint8Array>, size: number): Ui
  * A stream's bytes, read only up to `limit`: `undefined` (and the stream cancelled) once it has more, so a
  * body of unknown length never holds more than the limit in memory.
  */
-export const readBounded = async (body: ReadableStream<Uint8Array>, limit: number): Promise<Uint8Array | undefined> => {
+export const readBounded = async (
+  body: ReadableStream<Uint8Array>,
+  limit: number,
+  signal?: AbortSignal
+): Promise<Uint8Array | undefined> => {
   const reader = body.getReader()
+  // A caller that gives up (a timeout, a client gone) stops the read and lets the body go.
+  signal?.addEventListener("abort", () => void reader.cancel().catch(() => {}), { once: true })
   const chunks: Array<Uint8Array> = []
   let size = 0
   for (;;) {

@@ -12,6 +12,7 @@ import {
   ROLLUP_RETENTION_MS,
   UsageDb
 } from "../../src/durable/UsageDb.ts"
+import { usageEvent } from "../support/usageEvent.ts"
 
 /** The store's SQL on Node's own SQLite, the same engine the Durable Object runs. */
 const open = (maxEvents?: number) => {
@@ -27,25 +28,8 @@ const open = (maxEvents?: number) => {
 const NOW = Date.UTC(2026, 10, 27, 12, 30)
 
 let counter = 0
-const event = (overrides: Partial<UsageEvent> = {}): UsageEvent => ({
-  ts: NOW - MINUTE,
-  requestId: `req_${++counter}`,
-  method: "POST",
-  path: "/v1/images/generations",
-  endpoint: "images",
-  model: "openai/dall-e-3",
-  upstream: "ai-sdk",
-  status: 200,
-  latencyMs: 1000,
-  attempts: 1,
-  images: 1,
-  failedImages: 0,
-  error: null,
-  stream: false,
-  prompt: null,
-  failovers: 0,
-  ...overrides
-})
+const event = (overrides: Partial<UsageEvent> = {}): UsageEvent =>
+  usageEvent({ ts: NOW - MINUTE, requestId: `req_${++counter}`, ...overrides })
 
 describe("latency histogram", () => {
   it("puts a latency in the first bucket whose bound holds it", () => {

@@ -4,26 +4,11 @@ import { TestClock } from "effect/testing"
 import type { UsageEvent } from "../../src/domain/Usage.ts"
 import { UsageStats } from "../../src/services/UsageStats.ts"
 import { type Bindings, WorkerBindings } from "../../src/services/WorkerBindings.ts"
+import { usageEvent } from "../support/usageEvent.ts"
 
 /** The write-behind buffer in virtual time: a store that blinks, one that never answers, one that is down long. */
-const event = (requestId: string): UsageEvent => ({
-  ts: 0,
-  requestId,
-  method: "POST",
-  path: "/v1/images/generations",
-  endpoint: "images",
-  model: "local/preview",
-  upstream: "local",
-  status: 200,
-  latencyMs: 1,
-  attempts: 1,
-  images: 1,
-  failedImages: 0,
-  error: null,
-  stream: false,
-  prompt: null,
-  failovers: 0
-})
+const event = (requestId: string): UsageEvent =>
+  usageEvent({ requestId, model: "local/preview", upstream: "local", latencyMs: 1 })
 
 const withStore = (store: Record<string, (...args: Array<never>) => Promise<unknown>>) =>
   UsageStats.layer.pipe(

@@ -112,7 +112,10 @@ const make = (instance: UpstreamInstance) =>
         return image instanceof UpstreamMalformed ? yield* image : image
       }).pipe(
         // The generation already ran (and was paid): a failed download is not a reason to run it again.
-        Effect.catchTag("HttpClientError", () => Effect.fail(malformed("the image the upstream linked could not be downloaded")))
+        Effect.catchTags({
+          HttpClientError: () => Effect.fail(malformed("the image the upstream linked could not be downloaded")),
+          BodyBrokenOff: () => Effect.fail(malformed("the image the upstream linked could not be downloaded"))
+        })
       )
 
     const attempt = (body: Record<string, unknown>, n: number): Effect.Effect<ReadonlyArray<GeneratedImage>, UpstreamFailure> =>

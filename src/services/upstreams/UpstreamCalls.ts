@@ -1,7 +1,7 @@
 import { Buffer } from "node:buffer"
-import { Duration, Effect, Schedule, Schema, Stream } from "effect"
-import type { HttpClientError, HttpClientResponse } from "effect/http"
-import { concatBytes } from "../../domain/Bytes.ts"
+import { Duration, Effect, Option, Schedule, Schema } from "effect"
+import { type HttpClientError, HttpClientResponse } from "effect/http"
+import { readBounded } from "../../domain/Bytes.ts"
 import {
   isRetryable,
   UpstreamError,
@@ -83,43 +83,31 @@ const classifyStatus = (status: number, retryAfter: string | undefined, body: st
   return new UpstreamRejected({ status, detail })
 }
 
-/** Over its limit: the body is not read further. */
-class Overflow {
-  readonly _tag = "Overflow"
-}
-interface Read {
-  readonly chunks: Array<Uint8Array>
-  readonly size: number
-}
+/** A body that broke off while it was read (the connection closed or failed before its end). */
+export class BodyBrokenOff extends Schema.TaggedError<BodyBrokenOff>()("BodyBrokenOff", { message: Schema.String }) {}
 
 /**
  * A body read only up to `limit` bytes; `undefined` past it. A declared length over the limit is refused
  * before any byte is read; a declared length within it is read in one piece (the runtime holds the body to
- * that length); a body of unknown length is read chunk by chunk, and stops at the limit.
+ * that length); a body of unknown length is read chunk by chunk from the runtime's own stream (an Effect
+ * stream over a 1 MB body of small chunks cost about 10 ms of CPU more in workerd), and stops at the limit.
  */
 export const readLimited = (
   response: HttpClientResponse.HttpClientResponse,
   limit: number
-): Effect.Effect<Uint8Array | undefined, HttpClientError.HttpClientError> => {
+): Effect.Effect<Uint8Array | undefined, HttpClientError.HttpClientError | BodyBrokenOff> => {
   const declared = response.headers["content-length"]
   if (declared !== undefined) {
     return Number(declared) > limit
       ? Effect.succeed(undefined)
       : Effect.map(response.arrayBuffer, (buffer) => new Uint8Array(buffer))
   }
-  return Stream.runFoldEffect(
-    response.stream,
-    (): Read => ({ chunks: [], size: 0 }),
-    (read: Read, chunk: Uint8Array): Effect.Effect<Read, Overflow> => {
-      const size = read.size + chunk.byteLength
-      if (size > limit) return Effect.fail(new Overflow())
-      read.chunks.push(chunk)
-      return Effect.succeed({ chunks: read.chunks, size })
-    }
-  ).pipe(
-    Effect.map((read): Uint8Array | undefined => concatBytes(read.chunks, read.size)),
-    Effect.catchTag("Overflow", () => Effect.succeed(undefined))
-  )
+  const body = Option.flatMapNullishOr(HttpClientResponse.toWeb(response), (web) => web.body)
+  if (Option.isNone(body)) return Effect.succeed(new Uint8Array())
+  return Effect.tryPromise({
+    try: (signal) => readBounded(body.value, limit, signal),
+    catch: (cause) => new BodyBrokenOff({ message: cause instanceof Error ? cause.message : String(cause) })
+  })
 }
 
 /** Of an error answer only the start is looked at (its JSON message); an error page is never held whole. */
@@ -145,7 +133,7 @@ const readBody = (
             )
           : Effect.succeed(new Uint8Array())
     ),
-    Effect.catchTag("HttpClientError", (error) =>
+    Effect.catchTag(["HttpClientError", "BodyBrokenOff"], (error) =>
       ok
         ? Effect.logWarning("upstream answer cut off", error.message).pipe(
             Effect.andThen(Effect.fail(new UpstreamMalformed({ detail: "the upstream's answer broke off before its end" })))
