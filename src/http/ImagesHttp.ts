@@ -143,8 +143,8 @@ export const ImagesHttp = HttpApiBuilder.group(
                 return respond(payload, result, hosted, { "x-cache": "HIT" })
               }
             }
-            // One image is held whole either way (the bench measured the same memory for n: 1), and a streamed
-            // body measured about twice the CPU of one Blob there: only answers of several images are streamed.
+            // One image is held whole either way (the bench measured the same memory for n: 1 streamed or not),
+            // and one Blob is the cheapest body workerd sends: only answers of several images are streamed.
             const streamed = !cache.enabled && (payload.n ?? 1) > 1
             if (!streamed) {
               const result = yield* generator.generate(payload)
