@@ -1,3 +1,5 @@
+import { createOpenAICompatible } from "@ai-sdk/openai-compatible"
+import { generateImage } from "ai"
 import OpenAI from "openai"
 import { describe, expect, inject, it } from "vitest"
 import { DEVELOPMENT_API_KEY } from "../../src/services/GatewayConfig.ts"
@@ -120,6 +122,24 @@ describe("official openai client against npm start", () => {
   it("an exhausted upstream rate limit is the SDK's RateLimitError", async () => {
     const { prompt } = steered("faults=429:1,429:1,429:1")
     await expect(client({ maxRetries: 0 }).images.generate({ prompt })).rejects.toBeInstanceOf(OpenAI.RateLimitError)
+  })
+})
+
+describe("the Vercel AI SDK against npm start", () => {
+  // An answer of several images is written as they finish (in workerd, the pool's RPC could not carry this test).
+  it("generateImage reads an answer of several images written as they finish", async () => {
+    const provider = createOpenAICompatible({
+      name: "gateway",
+      baseURL: `${inject("gatewayUrl")}/v1`,
+      apiKey: DEVELOPMENT_API_KEY
+    })
+    const { images } = await generateImage({
+      model: provider.imageModel("replicate/flux-schnell"),
+      prompt: steered("bytes=2048").prompt,
+      n: 2
+    })
+    expect(images).toHaveLength(2)
+    expect(Array.from(images[0]?.uint8Array.subarray(0, 4) ?? [])).toEqual([0x89, 0x50, 0x4e, 0x47])
   })
 })
 

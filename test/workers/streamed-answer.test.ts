@@ -1,6 +1,4 @@
 import { exports } from "cloudflare:workers"
-import { createOpenAICompatible } from "@ai-sdk/openai-compatible"
-import { generateImage } from "ai"
 import OpenAI from "openai"
 import { describe, expect, it } from "vitest"
 import {
@@ -83,7 +81,7 @@ describe("answers written as their images finish", () => {
     await dispose()
   })
 
-  it("the openai SDK and the Vercel AI SDK read answers written this way, with a late failure in them", async () => {
+  it("the openai SDK reads answers written this way, with a late failure in them (the AI SDK: in e2e)", async () => {
     const openai = new OpenAI({ baseURL: "https://gateway.test/v1", apiKey: KEY, fetch: workerFetch })
     const images = await openai.images.generate({
       model: "fake/patient",
@@ -92,19 +90,5 @@ describe("answers written as their images finish", () => {
     })
     expect(images.data).toHaveLength(2)
     expect(images.output_format).toBe("png")
-
-    const provider = createOpenAICompatible({
-      name: "gateway",
-      baseURL: "https://gateway.test/v1",
-      apiKey: KEY,
-      fetch: workerFetch
-    })
-    const { images: generated } = await generateImage({
-      model: provider.imageModel("fake/patient"),
-      prompt: steered("bytes=2048").prompt,
-      n: 2
-    })
-    expect(generated).toHaveLength(2)
-    expect(generated[0]?.uint8Array).toEqual(await fakeImage("png", 2048))
   })
 })
