@@ -143,23 +143,22 @@ export const ImagesHttp = HttpApiBuilder.group(
                 return respond(payload, result, hosted, { "x-cache": "HIT" })
               }
             }
-            // One image is held whole either way (the bench measured the same memory for n: 1 streamed or not),
-            // and one Blob is the cheapest body workerd sends: only answers of several images are streamed.
-            const streamed = !cache.enabled && (payload.n ?? 1) > 1
-            if (!streamed) {
-              const result = yield* generator.generate(payload)
-              if (!cache.enabled) {
-                const host = payload.response_format === "url" ? yield* imageHostFor(store, config) : undefined
-                const hosted = host === undefined ? [] : yield* Effect.forEach(result.images, host, { concurrency: "unbounded" })
-                return respond(payload, result, hosted, {})
-              }
+            if (cache.enabled) {
               // A cache entry needs every image at once: with the cache on, the answer is buffered.
+              const result = yield* generator.generate(payload)
               const stored = yield* cache.save(result.model, payload, result.images)
               const origin = yield* publicOrigin(config)
               const hosted = stored.map(Option.map((file) => hostedUrl(origin, file.file)))
               return respond(payload, result, hosted, { "x-cache": bypass ? "BYPASS" : "MISS" })
             }
             const host = payload.response_format === "url" ? yield* imageHostFor(store, config) : undefined
+            // One image is held whole either way (the bench measured the same memory for n: 1 streamed or not),
+            // and one Blob is the cheapest body workerd sends: only answers of several images are streamed.
+            if ((payload.n ?? 1) === 1) {
+              const result = yield* generator.generate(payload)
+              const hosted = host === undefined ? [] : yield* Effect.forEach(result.images, host, { concurrency: "unbounded" })
+              return respond(payload, result, hosted, {})
+            }
             const answer = yield* generator.answer(payload)
             return HttpServerResponse.stream(streamedImagesBody(payload, answer, host), {
               contentType: "application/json",
