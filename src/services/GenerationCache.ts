@@ -1,4 +1,4 @@
-import { Context, Effect, Layer, Option, Schema } from "effect"
+import { Clock, Context, Effect, Layer, Option, Schema } from "effect"
 import type { GeneratedImage } from "../domain/ImageFormat.ts"
 import type { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
 import { formatSize, parseSize } from "../domain/ImageSize.ts"
@@ -69,9 +69,10 @@ export class GenerationCache extends Context.Service<
       const lookup = Effect.fnUntraced(function* (model: ModelEntry, request: ImageGenerationRequest) {
         const key = yield* entryKey(model, request)
         // A store that fails to answer is a miss: the request is generated as if nothing were cached.
+        const now = yield* Clock.currentTimeMillis
         const text = yield* Effect.tryPromise(async () => {
           const entry = await bucket.get(key)
-          return entry === null || Number(entry.customMetadata?.expiresAt ?? 0) <= Date.now() ? null : await entry.text()
+          return entry === null || Number(entry.customMetadata?.expiresAt ?? 0) <= now ? null : await entry.text()
         }).pipe(Effect.catch((error) => Effect.logWarning("reading a cache entry failed", error).pipe(Effect.as(null))))
         if (text === null) return Option.none<CachedGeneration>()
         const decoded = decodeEntry(text)
@@ -93,8 +94,9 @@ export class GenerationCache extends Context.Service<
         const files = stored.flatMap((file) => (Option.isSome(file) ? [file.value.file] : []))
         if (files.length === images.length) {
           const key = yield* entryKey(model, request)
+          const expiresAt = (yield* Clock.currentTimeMillis) + ttlMs
           yield* Effect.tryPromise(() =>
-            bucket.put(key, JSON.stringify(files), { customMetadata: { expiresAt: String(Date.now() + ttlMs) } })
+            bucket.put(key, JSON.stringify(files), { customMetadata: { expiresAt: String(expiresAt) } })
           ).pipe(Effect.catch((error) => Effect.logWarning("writing a cache entry failed", error)))
         }
         return stored

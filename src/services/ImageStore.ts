@@ -1,5 +1,5 @@
 import { Buffer } from "node:buffer"
-import { Context, Effect, Layer, Option } from "effect"
+import { Clock, Context, Effect, Layer, Option } from "effect"
 import { type GeneratedImage, type ImageFormat, mimeTypeOf } from "../domain/ImageFormat.ts"
 import { GatewayConfig } from "./GatewayConfig.ts"
 import { WorkerBindings } from "./WorkerBindings.ts"
@@ -72,10 +72,15 @@ export class ImageStore extends Context.Service<
         Effect.tryPromise(read).pipe(
           Effect.catch((error) => Effect.logWarning(`reading a hosted image failed (${name})`, error).pipe(Effect.as(null)))
         )
-      const live = <O extends R2Object>(object: O | null, file: string): Option.Option<O> =>
-        object === null || expiresAtOf(object) <= Date.now() || object.customMetadata?.file !== file
-          ? Option.none()
-          : Option.some(object)
+      // Reads compare the expiry with the Clock, so tests can move time instead of waiting for it.
+      const live = <O extends R2Object>(object: O | null, file: string): Effect.Effect<Option.Option<O>> =>
+        Clock.currentTimeMillis.pipe(
+          Effect.map((now) =>
+            object === null || expiresAtOf(object) <= now || object.customMetadata?.file !== file
+              ? Option.none()
+              : Option.some(object)
+          )
+        )
 
       const put = Effect.fnUntraced(function* (image: GeneratedImage, imageTtlMs: number = ttlMs) {
         const id = randomId()
@@ -83,7 +88,7 @@ export class ImageStore extends Context.Service<
         // node:buffer is native in workerd: decoding 1-3 MB of base64 in JavaScript costs tens of milliseconds.
         const bytes = Buffer.from(decoder.decode(image.base64), "base64")
         if (bytes.length === 0) return Option.none<StoredImage>()
-        const expiresAt = Date.now() + Math.max(ttlMs, imageTtlMs)
+        const expiresAt = (yield* Clock.currentTimeMillis) + Math.max(ttlMs, imageTtlMs)
         return yield* Effect.tryPromise(() =>
           bucket.put(`${KEY_PREFIX}${id}`, bytes, {
             httpMetadata: { contentType: mimeTypeOf(image.format) },
@@ -101,20 +106,20 @@ export class ImageStore extends Context.Service<
         const key = keyOf(file)
         if (key === undefined) return Effect.succeed(Option.none<R2Object | R2ObjectBody>())
         return tryRead("get", () => bucket.get(key, { onlyIf, ...(range === undefined ? {} : { range }) })).pipe(
-          Effect.map((object) => live<R2Object | R2ObjectBody>(object, file))
+          Effect.flatMap((object) => live<R2Object | R2ObjectBody>(object, file))
         )
       }
 
       const head = (file: string) => {
         const key = keyOf(file)
         if (key === undefined) return Effect.succeed(Option.none<R2Object>())
-        return tryRead("head", () => bucket.head(key)).pipe(Effect.map((object) => live(object, file)))
+        return tryRead("head", () => bucket.head(key)).pipe(Effect.flatMap((object) => live(object, file)))
       }
 
       const deleteExpired = Effect.gen(function* () {
         let cursor: string | undefined
         let deleted = 0
-        const now = Date.now()
+        const now = yield* Clock.currentTimeMillis
         // Hosted images, and the generation cache's entries, which carry the same expiry metadata.
         for (const prefix of [KEY_PREFIX, "cache/"])
           do {
@@ -134,10 +139,11 @@ export class ImageStore extends Context.Service<
         const key = keyOf(file)
         const format = FORMAT_OF[FILE_PATTERN.exec(file)?.[2] ?? ""]
         if (key === undefined || format === undefined) return Effect.succeed(Option.none<GeneratedImage>())
-        return tryRead("read", async () => {
-          const found = live(await bucket.get(key), file)
-          return Option.isNone(found) ? null : await found.value.arrayBuffer()
-        }).pipe(
+        return tryRead("read", () => bucket.get(key)).pipe(
+          Effect.flatMap((object) => live(object, file)),
+          Effect.flatMap((found) =>
+            Option.isNone(found) ? Effect.succeed(null) : tryRead("read", () => found.value.arrayBuffer())
+          ),
           Effect.map((buffer) =>
             buffer === null
               ? Option.none<GeneratedImage>()

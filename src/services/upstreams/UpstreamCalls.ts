@@ -1,5 +1,5 @@
 import { Buffer } from "node:buffer"
-import { Duration, Effect, Option, Schedule, Schema } from "effect"
+import { Clock, Duration, Effect, Option, Schedule, Schema } from "effect"
 import { type HttpClientError, HttpClientResponse } from "effect/http"
 import { readBounded } from "../../domain/Bytes.ts"
 import {
@@ -153,8 +153,11 @@ export const answerBody = (
   Effect.flatMap(readBody(response, maxBytes), (body) =>
     response.status >= 200 && response.status < 300
       ? Effect.succeed(body)
-      : Effect.fail(
-          classifyStatus(response.status, response.headers["retry-after"], decoder.decode(body.subarray(0, 4096)), Date.now())
+      : // The Clock, not Date.now(): a Retry-After given as an HTTP date is measured on the test's clock too.
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          Effect.fail(
+            classifyStatus(response.status, response.headers["retry-after"], decoder.decode(body.subarray(0, 4096)), now)
+          )
         )
   )
 
