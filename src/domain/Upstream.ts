@@ -34,6 +34,8 @@ export interface UpstreamJob {
   readonly size: ImageSize
   /** Images this call should return: at most the model's `maxN`. */
   readonly n: number
+  /** The index, within the client's request, of this call's first image (absent: 0). Seeds `local/preview`. */
+  readonly firstImage?: number | undefined
   readonly quality?: string | undefined
   readonly style?: string | undefined
   readonly background?: string | undefined
@@ -42,6 +44,9 @@ export interface UpstreamJob {
   readonly outputCompression?: number | undefined
 }
 
-/** `n` images as calls of at most `perCall` images each: `[4, 3]` for n = 7, perCall = 4. */
+/**
+ * `n` images as calls of at most `perCall` images each: `[4, 3]` for n = 7, perCall = 4. Every part but the
+ * last is full, so part `i` starts at image `i * perCall`.
+ */
 export const splitImages = (n: number, perCall: number): ReadonlyArray<number> =>
   Array.from({ length: Math.ceil(n / perCall) }, (_, i) => Math.min(perCall, n - i * perCall))

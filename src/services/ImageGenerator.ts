@@ -96,11 +96,12 @@ export interface ImageAnswer {
   readonly images: Stream.Stream<Result.Result<GeneratedImage, UpstreamError>>
 }
 
-/** The request's fields an upstream may honour. */
-const jobOf = (request: ImageGenerationRequest, n: number): UpstreamJob => ({
+/** The request's fields an upstream may honour, for `n` images from the request's image `firstImage` on. */
+const jobOf = (request: ImageGenerationRequest, n: number, firstImage: number): UpstreamJob => ({
   prompt: request.prompt,
   size: parseSize(request.size),
   n,
+  firstImage,
   quality: request.quality ?? undefined,
   style: request.style ?? undefined,
   background: request.background ?? undefined,
@@ -136,8 +137,12 @@ export class ImageGenerator extends Context.Service<
       const registry = yield* ModelRegistry
       const router = yield* UpstreamRouter
 
-      const call = (model: ModelEntry, request: ImageGenerationRequest, images: number): Effect.Effect<CallResult> =>
-        Effect.result(router.generate(model, jobOf(request, images)))
+      const call = (
+        model: ModelEntry,
+        request: ImageGenerationRequest,
+        images: number,
+        firstImage: number
+      ): Effect.Effect<CallResult> => Effect.result(router.generate(model, jobOf(request, images, firstImage)))
 
       const resolve = (request: ImageGenerationRequest) =>
         registry.resolve(request.model).pipe(
@@ -151,12 +156,13 @@ export class ImageGenerator extends Context.Service<
         const n = request.n ?? 1
         yield* Effect.logDebug("generating", { prompt: request.prompt })
         const started = yield* Clock.currentTimeMillis
-        const sizes = splitImages(n, router.imagesPerCall(model))
+        const perCall = router.imagesPerCall(model)
+        const sizes = splitImages(n, perCall)
         // One call (the common case) needs no child fibers to run or to interrupt afterwards.
         const called =
           sizes.length === 1
-            ? [yield* call(model, request, n)]
-            : yield* Effect.forEach(sizes, (images) => call(model, request, images), {
+            ? [yield* call(model, request, n, 0)]
+            : yield* Effect.forEach(sizes, (images, i) => call(model, request, images, i * perCall), {
                 concurrency: config.maxConcurrentUpstream
               })
         const results = options?.asText === true ? called.map(onlyPlainBase64) : called
@@ -192,10 +198,11 @@ export class ImageGenerator extends Context.Service<
         const tally = { succeeded: 0, attempts: 0 }
         const notes = yield* Effect.serviceOption(RequestUsage)
         const settle = Option.match(notes, { onNone: () => () => {}, onSome: (current) => noteStream(current, streamed) })
-        const results = Stream.fromIterable(splitImages(n, router.imagesPerCall(model))).pipe(
+        const perCall = router.imagesPerCall(model)
+        const results = Stream.fromIterable(splitImages(n, perCall).map((images, i) => ({ images, first: i * perCall }))).pipe(
           Stream.mapEffect(
-            (images) =>
-              Effect.map(call(model, request, images), (result) => ({
+            ({ images, first }) =>
+              Effect.map(call(model, request, images, first), (result) => ({
                 result: streamed ? onlyPlainBase64(result) : result,
                 images
               })),

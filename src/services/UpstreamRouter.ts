@@ -62,7 +62,10 @@ export class UpstreamRouter extends Context.Service<
         if (job.n <= perCall(model)) return attempt(model, job, trial)
         return Effect.forEach(
           splitImages(job.n, perCall(model)),
-          (n, i) => Effect.result(attempt(model, { ...job, n }, trial && i === 0)),
+          (n, i) =>
+            Effect.result(
+              attempt(model, { ...job, n, firstImage: (job.firstImage ?? 0) + i * perCall(model) }, trial && i === 0)
+            ),
           {
             concurrency: "unbounded"
           }

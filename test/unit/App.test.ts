@@ -261,6 +261,21 @@ describe("without the IMAGES bucket", () => {
     expect(body.data[0]?.url).toMatch(/^data:image\/png;base64,iVBORw0KGgo/)
   })
 
+  it("local/preview answers n images with n different pictures, the same ones for the same request", async () => {
+    const call = gateway({ API_KEYS: "k", ENABLE_LOCAL_MODEL: "true" })
+    const generate = async () => {
+      const response = await call("/v1/images/generations", {
+        method: "POST",
+        headers: { authorization: "Bearer k", "content-type": "application/json" },
+        body: JSON.stringify({ model: "local/preview", prompt: "a kite", size: "32x32", n: 3, response_format: "b64_json" })
+      })
+      return ((await response.json()) as { data: Array<{ b64_json: string }> }).data.map((image) => image.b64_json).sort()
+    }
+    const first = await generate()
+    expect(new Set(first).size).toBe(3)
+    expect(await generate()).toEqual(first)
+  })
+
   it("chat replies, streamed or not, carry data: URLs", async () => {
     const call = gateway({ API_KEYS: "k", ENABLE_LOCAL_MODEL: "true", CHAT_PROGRESS: "off" })
     const chat = (stream: boolean) =>

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto"
 import { decode } from "fast-png"
 import { describe, expect, it } from "vitest"
 import { parseSize } from "../../src/domain/ImageSize.ts"
@@ -31,5 +32,24 @@ describe("local/preview renderer", () => {
     for (let i = 0; i < pixelsA.length; i++) if (Math.abs((pixelsA[i] ?? 0) - (pixelsB[i] ?? 0)) > 16) differing++
     expect(differing / pixelsA.length).toBeGreaterThan(0.3)
     expect(Number.isFinite(mean(a))).toBe(true)
+  })
+
+  it("draws each image of a request differently, the first as a request of one image does", async () => {
+    const size = parseSize("96x64")
+    const [first, second, third] = await Promise.all([0, 1, 2].map((index) => renderPreview("a fox", size, index)))
+    expect(first).toEqual(await renderPreview("a fox", size))
+    expect(second).not.toEqual(first)
+    expect(third).not.toEqual(second)
+    expect(await renderPreview("a fox", size, 2)).toEqual(third)
+  })
+
+  it("paints the same bytes as it always has: a change to the picture has to be deliberate", async () => {
+    // The cache, the tests and the README's screenshots rely on local/preview being a pure function of its request.
+    const sha256 = async (index: number, size: string) =>
+      createHash("sha256")
+        .update(await renderPreview("a lighthouse at dusk", parseSize(size), index))
+        .digest("hex")
+    expect(await sha256(0, "96x64")).toBe("eabdbec0b6bca2d40bd0b7d335d8e4e0e677d0c01854b6e908093fe31b72718c")
+    expect(await sha256(3, "64x96")).toBe("4d7523ef7654f4196a921e11694c3fe25bb868b7d11f072d34d75b86fff63793")
   })
 })

@@ -93,12 +93,14 @@ export const previewDimensions = (size: ImageSize): { width: number; height: num
 
 /**
  * Paints an abstract picture: a two-colour diagonal gradient with soft discs,
- * every colour and position drawn from the prompt's hash. Different prompts
- * give visibly different images; the same prompt gives identical bytes.
+ * every colour and position drawn from the hash of the prompt, the size and the
+ * image's index in its request. Different prompts, and the images of one request,
+ * are visibly different; the same request gives identical bytes.
  */
-export const renderPreview = (prompt: string, size: ImageSize): Promise<Uint8Array> => {
+export const renderPreview = (prompt: string, size: ImageSize, index = 0): Promise<Uint8Array> => {
   const { width, height } = previewDimensions(size)
-  const random = prng(hash(`${prompt}\u0000${width}x${height}`))
+  // The first image keeps the seed it had before images were told apart, so its picture did not change.
+  const random = prng(hash(`${prompt}\u0000${width}x${height}${index === 0 ? "" : `\u0000${index}`}`))
   const colour = () => [random() * 255, random() * 255, random() * 255] as const
   const from = colour()
   const to = colour()
@@ -148,7 +150,7 @@ export const LocalKind: UpstreamKind = {
     Effect.succeed({
       instance,
       bind: () => (job: UpstreamJob) =>
-        Effect.promise(() => renderPreview(job.prompt, job.size)).pipe(
+        Effect.promise(() => renderPreview(job.prompt, job.size, job.firstImage ?? 0)).pipe(
           Effect.map((png): ReadonlyArray<GeneratedImage> => {
             const image = imageFromBytes(png)
             // The renderer writes PNG: only a bug could make this fail.
