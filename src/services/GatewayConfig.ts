@@ -71,6 +71,9 @@ const parseJson = (name: string, text: string): unknown => {
   }
 }
 
+/** A field name without case, `_` or `-`: `max_n` and `MaxN` are both `maxn`. */
+const loose = (field: string) => field.toLowerCase().replace(/[_-]/g, "")
+
 const decodeEntries = <S extends Struct>(name: string, text: string, schema: S): Array<S["Type"]> | GatewayMisconfigured => {
   const parsed = parseJson(name, text)
   if (parsed instanceof GatewayMisconfigured) return parsed
@@ -83,7 +86,9 @@ const decodeEntries = <S extends Struct>(name: string, text: string, schema: S):
     if (!Predicate.isObject(entry)) return invalidConfiguration(`${name} entry ${label} must be a JSON object`)
     for (const key of Object.keys(entry)) {
       if (!Object.hasOwn(fields, key)) {
-        const shown = key.length <= 40 && /^[\w.-]+$/.test(key) ? `'${key}'` : "a field"
+        // A name is echoed only when it is a known field spelt another way: anything else may be a pasted secret.
+        const meant = Object.keys(fields).find((field) => loose(field) === loose(key))
+        const shown = meant === undefined ? "a field" : `'${key}' (did you mean '${meant}'?)`
         return invalidConfiguration(`${name} entry ${label} has ${shown} that is not one of ${Object.keys(fields).join(", ")}`)
       }
     }

@@ -83,7 +83,7 @@ describe("UPSTREAMS and MODELS", () => {
     [{ UPSTREAMS: JSON.stringify([{ ...openai, timeoutMs: SECRET }]) }, "UPSTREAMS entry 'mine': 'timeoutMs'"],
     [{ UPSTREAMS: JSON.stringify([{ ...openai, headers: { authorization: 42, "x-key": SECRET } }]) }, "'headers'"],
     [{ UPSTREAMS: JSON.stringify([{ ...openai, apiKey: SECRET }]) }, "'apiKey'"],
-    [{ UPSTREAMS: JSON.stringify([{ ...openai, apikey: SECRET }]) }, "has 'apikey' that is not one of"],
+    [{ UPSTREAMS: JSON.stringify([{ ...openai, apikey: SECRET }]) }, "has 'apikey' (did you mean 'apiKey'?) that is not one of"],
     [{ UPSTREAMS: JSON.stringify([{ ...openai, baseUrl: undefined }]) }, "'baseUrl' is required"],
     [{ UPSTREAMS: JSON.stringify([openai]) }, "names the secret MY_OPENAI_KEY, which is not set"],
     [{ UPSTREAMS: JSON.stringify([openai, openai]), MY_OPENAI_KEY: SECRET }, "two entries with the id 'mine'"],
