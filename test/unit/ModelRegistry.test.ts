@@ -75,6 +75,43 @@ describe("catalogue", () => {
     assert.strictEqual(changed?.upstreamModelId, "black-forest-labs/flux-schnell")
   })
 
+  it("an override keeps every field it does not set, and a new entry gets the defaults and nothing else", () => {
+    const workersAi = new Set([...INSTANCES, "workers-ai", "other"])
+    const base = built({}, workersAi).models.find((model) => model.id === "workers-ai/flux-1-schnell")
+    const catalogue = built(
+      {
+        models: [
+          { id: "workers-ai/flux-1-schnell", maxN: 2 },
+          { id: "acme/new", upstream: "other", upstreamModelId: "n" },
+          { id: "acme/full", upstream: "other", upstreamModelId: "f", provider: "acme-labs", created: 7, description: "d" },
+          { id: "acme/full2", upstream: "other", upstreamModelId: "f2", fallbacks: ["acme/full"], options: { a: 1 } },
+          { id: "workers-ai/flux-1-schnell", upstream: "other", upstreamModelId: "x", description: "mine", maxN: 3 }
+        ]
+      },
+      workersAi
+    )
+    const find = (id: string) => catalogue.models.find((model) => model.id === id)
+    const kept = find("workers-ai/flux-1-schnell")
+    assert.deepStrictEqual(
+      { ...kept },
+      { ...base, upstream: "other", upstreamModelId: "x", description: "mine", maxN: 3 },
+      "the last entry for an id wins, over the built-in fields it does not set"
+    )
+    assert.deepStrictEqual(
+      { ...find("acme/new") },
+      {
+        id: "acme/new",
+        upstream: "other",
+        provider: "acme",
+        upstreamModelId: "n",
+        created: built().models[0]?.created,
+        aspectRatios: ["1:1", "16:9"]
+      }
+    )
+    assert.deepInclude({ ...find("acme/full") }, { provider: "acme-labs", created: 7, description: "d" })
+    assert.deepInclude({ ...find("acme/full2") }, { fallbacks: ["acme/full"], options: { a: 1 } })
+  })
+
   it("a new MODELS entry without an upstream model id is a configuration error", () => {
     assert.include(String(build({ models: [{ id: "acme/new" }] })), "upstreamModelId")
   })
@@ -112,5 +149,38 @@ describe("ModelRegistry", () => {
         assert.strictEqual((yield* Effect.flip(models.resolve(name)))._tag, "ModelNotFound")
       }
     }).pipe(Effect.provide(registry))
+  )
+
+  it.effect("an empty model is the default model; a chain lists each fallback once, depth first", () =>
+    Effect.gen(function* () {
+      const models = yield* ModelRegistry
+      assert.strictEqual((yield* models.resolve("")).id, "acme/a")
+      assert.strictEqual((yield* models.resolve(undefined)).id, "acme/a")
+      assert.strictEqual((yield* models.get("acme/b")).id, "acme/b")
+      assert.strictEqual((yield* Effect.flip(models.get("alias-of-b")))._tag, "ModelNotFound", "get takes ids only")
+      assert.strictEqual((yield* models.resolve("alias-of-b")).id, "acme/b")
+      const chain = (id: string) => Effect.map(models.get(id), (model) => models.chain(model).map((entry) => entry.id))
+      assert.deepStrictEqual(yield* chain("acme/a"), ["acme/a", "acme/b", "acme/d", "acme/c"])
+      assert.deepStrictEqual(yield* chain("acme/d"), ["acme/d"])
+    }).pipe(
+      Effect.provide(
+        ModelRegistry.layerNoDeps.pipe(
+          Layer.provide(UpstreamRegistry.layer),
+          Layer.provide(WorkerBindings.layer()),
+          Layer.provide(
+            GatewayConfig.layerTest({
+              defaultModel: Option.some("acme/a"),
+              aliases: { "alias-of-b": "acme/b" },
+              models: [
+                { id: "acme/a", upstream: "local", upstreamModelId: "a", fallbacks: ["acme/b", "acme/c"] },
+                { id: "acme/b", upstream: "local", upstreamModelId: "b", fallbacks: ["acme/d"] },
+                { id: "acme/c", upstream: "local", upstreamModelId: "c", fallbacks: ["acme/d"] },
+                { id: "acme/d", upstream: "local", upstreamModelId: "d" }
+              ]
+            })
+          )
+        )
+      )
+    )
   )
 })
