@@ -6,7 +6,7 @@ import { parseSize } from "../../src/domain/ImageSize.ts"
 import { ModelEntry, type ModelId } from "../../src/domain/Model.ts"
 import type { UpstreamJob } from "../../src/domain/Upstream.ts"
 import type { ImageUpstream } from "../../src/services/upstreams/ImageUpstream.ts"
-import { fitSize, WorkersAiKind } from "../../src/services/upstreams/WorkersAiUpstream.ts"
+import { classifyAiError, fitSize, imageOfOutput, WorkersAiKind } from "../../src/services/upstreams/WorkersAiUpstream.ts"
 import { type AiBinding, WorkerBindings } from "../../src/services/WorkerBindings.ts"
 import { PNG_BASE64, PNG_BYTES, scripted, testInstance } from "../support/scriptedClient.ts"
 
@@ -148,6 +148,23 @@ describe("workers-ai kind (fake AI binding)", () => {
       assert.deepStrictEqual([empty.calls.length, failure(empty.result).reason._tag], [1, "UpstreamMalformed"])
       const notImage = yield* run([new TextEncoder().encode("GIF89a....")], SDXL)
       assert.strictEqual(failure(notImage.result).reason._tag, "UpstreamMalformed")
+      const cut = yield* run(
+        [
+          () =>
+            new ReadableStream({
+              start: (controller) => {
+                controller.enqueue(PNG_BYTES.slice(0, 10))
+                controller.error(new Error("connection reset"))
+              }
+            })
+        ],
+        SDXL
+      )
+      const broken = failure(cut.result).reason as { _tag: string; detail: string }
+      assert.deepStrictEqual(
+        [cut.calls.length, broken._tag, broken.detail],
+        [1, "UpstreamMalformed", "Workers AI's answer broke off before its end"]
+      )
       const hang = yield* run(["hang"], SCHNELL)
       assert.deepStrictEqual([hang.calls.length, failure(hang.result).reason._tag], [1, "UpstreamTimeout"])
     })
@@ -177,4 +194,53 @@ describe("workers-ai kind (fake AI binding)", () => {
     assert.deepStrictEqual(fitSize(parseSize("1792x1024"), { min: 256, max: 1024 }), { width: 1024, height: 584 })
     assert.strictEqual(fitSize(parseSize("auto"), { min: 256, max: 1024 }), undefined)
   })
+
+  it("reads Workers AI's error codes: capacity is retried, the daily allocation and our configuration fail over", () => {
+    const classified = (message: string) => {
+      const failure = classifyAiError(new Error(message))
+      return [failure._tag, "status" in failure ? failure.status : null]
+    }
+    const table: ReadonlyArray<[string, string, number | null]> = [
+      ["3040", "UpstreamUnavailable", 429],
+      ["3036", "UpstreamRejected", 429],
+      ["3007", "UpstreamTimeout", null],
+      ["3008", "UpstreamTimeout", null],
+      ["5007", "UpstreamRejected", 404],
+      ["3042", "UpstreamRejected", 404],
+      ["3023", "UpstreamRejected", 403],
+      ["3041", "UpstreamRejected", 403],
+      ["5016", "UpstreamRejected", 403],
+      ["5018", "UpstreamRejected", 403],
+      ["3003", "UpstreamRejected", 400],
+      ["5004", "UpstreamRejected", 400],
+      ["5006", "UpstreamRejected", 400],
+      ["3006", "UpstreamRejected", 413],
+      ["3999", "UpstreamUnavailable", null]
+    ]
+    for (const [code, tag, status] of table)
+      assert.deepStrictEqual(classified(`AiError: ${code}: what happened`), [tag, status], code)
+    // A code is a whole number of the message; anything else is an unknown failure, worth a retry.
+    assert.deepStrictEqual(classified("AiError: 30400: no"), ["UpstreamUnavailable", null])
+    assert.deepStrictEqual(classified("network lost"), ["UpstreamUnavailable", null])
+    assert.deepStrictEqual(classifyAiError("3006: as a string"), classifyAiError(new Error("3006: as a string")))
+    const rejected = classifyAiError(new Error(`InferenceUpstreamError: 5006: ${"x".repeat(300)}`)) as UpstreamRejected
+    assert.strictEqual(rejected.detail, `5006: ${"x".repeat(194)}`, "the error's class name is dropped, the rest capped at 200")
+  })
+
+  it.effect("takes an image as a stream, bytes, a buffer, base64 text or an object's base64 `image`, and nothing else", () =>
+    Effect.gen(function* () {
+      const read = (output: unknown) => Effect.promise(() => imageOfOutput(output, 1024))
+      const formatOf = (image: unknown) =>
+        (image as { format?: string; _tag?: string }).format ?? (image as { _tag: string })._tag
+      assert.strictEqual(formatOf(yield* read(PNG_BYTES)), "png")
+      assert.strictEqual(formatOf(yield* read(PNG_BYTES.buffer.slice(0))), "png")
+      assert.strictEqual(formatOf(yield* read(new Response(PNG_BYTES).body)), "png")
+      assert.strictEqual(formatOf(yield* read(PNG_BASE64)), "png")
+      assert.strictEqual(formatOf(yield* read({ image: JPEG_BASE64 })), "jpeg")
+      for (const nothing of ["", { image: "" }, { image: 7 }, {}, null, 42])
+        assert.strictEqual(formatOf(yield* read(nothing)), "UpstreamMalformed", JSON.stringify(nothing))
+      const big = yield* read(new Response(new Uint8Array(2048)).body)
+      assert.include((big as { detail: string }).detail, "UPSTREAM_MAX_BYTES (1024 bytes)")
+    })
+  )
 })
