@@ -196,6 +196,14 @@ describe("openai kind", () => {
     assert.strictEqual(nearestSize(parseSize("auto"), sizes), "auto")
     assert.strictEqual(nearestSize(parseSize("auto"), ["1024x1024"]), undefined)
     assert.strictEqual(nearestSize(parseSize("640x480"), []), "640x480")
+    assert.strictEqual(nearestSize(parseSize("auto"), []), undefined)
+    // The aspect ratio first, then the area on a log scale; "auto" is never the nearest to an exact size.
+    assert.strictEqual(nearestSize(parseSize("1024x512"), ["1024x1024", "4096x2048"]), "4096x2048")
+    assert.strictEqual(nearestSize(parseSize("1000x1000"), ["2048x2048", "512x512"]), "512x512")
+    assert.strictEqual(nearestSize(parseSize("1100x1100"), ["512x512", "2048x2048"]), "2048x2048")
+    assert.strictEqual(nearestSize(parseSize("512x768"), ["auto", "1024x1024"]), "1024x1024")
+    assert.strictEqual(nearestSize(parseSize("800x800"), ["1024x1024", "1024x1024"]), "1024x1024")
+    assert.strictEqual(nearestSize(parseSize("1024x1024"), ["512x1024", "1024x512"]), "512x1024", "a tie keeps the first")
   })
 
   it("an entry with options it does not know is a configuration error", () =>
@@ -206,4 +214,62 @@ describe("openai kind", () => {
         assert.isString(upstream.bind(entry({ sizes: ["big"] })))
       }).pipe(Effect.provide(Layer.merge(scripted([]).layer, WorkerBindings.layer())))
     ))
+
+  it.effect("says what was wrong with a linked image", () =>
+    Effect.gen(function* () {
+      const cases: ReadonlyArray<[Step | "network", string, string?]> = [
+        [{ status: 404, body: "" }, "the image the upstream linked could not be read (HTTP 404)"],
+        [{ status: 300, body: "" }, "the image the upstream linked could not be read (HTTP 300)"],
+        [
+          { status: 200, body: new Uint8Array(2 * 1024 * 1024) },
+          "the image the upstream linked is larger than UPSTREAM_MAX_BYTES (1048576 bytes)"
+        ],
+        ["network", "the image the upstream linked could not be downloaded"],
+        [{ status: 200, body: PNG_BYTES }, "the upstream linked an image that is not an http(s) URL", "ftp://files.test/0.png"],
+        [{ status: 200, body: PNG_BYTES }, "the upstream linked an image that is not an http(s) URL", "/0.png"]
+      ]
+      for (const [file, detail, link] of cases) {
+        const answer = JSON.stringify({ data: [{ url: link ?? "https://files.test/0.png" }] })
+        const { result } = yield* run((request) =>
+          request.url.endsWith("/images/generations") ? { status: 200, body: answer } : file
+        )
+        assert.strictEqual((failure(result).reason as { detail?: string }).detail, detail)
+      }
+    })
+  )
+
+  it.effect("takes at most n images of an answer, inline or linked, and downloads only those", () =>
+    Effect.gen(function* () {
+      const inline = yield* run([{ status: 200, body: images(3) }], job({ n: 2 }))
+      assert.strictEqual(inline.result._tag === "Success" ? inline.result.success.length : -1, 2)
+      const linked = yield* run(
+        (request) =>
+          request.url.startsWith("https://files.test/")
+            ? { status: 200, body: PNG_BYTES }
+            : { status: 200, body: images(3, "url") },
+        job({ n: 2 })
+      )
+      assert.strictEqual(linked.result._tag === "Success" ? linked.result.success.length : -1, 2)
+      assert.strictEqual(linked.calls.length, 3)
+    })
+  )
+
+  it.effect("reads base64 that the upstream escaped (\\/ for /), and refuses bodies that are not its JSON", () =>
+    Effect.gen(function* () {
+      const withSlash = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
+      const escaped = `{"data":[{"b64_json":"${withSlash.replaceAll("/", "\\/")}"}]}`
+      const { result } = yield* run([{ status: 200, body: escaped }])
+      assert.strictEqual(result._tag, "Success")
+      if (result._tag === "Success") assert.strictEqual(new TextDecoder().decode(result.success[0]?.base64), withSlash)
+      for (const [body, detail] of [
+        ["<html>busy</html>", "the upstream answered 2xx with a body that is not the expected JSON"],
+        ['{"data": [{"b64_json": 7}]}', "the upstream answered 2xx with a body that is not the expected JSON"],
+        ['{"data": []}', "the upstream answered 2xx without an image"],
+        ['{"data": [{"revised_prompt": "x"}]}', "the upstream answered 2xx without an image"]
+      ] as const) {
+        const refused = yield* run([{ status: 200, body }])
+        assert.strictEqual((failure(refused.result).reason as { detail?: string }).detail, detail, body)
+      }
+    })
+  )
 })

@@ -75,6 +75,7 @@ export const nearestSize = (size: ImageSize, sizes: ReadonlyArray<string>): stri
 }
 
 const malformed = (detail: string) => new UpstreamMalformed({ detail })
+const NOT_JSON = "the upstream answered 2xx with a body that is not the expected JSON"
 
 /** The base64 texts of a 2xx body: sliced from the bytes when they are plain, else from the full decode. */
 const base64Images = (body: Uint8Array): ReadonlyArray<Uint8Array> | undefined => {
@@ -123,7 +124,7 @@ const make = (instance: UpstreamInstance) =>
         const response = yield* client.execute(HttpClientRequest.bodyJsonUnsafe(base, body))
         const bytes = yield* answerBody(response, instance.maxBytes)
         const inline = base64Images(bytes)
-        if (inline === undefined) return yield* malformed("the upstream answered 2xx with a body that is not the expected JSON")
+        if (inline === undefined) return yield* malformed(NOT_JSON)
         let images: Array<ImageBytes> = []
         if (inline.length > 0) {
           for (const raw of inline.slice(0, n)) {
@@ -133,9 +134,8 @@ const make = (instance: UpstreamInstance) =>
           }
         } else {
           const answer = decodeAnswer(decoder.decode(bytes))
-          const urls = Option.isSome(answer)
-            ? answer.value.data.flatMap((item) => (item.url === undefined ? [] : [item.url]))
-            : []
+          if (Option.isNone(answer)) return yield* malformed(NOT_JSON)
+          const urls = answer.value.data.flatMap((item) => (item.url === undefined ? [] : [item.url]))
           if (urls.length === 0) return yield* malformed("the upstream answered 2xx without an image")
           images = yield* Effect.forEach(urls.slice(0, n), download, { concurrency: "unbounded" })
         }
