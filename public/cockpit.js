@@ -52,6 +52,7 @@ const STRINGS = {
     colPrompt: "Prompt",
     playgroundTitle: "Playground",
     prompt: "Prompt",
+    examplePrompt: "a lighthouse on a cliff at dusk, watercolour",
     model: "Model",
     size: "Size",
     format: "Response format",
@@ -176,6 +177,7 @@ const STRINGS = {
     colPrompt: "提示词",
     playgroundTitle: "试用",
     prompt: "提示词",
+    examplePrompt: "黄昏时分悬崖上的灯塔，水彩画",
     model: "模型",
     size: "尺寸",
     format: "返回格式",
@@ -265,7 +267,9 @@ const state = {
   day: null,
   summary: null,
   recent: [],
-  health: null
+  health: null,
+  /** The example the playground's prompt was filled with (replaced when the language changes, if untouched). */
+  examplePrompt: ""
 }
 
 const t = (name, values = {}) => {
@@ -380,6 +384,9 @@ const applyLanguage = (lang) => {
   state.lang = lang
   document.documentElement.lang = lang === "zh" ? "zh-CN" : "en"
   for (const element of $$("[data-i18n]")) element.textContent = t(element.dataset.i18n)
+  // An example prompt, so a first Generate works with no typing; a prompt the user wrote is left alone.
+  const prompt = $("#play-prompt")
+  if (prompt.value === "" || prompt.value === state.examplePrompt) prompt.value = state.examplePrompt = t("examplePrompt")
   for (const button of $$("[data-lang]")) button.setAttribute("aria-pressed", String(button.dataset.lang === lang))
   renderAll()
 }

@@ -11,6 +11,9 @@ export interface Catalogue {
   readonly aliases: Readonly<Record<string, string>>
 }
 
+/** The model the `local` upstream serves, with no network. */
+const OFFLINE_MODEL = "local/preview"
+
 const decodeEntries = Schema.decodeUnknownSync(Schema.Array(ModelEntry))
 const builtInModels = decodeEntries(catalogue.models)
 
@@ -102,7 +105,10 @@ export const buildCatalogue = (settings: GatewaySettings, upstreams: ReadonlySet
   for (const [alias, target] of Object.entries(aliases)) {
     if (!byId.has(target)) delete aliases[alias]
   }
-  const defaultId = Option.getOrElse(settings.defaultModel, () => catalogue.defaultModel)
+  // Under `npm start` the offline model is the default: a newcomer's first request works with no network.
+  const builtInDefault =
+    settings.environment === "development" && byId.has(OFFLINE_MODEL) ? OFFLINE_MODEL : catalogue.defaultModel
+  const defaultId = Option.getOrElse(settings.defaultModel, () => builtInDefault)
   const aliased = Object.hasOwn(aliases, defaultId) ? aliases[defaultId] : undefined
   const defaultModel = byId.get(defaultId) ?? (aliased === undefined ? undefined : byId.get(aliased))
   if (defaultModel === undefined) return `DEFAULT_MODEL '${defaultId}' is not in the catalogue`

@@ -128,6 +128,22 @@ describe("status cockpit in Chromium", () => {
     await context.close()
   })
 
+  it("a first run: paste the development key, click Generate, and an image of the offline model appears", async () => {
+    const { context, page, errors } = await open()
+    await connect(page)
+    await page.locator("#play-model option").first().waitFor({ state: "attached" })
+    // Under npm start the default model is the offline one, and every control starts on it.
+    expect(await page.locator("#play-model").inputValue()).toBe("local/preview")
+    expect(await page.locator("#probe-model").inputValue()).toBe("local/preview")
+    expect(await page.locator("#snippets").textContent()).toContain('model: "local/preview"')
+    expect(await page.getByLabel("Prompt", { exact: true }).inputValue()).not.toBe("")
+    await page.getByRole("button", { name: "Generate" }).click()
+    await expect.poll(() => page.locator("#play-images img").count()).toBe(1)
+    expect(await page.locator("#play-error").isHidden()).toBe(true)
+    expect(errors).toEqual([])
+    await context.close()
+  })
+
   it("generates in the playground, shows the image with its request id and attempts, and the statistics show the request", async () => {
     const { context, page, errors } = await open()
     await connect(page)

@@ -67,6 +67,18 @@ describe("official openai client against npm start", () => {
     expect((error as InstanceType<typeof OpenAI.BadRequestError>).code).toBe("upstream_rejected")
   })
 
+  it("under npm start, a request without a model is served by the offline model: a first call needs no network", async () => {
+    const images = await client().images.generate({ prompt: "a first image", size: "256x256" })
+    expect(
+      Buffer.from(images.data?.[0]?.b64_json ?? "", "base64")
+        .subarray(1, 4)
+        .toString()
+    ).toBe("PNG")
+    const [local] =
+      (await client().images.generate({ model: "local/preview", prompt: "a first image", size: "256x256" })).data ?? []
+    expect(images.data?.[0]?.b64_json).toBe(local?.b64_json)
+  })
+
   it("works offline with local/preview and returns a PNG, also as a URL hosted on the local R2 bucket", async () => {
     const b64 = await client().images.generate({ model: "local/preview", prompt: "a castle", size: "256x256" })
     const png = Buffer.from(b64.data?.[0]?.b64_json ?? "", "base64")
@@ -114,14 +126,18 @@ describe("official openai client against npm start", () => {
 
   it("upstream failures are not multiplied by the SDK's own retries", async () => {
     const { id, prompt } = steered("faults=503,503,503,503,503,503,503,503,503")
-    await expect(client().images.generate({ prompt })).rejects.toBeInstanceOf(OpenAI.InternalServerError)
+    await expect(client().images.generate({ model: "replicate/flux-schnell", prompt })).rejects.toBeInstanceOf(
+      OpenAI.InternalServerError
+    )
     // the gateway's 3 attempts, and no SDK retry on top (x-should-retry: false)
     expect(await upstreamCalls(id)).toBe(3)
   })
 
   it("an exhausted upstream rate limit is the SDK's RateLimitError", async () => {
     const { prompt } = steered("faults=429:1,429:1,429:1")
-    await expect(client({ maxRetries: 0 }).images.generate({ prompt })).rejects.toBeInstanceOf(OpenAI.RateLimitError)
+    await expect(client({ maxRetries: 0 }).images.generate({ model: "replicate/flux-schnell", prompt })).rejects.toBeInstanceOf(
+      OpenAI.RateLimitError
+    )
   })
 })
 

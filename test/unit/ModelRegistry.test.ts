@@ -126,6 +126,17 @@ describe("catalogue", () => {
     assert.strictEqual(built({ defaultModel: Option.some("local/preview") }).defaultModel.id, "local/preview")
     assert.strictEqual(built({ defaultModel: Option.some("dall-e-3") }).defaultModel.id, "openai/dall-e-3")
     assert.include(String(build({ defaultModel: Option.some("acme/none") })), "DEFAULT_MODEL")
+    // Under npm start (development) the offline model is the default, unless DEFAULT_MODEL says otherwise.
+    assert.strictEqual(built({ environment: "development" }).defaultModel.id, "local/preview")
+    assert.strictEqual(
+      built({ environment: "development", defaultModel: Option.some("dall-e-3") }).defaultModel.id,
+      "openai/dall-e-3"
+    )
+    assert.strictEqual(
+      built({ environment: "development" }, new Set(["ai-sdk"])).defaultModel.id,
+      "replicate/flux-1.1-pro-ultra",
+      "without the offline model, the catalogue's default"
+    )
   })
 })
 
