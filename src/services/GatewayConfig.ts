@@ -221,6 +221,7 @@ export class GatewayConfig extends Context.Service<GatewayConfig, GatewaySetting
 }
 
 /** Settings for tests: production defaults with one key, `test-key`, and the offline model on. */
+// Stryker disable all: a fixture for tests; a mutant of it changes the tests' input, not the gateway.
 export const testSettings = (overrides: Partial<GatewaySettings> = {}): GatewaySettings => ({
   environment: "production",
   apiKeys: [Redacted.make("test-key")],
@@ -251,3 +252,4 @@ export const testSettings = (overrides: Partial<GatewaySettings> = {}): GatewayS
   logPrompts: false,
   ...overrides
 })
+// Stryker restore all
