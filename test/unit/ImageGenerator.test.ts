@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Exit, Fiber, Layer, Result, Stream } from "effect"
+import { ConfigProvider, Effect, Exit, Fiber, Layer, Logger, Result, Stream } from "effect"
 import type { HttpClientRequest } from "effect/http"
 import { TestClock } from "effect/testing"
 import { ImageGenerationRequest } from "../../src/domain/ImageGeneration.ts"
@@ -354,5 +354,37 @@ describe("ImageGenerator", () => {
       assert.strictEqual(notes.failure?.reason._tag, "UpstreamRejected")
       assert.strictEqual(notes.failedImages, 3)
     }).pipe(Effect.provide(layer))
+  })
+
+  it.effect("logs one line per request when it is done: what was asked, what came, the attempts and the time", () => {
+    const lines: Array<ReadonlyArray<unknown>> = []
+    const capture = Logger.layer([Logger.make((options) => lines.push(options.message as ReadonlyArray<unknown>))])
+    const finished = () => lines.filter((line) => line[0] === "generation finished").map((line) => line[1])
+    const { layer } = stack(({ index }) => (index === 1 ? unavailable : index === 4 ? "hang" : ok()), {
+      maxConcurrentUpstream: 1
+    })
+    return Effect.gen(function* () {
+      const generator = yield* ImageGenerator
+      const generating = yield* Effect.forkChild(generator.generate(request({ n: 3 })))
+      yield* TestClock.adjust(1500)
+      yield* Fiber.join(generating)
+      assert.deepStrictEqual(finished(), [
+        { model: "acme/one", requested: 3, succeeded: 2, failed: 1, attempts: 3, latencyMs: 0 }
+      ])
+      const stream = yield* generator.stream(request({ n: 2 }))
+      const reading = yield* Effect.forkChild(Stream.runCollect(stream.results))
+      yield* Effect.yieldNow
+      yield* TestClock.adjust(250)
+      yield* Fiber.interrupt(reading)
+      assert.deepStrictEqual(finished()[1], {
+        model: "acme/one",
+        requested: 2,
+        succeeded: 1,
+        failed: 1,
+        attempts: 1,
+        latencyMs: 250,
+        clientClosed: true
+      })
+    }).pipe(Effect.provide(Layer.merge(layer, capture)))
   })
 })
