@@ -8,6 +8,8 @@ import { defineConfig } from "vitest/config"
 export default defineConfig({
   test: {
     include: ["test/unit/**/*.test.ts"],
+    // The deploy script's tests run scripts/, which is not mutated: they would only slow every mutant's run.
+    exclude: ["test/unit/deploy.test.ts"],
     environment: "node",
     globalSetup: ["test/support/globalSetup.ts"],
     // Instrumented code runs several times slower (every mutant is behind a switch).
