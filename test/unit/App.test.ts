@@ -41,6 +41,26 @@ describe("configuration", () => {
     expect((await withKeys("/v1/models", bearer("mine"))).status).toBe(200)
   })
 
+  it("a wrong key is told what works in this mode, and never sees a key it did not send", async () => {
+    const presented = "sk-typo-1234"
+    const messageOf = async (call: ReturnType<typeof gateway>) =>
+      String((await errorOf(await call("/v1/models", bearer(presented)))).message)
+    const development = await messageOf(local({ ENVIRONMENT: "development" }))
+    expect(development).toContain("development mode without API_KEYS")
+    expect(development).toContain(DEVELOPMENT_API_KEY)
+    expect(development).not.toContain("API_KEYS secret")
+    const production = await messageOf(gateway({ API_KEYS: "sk-secret-a,sk-secret-b" }))
+    expect(production).toContain("API_KEYS")
+    expect(production).not.toContain(DEVELOPMENT_API_KEY)
+    // A development gateway given keys of its own is answered as production is: its keys are the ones that work.
+    const withKeys = await messageOf(local({ ENVIRONMENT: "development", API_KEYS: "sk-secret-a" }))
+    expect(withKeys).toBe(production)
+    for (const message of [development, production, withKeys]) {
+      expect(message).not.toContain(presented)
+      expect(message).not.toContain("sk-secret")
+    }
+  })
+
   it("the offline model is listed in development and hidden in production unless enabled", async () => {
     const list = async (call: ReturnType<typeof gateway>, key: string) =>
       ((await (await call("/v1/models", bearer(key))).json()) as { data: Array<{ id: string }> }).data.map((m) => m.id)
