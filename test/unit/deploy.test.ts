@@ -85,13 +85,24 @@ interface Deploy {
   readonly calls: ReadonlyArray<{ args: ReadonlyArray<string>; secrets?: Record<string, string> }>
 }
 
-const deploy = async (state: ReadonlyArray<string>, env: Record<string, string> = {}): Promise<Deploy> => {
+/** util-linux `script` gives the run a terminal, as a person at a shell has (the login path needs one). */
+const hasScript = spawnSync("script", ["--version"], { encoding: "utf8" }).stdout?.includes("util-linux") === true
+
+const deploy = async (
+  state: ReadonlyArray<string>,
+  env: Record<string, string> = {},
+  options: { terminal?: boolean } = {}
+): Promise<Deploy> => {
   const work = mkdtempSync(join(tmpdir(), "deploy-run-"))
   const log = join(work, "calls.jsonl")
   writeFileSync(log, "")
   deployed.authorized.length = 0
   const { CLOUDFLARE_API_TOKEN: _token, CLOUDFLARE_ACCOUNT_ID: _account, GATEWAY_API_KEY: _key, ...inherited } = process.env
-  const child = spawn(process.execPath, ["scripts/deploy.ts"], {
+  const [program, args] =
+    options.terminal === true
+      ? ["script", ["-qec", `"${process.execPath}" scripts/deploy.ts`, "/dev/null"]]
+      : [process.execPath, ["scripts/deploy.ts"]]
+  const child = spawn(program, args, {
     stdio: ["ignore", "pipe", "pipe"],
     env: {
       ...inherited,
@@ -163,6 +174,13 @@ describe("npm run deploy", { timeout: 30_000 }, () => {
     expect(commands(run)).toEqual(["whoami"])
     expect(run.output).toContain("npx wrangler login")
     expect(run.output).toContain("CLOUDFLARE_API_TOKEN and CLOUDFLARE_ACCOUNT_ID")
+  })
+
+  it.skipIf(!hasScript)("logged out at a terminal: wrangler login runs, then the deploy goes on", async () => {
+    const run = await deploy(["logged-out", "bucket-present", "has-key"], {}, { terminal: true })
+    expect(run.code, run.output).toBe(0)
+    expect(commands(run)).toEqual(["whoami", "login", "whoami", "r2 bucket create", "secret list --format", "deploy"])
+    expect(run.output).toContain("opens the browser to sign in")
   })
 
   it("CI: a token needs its account id, asked for before any call; with both it goes through without a prompt", async () => {
