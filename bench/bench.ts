@@ -13,7 +13,8 @@
  * 5. Memory: the Worker process's peak growth per request with 3 MB images (`n: 1`, `n: 10`, four `n: 10` at
  *    once) as a multiple of the answer's size, beside the passthrough's (`bench/memory.ts`).
  *    `BENCH_ONLY=memory` runs this part alone; `BENCH_BASELINE_CWD=<another checkout>` adds that
- *    checkout's gateway beside this one, to compare two versions in one run.
+ *    checkout's gateway beside this one, to compare two versions in one run. `BENCH_ONLY=cpu` runs the CPU
+ *    rounds alone, with the baseline's gateway too when it is given.
  *
  * Everything runs on loopback; every loop is bounded in time and count.
  */
@@ -546,9 +547,70 @@ const main = async () => {
   }
 }
 
+/**
+ * `BENCH_ONLY=cpu`: the CPU rounds alone (sessions of fresh passthrough, floor and gateway instances, as in the full
+ * run), with `BENCH_BASELINE_CWD`'s gateway as a fourth Worker in each session, to compare two versions in one run.
+ */
+const cpuOnly = async () => {
+  const root = join(import.meta.dirname, "..")
+  const upstream = await startFakeUpstream({ imageBytes: IMAGE_BYTES })
+  const vars = (entries: Record<string, string>) => Object.entries(entries).flatMap(([k, v]) => ["--var", `${k}:${v}`])
+  const gatewayVars = vars({ API_KEYS: KEY, UPSTREAM_URL: upstream.url, ENVIRONMENT: "production", LOG_LEVEL: "Warn" })
+  const baselineCwd = process.env.BENCH_BASELINE_CWD
+  const request = (worker: Worker, path: string, body: string, key: boolean) => () =>
+    new Request(`${worker.url}${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(key ? { authorization: `Bearer ${KEY}` } : {}), ...IDENTITY },
+      body
+    })
+  const generation = JSON.stringify({ prompt: "a bench", model: "replicate/flux-schnell", response_format: "b64_json" })
+  const upstreamBody = JSON.stringify({ prompt: "a bench", provider: "replicate", modelId: "black-forest-labs/flux-schnell" })
+  const names = ["passthrough", "floor", "gateway", ...(baselineCwd === undefined ? [] : ["baseline"])]
+  const samples = names.map(() => [] as Array<number>)
+  const ratios = names.map(() => [] as Array<number>)
+  const roundsPerSession = Math.max(1, Math.round(CPU_ROUNDS / CPU_SESSIONS))
+  try {
+    for (let session = 0; session < CPU_SESSIONS; session++) {
+      const fresh: Array<Worker> = []
+      try {
+        fresh.push(await startWorker(vars({ UPSTREAM_URL: upstream.url }), join(import.meta.dirname, "passthrough")))
+        fresh.push(await startWorker(vars({ UPSTREAM_URL: upstream.url }), join(import.meta.dirname, "httpapi-floor")))
+        fresh.push(await startWorker(gatewayVars, root))
+        if (baselineCwd !== undefined) fresh.push(await startWorker(gatewayVars, baselineCwd))
+        const targets: Array<Target> = fresh.map((worker, i) =>
+          i === 0
+            ? [worker, request(worker, "", upstreamBody, false)]
+            : [worker, request(worker, "/v1/images/generations", generation, i > 1)]
+        )
+        for (const [worker, make] of targets) await load(worker, make, CPU_CONNECTIONS, SESSION_WARM_UP)
+        const cpu = await alternatingCpu(roundsPerSession, targets)
+        for (const [i, figures] of cpu.entries()) {
+          samples[i]?.push(...figures)
+          ratios[i]?.push(median(figures) / median(cpu[0] ?? []))
+        }
+      } finally {
+        for (const worker of fresh) worker.stop()
+      }
+    }
+    console.log(`\nCPU per request, ${CPU_SESSIONS} sets of fresh instances x ${roundsPerSession} rounds, 1 MiB images\n`)
+    for (const [i, name] of names.entries()) {
+      const ms = median(samples[i] ?? [])
+      const ratio = ms / median(samples[0] ?? [])
+      const sets = (ratios[i] ?? []).map((r) => r.toFixed(2)).join(", ")
+      console.log(`  ${name.padEnd(12)} ${ms.toFixed(2)} ms   ${ratio.toFixed(2)}x the passthrough (per set: ${sets})`)
+    }
+    writeFileSync(join(RESULTS, "cpu.json"), JSON.stringify({ date: new Date().toISOString(), names, samples, ratios }, null, 2))
+  } finally {
+    await upstream.close()
+  }
+}
+
 if (process.env.BENCH_ONLY === "memory") {
   mkdirSync(RESULTS, { recursive: true })
   await memoryOnly()
+} else if (process.env.BENCH_ONLY === "cpu") {
+  mkdirSync(RESULTS, { recursive: true })
+  await cpuOnly()
 } else {
   await main()
 }

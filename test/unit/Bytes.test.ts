@@ -18,6 +18,29 @@ const streamOf = (chunks: ReadonlyArray<Uint8Array>) => {
 }
 const bytes = (...values: Array<number>) => Uint8Array.from(values)
 
+/** A byte stream (what a fetch body is), enqueuing `total` bytes counting up mod 251, `chunk` at a time. */
+const byteStream = (total: number, chunk: number) => {
+  const state = { cancelled: false, sent: 0 }
+  const stream = new ReadableStream({
+    type: "bytes",
+    pull: (controller) => {
+      if (state.sent >= total) {
+        controller.close()
+        // A byte source answers a read still waiting for bytes when it closes (the streams spec's rule).
+        return controller.byobRequest?.respond(0)
+      }
+      const size = Math.min(chunk, total - state.sent)
+      controller.enqueue(Uint8Array.from({ length: size }, (_, i) => (state.sent + i) % 251))
+      state.sent += size
+    },
+    cancel: () => {
+      state.cancelled = true
+    }
+  })
+  return { stream, state }
+}
+const counting = (total: number) => Uint8Array.from({ length: total }, (_, i) => i % 251)
+
 describe("bytes", () => {
   it("joins chunks in order, and hands a single whole chunk back as it is", () => {
     expect(concatBytes([bytes(1, 2), bytes(), bytes(3)], 3)).toEqual(bytes(1, 2, 3))
@@ -56,5 +79,21 @@ describe("bytes", () => {
 
   it("reads an empty stream as no bytes", async () => {
     expect(await readBounded(streamOf([]).stream, 0)).toEqual(bytes())
+  })
+
+  it("reads a byte stream into one growing buffer: every byte in order, past the first buffer's size", async () => {
+    const total = 1_300_000 // more than two growths of the first buffer
+    const { stream, state } = byteStream(total, 16_384)
+    expect(await readBounded(stream, total)).toEqual(counting(total))
+    expect(state.cancelled).toBe(false)
+  })
+
+  it("refuses a byte stream one byte over the limit, and takes one of exactly the limit", async () => {
+    const over = byteStream(1000, 64)
+    expect(await readBounded(over.stream, 999)).toBeUndefined()
+    expect(over.state.cancelled).toBe(true)
+    expect(over.state.sent).toBeLessThan(1000 + 64)
+    expect(await readBounded(byteStream(1000, 64).stream, 1000)).toEqual(counting(1000))
+    expect(await readBounded(byteStream(0, 64).stream, 10)).toEqual(new Uint8Array())
   })
 })
