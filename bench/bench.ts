@@ -490,7 +490,7 @@ const main = async () => {
     const cacheSpeedup = results.cache.missMs / results.cache.hitMs
     const openAiKindRatio = results.kinds.openAiCpuMsPerRequest / results.kinds.aiSdkCpuMsPerRequest
     const checks = [
-      ["throughput at 8 connections vs passthrough", throughputRatio, ">=", 0.8],
+      ["throughput at 8 connections vs passthrough", throughputRatio, ">=", 0.9],
       ["CPU per request vs passthrough", cpuRatio, "<=", 1.2],
       ["n:4 vs n:1 time, 2 s upstream", fanOutRatio, "<=", 1.15],
       ["bundle gzipped (KB)", bundle.gzip / 1024, "<=", 250],

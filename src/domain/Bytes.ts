@@ -35,7 +35,12 @@ export const readBounded = async (
   const reader = byob ?? body.getReader()
   // A caller that gives up (a timeout, a client gone) stops the read and lets the body go.
   signal?.addEventListener("abort", () => void reader.cancel().catch(() => {}), { once: true })
-  return byob === undefined ? readChunks(reader as ReadableStreamDefaultReader<Uint8Array>, limit) : readInto(byob, limit)
+  const bytes = await (byob === undefined
+    ? readChunks(reader as ReadableStreamDefaultReader<Uint8Array>, limit)
+    : readInto(byob, limit))
+  // What a cancelled read holds is not the body: never hand it on as if it were.
+  if (signal?.aborted === true) throw new Error("the read was stopped before the body's end")
+  return bytes
 }
 
 const readChunks = async (reader: ReadableStreamDefaultReader<Uint8Array>, limit: number) => {
@@ -55,9 +60,9 @@ const readChunks = async (reader: ReadableStreamDefaultReader<Uint8Array>, limit
 }
 
 const readInto = async (reader: ReadableStreamBYOBReader, limit: number) => {
-  // One byte past the limit is room enough to tell "exactly the limit" from "more".
   // workerd's extension; Node's BYOB reader has only read(), which returns whatever one chunk brought.
   const native = typeof (reader as { readAtLeast?: unknown }).readAtLeast === "function"
+  // One byte past the limit is room enough to tell "exactly the limit" from "more".
   let buffer = new ArrayBuffer(Math.min(FIRST_BUFFER, limit + 1))
   let size = 0
   for (;;) {
@@ -72,11 +77,11 @@ const readInto = async (reader: ReadableStreamBYOBReader, limit: number) => {
     }
     const free = new Uint8Array(buffer, size, buffer.byteLength - size)
     const { done, value } = await (native ? reader.readAtLeast(free.byteLength, free) : reader.read(free))
-    // The read transfers the buffer: what comes back is a view of it (empty when the stream ended).
-    if (value !== undefined) {
-      buffer = value.buffer as ArrayBuffer
-      size += value.byteLength
-    }
+    // The read transfers the buffer: what comes back is a view of it (empty when the stream ended, none when
+    // the read was cancelled, and then the buffer is gone).
+    if (value === undefined) return new Uint8Array()
+    buffer = value.buffer as ArrayBuffer
+    size += value.byteLength
     if (done) break
   }
   if (size > limit) {
