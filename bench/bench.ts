@@ -605,12 +605,63 @@ const cpuOnly = async () => {
   }
 }
 
+const STARTUP_SAMPLES = 5
+
+/**
+ * `BENCH_ONLY=startup`: what a cold isolate pays, measured in V8 under Node, a fresh process per sample
+ * (`bench/startup-probe.mjs`): CPU to evaluate the module scope of the gateway bundled alone (esbuild, minified),
+ * to build the handler, and to answer a first and a second `/health`. workerd's own start cannot be read apart:
+ * the CPU of a `wrangler dev` until it is ready moves by ±150 ms between fresh instances, far more than the
+ * Worker's share. The module figure includes parsing and compiling the whole bundle.
+ */
+const startupOnly = () => {
+  const bundle = join(RESULTS, "startup", "app.mjs")
+  execFileSync(
+    "npx",
+    [
+      "esbuild",
+      join(import.meta.dirname, "startup-entry.ts"),
+      "--bundle",
+      "--format=esm",
+      "--platform=node",
+      "--minify",
+      `--outfile=${bundle}`,
+      "--log-level=warning"
+    ],
+    { stdio: "inherit" }
+  )
+  const samples = Array.from(
+    { length: STARTUP_SAMPLES },
+    () =>
+      JSON.parse(
+        execFileSync(process.execPath, [join(import.meta.dirname, "startup-probe.mjs"), bundle], { encoding: "utf8" })
+          .trim()
+          .split("\n")
+          .at(-1) ?? "{}"
+      ) as Record<"moduleMs" | "buildMs" | "firstRequestMs" | "warmRequestMs", number>
+  )
+  const figure = (name: keyof (typeof samples)[number]) => median(samples.map((sample) => sample[name]))
+  const list = (name: keyof (typeof samples)[number]) => samples.map((sample) => sample[name].toFixed(1)).join(", ")
+  console.log(`\ncold start in V8 under Node, median of ${STARTUP_SAMPLES} fresh processes (CPU ms)`)
+  for (const [label, name] of [
+    ["module scope (parse, compile, evaluate)", "moduleMs"],
+    ["handler build", "buildMs"],
+    ["first /health (layers built on first use)", "firstRequestMs"],
+    ["second /health", "warmRequestMs"]
+  ] as const)
+    console.log(`  ${label.padEnd(44)} ${figure(name).toFixed(1).padStart(7)}  (${list(name)})`)
+  writeFileSync(join(RESULTS, "startup.json"), JSON.stringify({ date: new Date().toISOString(), samples }, null, 2))
+}
+
 if (process.env.BENCH_ONLY === "memory") {
   mkdirSync(RESULTS, { recursive: true })
   await memoryOnly()
 } else if (process.env.BENCH_ONLY === "cpu") {
   mkdirSync(RESULTS, { recursive: true })
   await cpuOnly()
+} else if (process.env.BENCH_ONLY === "startup") {
+  mkdirSync(join(RESULTS, "startup"), { recursive: true })
+  startupOnly()
 } else {
   await main()
 }
