@@ -66,6 +66,9 @@ type Worker = LocalWorker
 const startWorker = (args: ReadonlyArray<string>, cwd: string): Promise<Worker> =>
   startWranglerDev(["npx", "wrangler", "dev"], cwd, args)
 
+/** `wrangler dev` arguments that set these vars. */
+const vars = (entries: Record<string, string>) => Object.entries(entries).flatMap(([k, v]) => ["--var", `${k}:${v}`])
+
 /** CPU time (ms) of every workerd process below `pid`, read from /proc. */
 const workerdCpuMs = (pid: number): number => {
   const ticks = 100 // USER_HZ on Linux
@@ -236,7 +239,6 @@ const MEMORY_TARGETS: Record<string, number> = { "n: 1": 0.5, "n: 10": 1.2, "4 x
 const memoryOnly = async () => {
   const root = join(import.meta.dirname, "..")
   const upstream = await startFakeUpstream({ imageBytes: IMAGE_BYTES })
-  const vars = (entries: Record<string, string>) => Object.entries(entries).flatMap(([k, v]) => ["--var", `${k}:${v}`])
   const gatewayVars = vars({ API_KEYS: KEY, UPSTREAM_URL: upstream.url, ENVIRONMENT: "production", LOG_LEVEL: "Warn" })
   try {
     const baselineCwd = process.env.BENCH_BASELINE_CWD
@@ -267,7 +269,6 @@ const main = async () => {
   mkdirSync(RESULTS, { recursive: true })
   const root = join(import.meta.dirname, "..")
   const upstream = await startFakeUpstream({ imageBytes: IMAGE_BYTES })
-  const vars = (entries: Record<string, string>) => Object.entries(entries).flatMap(([k, v]) => ["--var", `${k}:${v}`])
   // Every gateway also has an OpenAI-compatible instance on the fake, for the openai kind's figures.
   const openAiUpstream = {
     UPSTREAMS: JSON.stringify([
@@ -554,7 +555,6 @@ const main = async () => {
 const cpuOnly = async () => {
   const root = join(import.meta.dirname, "..")
   const upstream = await startFakeUpstream({ imageBytes: IMAGE_BYTES })
-  const vars = (entries: Record<string, string>) => Object.entries(entries).flatMap(([k, v]) => ["--var", `${k}:${v}`])
   const gatewayVars = vars({ API_KEYS: KEY, UPSTREAM_URL: upstream.url, ENVIRONMENT: "production", LOG_LEVEL: "Warn" })
   const baselineCwd = process.env.BENCH_BASELINE_CWD
   const request = (worker: Worker, path: string, body: string, key: boolean) => () =>
