@@ -44,9 +44,12 @@ export interface UpstreamJob {
   readonly outputCompression?: number | undefined
 }
 
-/**
- * `n` images as calls of at most `perCall` images each: `[4, 3]` for n = 7, perCall = 4. Every part but the
- * last is full, so part `i` starts at image `i * perCall`.
- */
-export const splitImages = (n: number, perCall: number): ReadonlyArray<number> =>
-  Array.from({ length: Math.ceil(n / perCall) }, (_, i) => Math.min(perCall, n - i * perCall))
+/** One call's share of a request's images: how many, and the index of the first in the request. */
+export interface ImagePart {
+  readonly n: number
+  readonly first: number
+}
+
+/** `n` images as calls of at most `perCall` images each: sizes `[4, 3]`, first images `[0, 4]` for n = 7, perCall = 4. */
+export const splitImages = (n: number, perCall: number): ReadonlyArray<ImagePart> =>
+  Array.from({ length: Math.ceil(n / perCall) }, (_, i) => ({ n: Math.min(perCall, n - i * perCall), first: i * perCall }))

@@ -156,18 +156,17 @@ export class ImageGenerator extends Context.Service<
         const n = request.n ?? 1
         yield* Effect.logDebug("generating", { prompt: request.prompt })
         const started = yield* Clock.currentTimeMillis
-        const perCall = router.imagesPerCall(model)
-        const sizes = splitImages(n, perCall)
+        const parts = splitImages(n, router.imagesPerCall(model))
         // One call (the common case) needs no child fibers to run or to interrupt afterwards.
         const called =
-          sizes.length === 1
+          parts.length === 1
             ? [yield* call(model, request, n, 0)]
-            : yield* Effect.forEach(sizes, (images, i) => call(model, request, images, i * perCall), {
+            : yield* Effect.forEach(parts, (part) => call(model, request, part.n, part.first), {
                 concurrency: config.maxConcurrentUpstream
               })
         const results = options?.asText === true ? called.map(onlyPlainBase64) : called
         yield* noteUsage((notes) => {
-          for (const [i, result] of results.entries()) noteCall(notes, result, sizes[i]!)
+          for (const [i, result] of results.entries()) noteCall(notes, result, parts[i]!.n)
         })
         const images = results.flatMap((result) => (Result.isSuccess(result) ? result.success : []))
         const failures = results.flatMap((result) => (Result.isFailure(result) ? [result.failure] : []))
@@ -198,13 +197,12 @@ export class ImageGenerator extends Context.Service<
         const tally = { succeeded: 0, attempts: 0 }
         const notes = yield* Effect.serviceOption(RequestUsage)
         const settle = Option.match(notes, { onNone: () => () => {}, onSome: (current) => noteStream(current, streamed) })
-        const perCall = router.imagesPerCall(model)
-        const results = Stream.fromIterable(splitImages(n, perCall).map((images, i) => ({ images, first: i * perCall }))).pipe(
+        const results = Stream.fromIterable(splitImages(n, router.imagesPerCall(model))).pipe(
           Stream.mapEffect(
-            ({ images, first }) =>
-              Effect.map(call(model, request, images, first), (result) => ({
+            (part) =>
+              Effect.map(call(model, request, part.n, part.first), (result) => ({
                 result: streamed ? onlyPlainBase64(result) : result,
-                images
+                images: part.n
               })),
             {
               concurrency: config.maxConcurrentUpstream,

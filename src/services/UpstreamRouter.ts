@@ -62,9 +62,9 @@ export class UpstreamRouter extends Context.Service<
         if (job.n <= perCall(model)) return attempt(model, job, trial)
         return Effect.forEach(
           splitImages(job.n, perCall(model)),
-          (n, i) =>
+          (part, i) =>
             Effect.result(
-              attempt(model, { ...job, n, firstImage: (job.firstImage ?? 0) + i * perCall(model) }, trial && i === 0)
+              attempt(model, { ...job, n: part.n, firstImage: (job.firstImage ?? 0) + part.first }, trial && i === 0)
             ),
           {
             concurrency: "unbounded"

@@ -5,6 +5,7 @@ import fc from "fast-check"
 import { detectBase64ImageFormat, detectImageFormat, isBase64Text } from "../../src/domain/ImageFormat.ts"
 import { ImageGenerationRequest } from "../../src/domain/ImageGeneration.ts"
 import { nearestAspectRatio, parseSize } from "../../src/domain/ImageSize.ts"
+import { splitImages } from "../../src/domain/Upstream.ts"
 import { toBadRequest } from "../../src/http/RequestValidationLive.ts"
 
 const ratios = ["1:1", "16:9"]
@@ -159,6 +160,26 @@ describe("isBase64Text", () => {
         }
       ),
       { numRuns: 2000, seed: 7 }
+    )
+  })
+})
+
+describe("splitting n images into calls", () => {
+  it("gives each call at most perCall images and the index of its first, covering every image once", () => {
+    assert.deepStrictEqual(splitImages(7, 4), [
+      { n: 4, first: 0 },
+      { n: 3, first: 4 }
+    ])
+    assert.deepStrictEqual(splitImages(1, 1), [{ n: 1, first: 0 }])
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 10 }), fc.integer({ min: 1, max: 10 }), (n, perCall) => {
+        const parts = splitImages(n, perCall)
+        const indices = parts.flatMap((part) => Array.from({ length: part.n }, (_, i) => part.first + i))
+        return (
+          parts.every((part) => part.n >= 1 && part.n <= perCall) &&
+          indices.join() === Array.from({ length: n }, (_, i) => i).join()
+        )
+      })
     )
   })
 })
