@@ -1,4 +1,5 @@
 import { Buffer } from "node:buffer"
+import type { ImageTail } from "./ImageTail.ts"
 
 /** Image formats the gateway can detect from the first bytes of an image. */
 export type ImageFormat = "png" | "jpeg" | "webp"
@@ -52,6 +53,11 @@ export interface GeneratedImage {
   readonly upstream?: string | undefined
   /** How many fallback steps it took: 0 when the requested model made it. */
   readonly failovers?: number | undefined
+  /**
+   * The rest of the image, still arriving: `base64` is then only its first bytes. Only for a job that asked
+   * for it (`UpstreamJob.incremental`); whoever takes the image writes the tail, or cancels it.
+   */
+  readonly tail?: ImageTail | undefined
 }
 
 /**

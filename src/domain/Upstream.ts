@@ -36,6 +36,11 @@ export interface UpstreamJob {
   readonly n: number
   /** The index, within the client's request, of this call's first image (absent: 0). Seeds `local/preview`. */
   readonly firstImage?: number | undefined
+  /**
+   * The caller writes each image as its bytes arrive: a kind may then answer with the first bytes of an
+   * image and its `tail`, instead of holding the whole image (see `ImageTail.ts`).
+   */
+  readonly incremental?: boolean | undefined
   readonly quality?: string | undefined
   readonly style?: string | undefined
   readonly background?: string | undefined

@@ -3,6 +3,7 @@ import { HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import { type GeneratedImage, mimeTypeOf } from "../domain/ImageFormat.ts"
 import type { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
+import type { ImageTail } from "../domain/ImageTail.ts"
 import { GatewayConfig } from "../services/GatewayConfig.ts"
 import { GenerationCache } from "../services/GenerationCache.ts"
 import { type GenerationResult, type ImageAnswer, ImageGenerator } from "../services/ImageGenerator.ts"
@@ -97,16 +98,33 @@ export const streamedImagesBody = (
   )
 }
 
+/**
+ * The answer of one image whose bytes are still arriving: the upstream's bytes pass through between the
+ * answer's opening and closing, chunk by chunk; an upstream answer that breaks off fails the body, so the
+ * client sees a broken connection, never a truncated image.
+ */
+const passedThroughBody = (request: ImageGenerationRequest, result: GenerationResult, tail: ImageTail) => {
+  const image = result.images[0]!
+  const [head, , close] = imageParts(request, image, Option.none())
+  const opening = encoder.encode(`{"created":${result.created},"data":[${head}`)
+  return tail.frame([opening, image.base64], encoder.encode(`${close}],"output_format":"${image.format}"}`))
+}
+
 const respond = (
   request: ImageGenerationRequest,
   result: GenerationResult,
   hosted: ReadonlyArray<Option.Option<string>>,
   headers: Record<string, string>
-) =>
-  HttpServerResponse.raw(imagesResponseBody(request, result, hosted), {
-    contentType: "application/json",
-    headers: result.failed > 0 ? { ...headers, "x-images-failed": String(result.failed) } : headers
-  })
+) => {
+  const tail = result.images.length === 1 ? result.images[0]?.tail : undefined
+  return HttpServerResponse.raw(
+    tail === undefined ? imagesResponseBody(request, result, hosted) : passedThroughBody(request, result, tail),
+    {
+      contentType: "application/json",
+      headers: result.failed > 0 ? { ...headers, "x-images-failed": String(result.failed) } : headers
+    }
+  )
+}
 
 export const ImagesHttp = HttpApiBuilder.group(
   Api,
@@ -152,10 +170,10 @@ export const ImagesHttp = HttpApiBuilder.group(
               return respond(payload, result, hosted, { "x-cache": bypass ? "BYPASS" : "MISS" })
             }
             const host = payload.response_format === "url" ? yield* imageHostFor(store, config) : undefined
-            // One image is held whole either way (the bench measured the same memory for n: 1 streamed or not),
-            // and one Blob is the cheapest body workerd sends: only answers of several images are streamed.
+            // One image: its bytes pass through as they arrive (for `b64_json`; a hosted URL needs the whole
+            // image in the bucket first). An image that comes whole is sent as one Blob, the cheapest body.
             if ((payload.n ?? 1) === 1) {
-              const result = yield* generator.generate(payload)
+              const result = yield* generator.generate(payload, { incremental: host === undefined })
               const hosted = host === undefined ? [] : yield* Effect.forEach(result.images, host, { concurrency: "unbounded" })
               return respond(payload, result, hosted, {})
             }

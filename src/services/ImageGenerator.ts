@@ -96,12 +96,48 @@ export interface ImageAnswer {
   readonly images: Stream.Stream<Result.Result<GeneratedImage, UpstreamError>>
 }
 
+/**
+ * Images whose bytes are still arriving end the request when their tails end: the usage record waits for
+ * them, and counts an image whose tail broke off as failed, and a tail cancelled as the client gone.
+ */
+const settleTails = Effect.fnUntraced(function* (images: ReadonlyArray<GeneratedImage>) {
+  const tails = images.flatMap((image) => (image.tail === undefined ? [] : [{ tail: image.tail, image }]))
+  if (tails.length === 0) return
+  const notes = yield* Effect.serviceOption(RequestUsage)
+  const context = yield* Effect.context<never>()
+  const settle = Option.match(notes, { onNone: () => () => {}, onSome: (current) => noteStream(current, false) })
+  void Promise.all(tails.map(({ tail }) => tail.ended)).then((ends) => {
+    ends.forEach((end, i) => {
+      const { image } = tails[i]!
+      if (end === "written") return
+      Option.map(notes, (current) => {
+        if (end === "cancelled") current.clientClosed = true
+        else {
+          current.images--
+          current.failedImages++
+          current.failure ??= new UpstreamError({
+            reason: new UpstreamMalformed({ detail: "the upstream's answer broke off before its end" }),
+            attempts: image.attempts,
+            upstream: image.upstream ?? "unknown",
+            failovers: image.failovers ?? 0
+          })
+        }
+      })
+      if (end === "broken") {
+        Effect.runForkWith(context)(Effect.logWarning("an image broke off after the answer began", { upstream: image.upstream }))
+      }
+    })
+    settle()
+  })
+})
+
 /** The request's fields an upstream may honour, for `n` images from the request's image `firstImage` on. */
-const jobOf = (request: ImageGenerationRequest, n: number, firstImage: number): UpstreamJob => ({
+const jobOf = (request: ImageGenerationRequest, n: number, firstImage: number, incremental = false): UpstreamJob => ({
   prompt: request.prompt,
   size: parseSize(request.size),
   n,
   firstImage,
+  incremental,
   quality: request.quality ?? undefined,
   style: request.style ?? undefined,
   background: request.background ?? undefined,
@@ -109,6 +145,11 @@ const jobOf = (request: ImageGenerationRequest, n: number, firstImage: number): 
   outputFormat: request.output_format ?? undefined,
   outputCompression: request.output_compression ?? undefined
 })
+
+export interface GenerateOptions {
+  readonly asText?: boolean
+  readonly incremental?: boolean
+}
 
 /**
  * Turns one OpenAI image request into upstream calls (one per image, or fewer where the model's
@@ -119,10 +160,13 @@ const jobOf = (request: ImageGenerationRequest, n: number, firstImage: number): 
 export class ImageGenerator extends Context.Service<
   ImageGenerator,
   {
-    /** `asText`: the images will be written into text (chat markdown); only plain base64 passes. */
+    /**
+     * `asText`: the images will be written into text (chat markdown); only plain base64 passes.
+     * `incremental`: the caller writes each image as it arrives; an image may come with its `tail` still to read.
+     */
     generate(
       request: ImageGenerationRequest,
-      options?: { readonly asText?: boolean }
+      options?: GenerateOptions
     ): Effect.Effect<GenerationResult, ModelNotFound | UpstreamError>
     /** Resolves the model first (an unknown one fails before any byte is sent), then streams images as they finish. */
     stream(request: ImageGenerationRequest): Effect.Effect<ImageStream, ModelNotFound>
@@ -141,8 +185,9 @@ export class ImageGenerator extends Context.Service<
         model: ModelEntry,
         request: ImageGenerationRequest,
         images: number,
-        firstImage: number
-      ): Effect.Effect<CallResult> => Effect.result(router.generate(model, jobOf(request, images, firstImage)))
+        firstImage: number,
+        incremental = false
+      ): Effect.Effect<CallResult> => Effect.result(router.generate(model, jobOf(request, images, firstImage, incremental)))
 
       const resolve = (request: ImageGenerationRequest) =>
         registry.resolve(request.model).pipe(
@@ -151,17 +196,18 @@ export class ImageGenerator extends Context.Service<
         )
 
       // Untraced, like every per-request function: see `TracingOff` in App.ts.
-      const generate = Effect.fnUntraced(function* (request: ImageGenerationRequest, options?: { readonly asText?: boolean }) {
+      const generate = Effect.fnUntraced(function* (request: ImageGenerationRequest, options?: GenerateOptions) {
         const model = yield* resolve(request)
         const n = request.n ?? 1
         yield* Effect.logDebug("generating", { prompt: request.prompt })
         const started = yield* Clock.currentTimeMillis
         const parts = splitImages(n, router.imagesPerCall(model))
+        const incremental = options?.incremental === true
         // One call (the common case) needs no child fibers to run or to interrupt afterwards.
         const called =
           parts.length === 1
-            ? [yield* call(model, request, n, 0)]
-            : yield* Effect.forEach(parts, (part) => call(model, request, part.n, part.first), {
+            ? [yield* call(model, request, n, 0, incremental)]
+            : yield* Effect.forEach(parts, (part) => call(model, request, part.n, part.first, incremental), {
                 concurrency: config.maxConcurrentUpstream
               })
         const results = options?.asText === true ? called.map(onlyPlainBase64) : called
@@ -178,6 +224,7 @@ export class ImageGenerator extends Context.Service<
           attempts: results.reduce((sum, result) => sum + attemptsOf(result), 0),
           latencyMs: (yield* Clock.currentTimeMillis) - started
         })
+        yield* settleTails(images)
         const firstFailure = failures[0]
         if (images.length === 0 && firstFailure !== undefined) return yield* Effect.fail(firstFailure)
         return { created: Math.floor(started / 1000), model, images, failed: n - images.length } satisfies GenerationResult

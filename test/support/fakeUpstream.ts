@@ -16,7 +16,9 @@
  *   answer from a cached one.
  * - `/__calls` also gives `arrivals`: when each call arrived, on the fake's clock (ms), to check retry waits.
  * - A fault with `~hold` (`faults=ok,400~hold`) is held like `hold=1`, for that call alone. `cut`: a 200 whose
- *   JSON breaks off halfway (the connection is destroyed): a truncated answer.
+ *   JSON breaks off halfway (the connection is destroyed): a truncated answer. On the ai-sdk protocol also
+ *   `stall` (half the answer, then nothing, the connection left open) and `badjson` (the whole image, then
+ *   JSON that does not parse).
  * - `hold=1`: the answer waits until the test releases it (`POST /__release?id=t1`) or the client goes away,
  *   so a test can act while calls are known to be in flight, with no sleep.
  * - `GET /__wait?id=t1&inFlight=2` (or `aborted=`, `calls=`) answers once the count has reached that value:
@@ -240,6 +242,15 @@ export const startFakeUpstream = (options: FakeUpstreamOptions = {}): Promise<Fa
       return response.end(HTML)
     }
     if (fault === "noimage") return sendJson(response, 200, { provider })
+    if (fault === "cut" || fault === "stall" || fault === "badjson") {
+      const image = imageBase64(steer.format ?? "png", Number(steer.bytes ?? options.imageBytes ?? 64))
+      const whole = `{"provider":"${provider}","image":"${image}"${fault === "badjson" ? ',"seed":}' : "}"}`
+      response.writeHead(200, { "content-type": "application/json", "content-length": String(whole.length) })
+      if (fault === "badjson") return response.end(whole)
+      response.write(whole.slice(0, whole.length / 2))
+      // `stall`: the rest never comes; the connection stays open until the gateway lets it go.
+      return fault === "cut" ? setTimeout(() => response.destroy(), 10) : undefined
+    }
     if (fault === "dirty") {
       // A valid image's base64 with markdown and a raw newline past the first bytes: what a hostile upstream could send.
       const clean = imageBase64(steer.format ?? "png", Number(steer.bytes ?? options.imageBytes ?? 64))

@@ -92,3 +92,61 @@ describe("answers written as their images finish", () => {
     expect(images.output_format).toBe("png")
   })
 })
+
+/**
+ * One image (`n: 1`, `b64_json`) from an upstream whose answer is large is passed through as it arrives: the
+ * 200 is committed once its first bytes are known to be an image, and a tail that goes wrong later ends the
+ * body broken, never as a valid answer.
+ */
+describe("one image passed through as it arrives", () => {
+  const BYTES = 300_000 // 400 KB of base64: past the bytes read before committing
+
+  it("writes the upstream's image byte for byte, and the openai SDK reads it", async () => {
+    const openai = new OpenAI({ baseURL: "https://gateway.test/v1", apiKey: KEY, fetch: workerFetch })
+    const images = await openai.images.generate({
+      model: "replicate/flux-schnell",
+      prompt: steered(`bytes=${BYTES} format=webp faults=ok`).prompt
+    })
+    expect(images.data).toHaveLength(1)
+    expect(images.output_format).toBe("webp")
+    expect(decodeBase64(images.data?.[0]?.b64_json ?? "")).toEqual(await fakeImage("webp", BYTES))
+  })
+
+  it("ends the body broken when the upstream's answer breaks off, or is not JSON after the image; recorded as failed", async () => {
+    for (const fault of ["cut", "badjson"]) {
+      const { prompt } = steered(`bytes=${BYTES} faults=${fault}`)
+      const { call, settled, dispose } = isolatedGateway()
+      const response = await call("/v1/images/generations", jsonPost({ model: "replicate/flux-schnell", prompt }))
+      expect(response.status).toBe(200)
+      await expect(response.text()).rejects.toThrow()
+      await settled()
+      const events = ((await (await call("/v1/gateway/requests?limit=5")).json()) as { data: Array<Record<string, unknown>> })
+        .data
+      expect(events[0]).toMatchObject({ status: 502, images: 0, failedImages: 1 })
+      await dispose()
+    }
+  })
+
+  it("gives up on an upstream that stops sending within its timeout, and lets it go", async () => {
+    const { id, prompt } = steered(`bytes=${BYTES} faults=stall`)
+    const response = await generate({ model: "replicate/flux-schnell", prompt })
+    expect(response.status).toBe(200)
+    await expect(response.text()).rejects.toThrow()
+    expect(await upstreamReaches(id, { aborted: 1 })).toMatchObject({ calls: 1, inFlight: 0 })
+  })
+
+  it("lets the upstream go when the client goes away mid-image, recorded as 499", async () => {
+    const { call, settled, dispose } = isolatedGateway({ UPSTREAM_TIMEOUT_MS: "60000" })
+    const { id, prompt } = steered(`bytes=${BYTES} faults=stall`)
+    const response = await call("/v1/images/generations", jsonPost({ model: "replicate/flux-schnell", prompt }))
+    expect(response.status).toBe(200)
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+    await reader.read()
+    await reader.cancel()
+    expect(await upstreamReaches(id, { aborted: 1 })).toMatchObject({ calls: 1, inFlight: 0 })
+    await settled()
+    const events = ((await (await call("/v1/gateway/requests?limit=5")).json()) as { data: Array<Record<string, unknown>> }).data
+    expect(events[0]).toMatchObject({ status: 499, error: "client_closed_request", stream: false })
+    await dispose()
+  })
+})

@@ -6,7 +6,15 @@ import { nearestAspectRatio } from "../../domain/ImageSize.ts"
 import { findTopLevelString } from "../../domain/JsonBytes.ts"
 import type { UpstreamJob } from "../../domain/Upstream.ts"
 import type { ImageUpstream, UpstreamKind } from "./ImageUpstream.ts"
-import { answerBody, asStringContent, imageFromBase64, isPlainSlice, networkFailure, withRetries } from "./UpstreamCalls.ts"
+import {
+  answerBody,
+  asStringContent,
+  imageFromBase64,
+  isPlainSlice,
+  networkFailure,
+  openAnswer,
+  withRetries
+} from "./UpstreamCalls.ts"
 
 /** The ai-sdk-image-generator app's own request body (see the upstream reference). */
 export class AiSdkRequest extends Schema.Class<AiSdkRequest>("AiSdkRequest")({
@@ -61,10 +69,21 @@ export const AiSdkKind: UpstreamKind = {
       )
       const withBody = HttpClientRequest.schemaBodyJson(AiSdkRequest)
 
-      const attempt = (request: AiSdkRequest): Effect.Effect<GeneratedImage, UpstreamFailure> =>
+      const attempt = (request: AiSdkRequest, incremental: boolean): Effect.Effect<GeneratedImage, UpstreamFailure> =>
         Effect.gen(function* () {
           const response = yield* withBody(base, request).pipe(Effect.flatMap(client.execute))
-          const raw = imageBytesOf(yield* answerBody(response, instance.maxBytes))
+          const opened = incremental
+            ? yield* openAnswer(response, instance, "image")
+            : { _tag: "Whole" as const, body: yield* answerBody(response, instance.maxBytes) }
+          if (opened._tag === "Open") {
+            const image = imageFromBase64(opened.head)
+            if (image instanceof UpstreamMalformed) {
+              opened.tail.cancel()
+              return yield* image
+            }
+            return { ...image, tail: opened.tail, attempts: 1, upstream: instance.id }
+          }
+          const raw = imageBytesOf(opened.body)
           if (raw instanceof UpstreamMalformed) return yield* raw
           const image = imageFromBase64(raw)
           if (image instanceof UpstreamMalformed) return yield* image
@@ -87,7 +106,9 @@ export const AiSdkKind: UpstreamKind = {
             modelId: model.upstreamModelId,
             ...(aspectRatio === undefined ? {} : { aspectRatio })
           })
-          return retried(attempt(request)).pipe(Effect.map(({ value, attempts }) => [{ ...value, attempts }]))
+          return retried(attempt(request, job.incremental === true)).pipe(
+            Effect.map(({ value, attempts }) => [{ ...value, attempts }])
+          )
         }
       }
       return upstream

@@ -12,6 +12,7 @@ import {
   UpstreamUnavailable
 } from "../../domain/Errors.ts"
 import { detectBase64ImageFormat, detectImageFormat, type ImageFormat } from "../../domain/ImageFormat.ts"
+import { HEAD_BYTES, type ImageTail, openImageValue } from "../../domain/ImageTail.ts"
 import type { UpstreamInstance } from "./ImageUpstream.ts"
 
 /** What every kind shares: the retry policy, Retry-After, HTTP failure classes, and image bytes. */
@@ -125,25 +126,23 @@ const readBody = (
   const ok = response.status >= 200 && response.status < 300
   return readLimited(response, ok ? maxBytes : ERROR_BODY_BYTES).pipe(
     Effect.flatMap((body) =>
-      body !== undefined
-        ? Effect.succeed(body)
-        : ok
-          ? Effect.fail(
-              new UpstreamMalformed({ detail: `the upstream's answer is larger than UPSTREAM_MAX_BYTES (${maxBytes} bytes)` })
-            )
-          : Effect.succeed(new Uint8Array())
+      body !== undefined ? Effect.succeed(body) : ok ? Effect.fail(tooLarge(maxBytes)) : Effect.succeed(new Uint8Array())
     ),
     Effect.catchTag(["HttpClientError", "BodyBrokenOff"], (error) =>
-      ok
-        ? Effect.logWarning("upstream answer cut off", error.message).pipe(
-            Effect.andThen(Effect.fail(new UpstreamMalformed({ detail: "the upstream's answer broke off before its end" })))
-          )
-        : Effect.succeed(new Uint8Array())
+      ok ? brokenOff(error.message) : Effect.succeed(new Uint8Array())
     )
   )
 }
 
 const decoder = new TextDecoder()
+
+const tooLarge = (maxBytes: number) =>
+  new UpstreamMalformed({ detail: `the upstream's answer is larger than UPSTREAM_MAX_BYTES (${maxBytes} bytes)` })
+
+const brokenOff = (message: string) =>
+  Effect.logWarning("upstream answer cut off", message).pipe(
+    Effect.andThen(Effect.fail(new UpstreamMalformed({ detail: "the upstream's answer broke off before its end" })))
+  )
 
 /** The body of a 2xx answer, up to `maxBytes`; any other status fails, classified from the first bytes of its body. */
 export const answerBody = (
@@ -160,6 +159,37 @@ export const answerBody = (
           )
         )
   )
+
+/** A 2xx body read whole, or the first bytes of an image value in it and the rest still arriving (see `ImageTail.ts`). */
+export type OpenedAnswer =
+  | { readonly _tag: "Whole"; readonly body: Uint8Array }
+  | { readonly _tag: "Open"; readonly head: Uint8Array; readonly tail: ImageTail }
+
+/**
+ * Like `answerBody`, but a 2xx body whose string value of `key` is large is not read whole: the answer is
+ * read up to the value's first bytes, and the rest is left to be passed on as it arrives, bounded by the
+ * instance's `maxBytes` and `timeoutMs`. Any other body is read whole, as `answerBody` reads it.
+ */
+export const openAnswer = (
+  response: HttpClientResponse.HttpClientResponse,
+  instance: Pick<UpstreamInstance, "maxBytes" | "timeoutMs">,
+  key: string
+): Effect.Effect<OpenedAnswer, UpstreamFailure> => {
+  const ok = response.status >= 200 && response.status < 300
+  const declared = response.headers["content-length"]
+  const body = Option.flatMapNullishOr(HttpClientResponse.toWeb(response), (web) => web.body)
+  if (!ok || Option.isNone(body) || (declared !== undefined && Number(declared) <= HEAD_BYTES)) {
+    return Effect.map(answerBody(response, instance.maxBytes), (bytes) => ({ _tag: "Whole", body: bytes }) as const)
+  }
+  if (declared !== undefined && Number(declared) > instance.maxBytes) return Effect.fail(tooLarge(instance.maxBytes))
+  return Effect.tryPromise({
+    try: (signal) => openImageValue(body.value, key, instance, signal),
+    catch: (cause) => new BodyBrokenOff({ message: cause instanceof Error ? cause.message : String(cause) })
+  }).pipe(
+    Effect.flatMap((opened) => (opened._tag === "TooLarge" ? Effect.fail(tooLarge(instance.maxBytes)) : Effect.succeed(opened))),
+    Effect.catchTag("BodyBrokenOff", (error) => brokenOff(error.message))
+  )
+}
 
 const BACKSLASH = 0x5c
 
