@@ -207,12 +207,15 @@ interface Deadline {
   readonly clear: () => void
 }
 
-interface IdentityStream {
+export interface IdentityStream {
   readonly readable: ReadableStream<Uint8Array>
   readonly writable: WritableStream<Uint8Array>
 }
 /** workerd's native pipe: a write resolves once the reader (the response going out) has taken its bytes. */
 const Identity = (globalThis as { IdentityTransformStream?: new () => IdentityStream }).IdentityTransformStream
+
+/** A native pipe (workerd's `IdentityTransformStream`), or `undefined` elsewhere. */
+export const nativePipe = (): IdentityStream | undefined => (Identity === undefined ? undefined : new Identity())
 
 /**
  * The rest of an image value, still arriving. `frame` gives it as a stream between the caller's own bytes
@@ -250,11 +253,33 @@ export class ImageTail {
   }
 
   frame(before: ReadonlyArray<Uint8Array>, after: Uint8Array): ReadableStream<Uint8Array> {
+    const pipe = this.#source.reusable ? nativePipe() : undefined
+    if (pipe === undefined) {
+      this.#take()
+      return this.#pulled(before, after)
+    }
+    const writer = pipe.writable.getWriter()
+    void this.writeTo(writer, before, after).then((end) => (end === "written" ? writer.close() : undefined))
+    return pipe.readable
+  }
+
+  /** Whether the tail can be written with `writeTo`: its source reads into reused buffers (workerd). */
+  get native(): boolean {
+    return this.#source.reusable
+  }
+
+  /**
+   * Writes the tail between `before` and `after` into a native pipe's writer (workerd), which it leaves open.
+   * A tail that goes wrong aborts the writer (the whole body ends broken); a write refused is the reader gone.
+   */
+  writeTo(writer: WritableStreamDefaultWriter<Uint8Array>, before: ReadonlyArray<Uint8Array>, after: Uint8Array) {
+    this.#take()
+    return this.#piped(writer, before, after)
+  }
+
+  #take(): void {
     if (this.#taken) throw new Error("an image tail is read once")
     this.#taken = true
-    return Identity !== undefined && this.#source.reusable
-      ? this.#piped(new Identity(), before, after)
-      : this.#pulled(before, after)
   }
 
   /** A deadline for the rest of the body: past it, the read is cancelled and `expired` answers true. */
@@ -271,8 +296,11 @@ export class ImageTail {
    * In workerd: the body is read into two buffers in turn, each written to a native pipe and reused once
    * the response has taken its bytes, so a tail of any size holds two chunks.
    */
-  #piped(pipe: IdentityStream, before: ReadonlyArray<Uint8Array>, after: Uint8Array): ReadableStream<Uint8Array> {
-    const writer = pipe.writable.getWriter()
+  #piped(
+    writer: WritableStreamDefaultWriter<Uint8Array>,
+    before: ReadonlyArray<Uint8Array>,
+    after: Uint8Array
+  ): Promise<TailEnd> {
     const source = this.#source
     const scan = this.#scan
     const deadline = this.#deadline()
@@ -297,7 +325,6 @@ export class ImageTail {
           const refused = scan.finish()
           if (refused !== undefined) return refuse(refused)
           await writer.write(after)
-          await writer.close()
           return "written"
         }
         const image = scan.take(chunk, true)
@@ -319,17 +346,19 @@ export class ImageTail {
       await writer.abort(new Error(reason))
       return "broken"
     }
-    pump()
-      // A write refused: the response's reader went away (the client left).
-      .catch(() => {
-        void source.cancel()
-        return "cancelled" as const
-      })
-      .then((end) => {
-        deadline.clear()
-        this.#end(end)
-      })
-    return pipe.readable
+    return (
+      pump()
+        // A write refused: the response's reader went away (the client left).
+        .catch(() => {
+          void source.cancel()
+          return "cancelled" as const
+        })
+        .then((end) => {
+          deadline.clear()
+          this.#end(end)
+          return end
+        })
+    )
   }
 
   /** Elsewhere (Node, the tests): a stream that reads a chunk whenever its reader asks for one. */

@@ -1,9 +1,9 @@
-import { Clock, Effect, Option, Result, Stream } from "effect"
+import { Clock, Effect, Exit, Fiber, Option, Result, Stream } from "effect"
 import { HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import { type GeneratedImage, mimeTypeOf } from "../domain/ImageFormat.ts"
 import type { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
-import type { ImageTail } from "../domain/ImageTail.ts"
+import { type IdentityStream, type ImageTail, nativePipe } from "../domain/ImageTail.ts"
 import { GatewayConfig } from "../services/GatewayConfig.ts"
 import { GenerationCache } from "../services/GenerationCache.ts"
 import { type GenerationResult, type ImageAnswer, ImageGenerator } from "../services/ImageGenerator.ts"
@@ -58,17 +58,38 @@ interface Progress {
   readonly written: number
   readonly failed: number
 }
+/** What the body writes next: bytes, or an image still arriving with the bytes around it. */
+type Piece = string | Uint8Array | { readonly tail: ImageTail; readonly before: ReadonlyArray<Uint8Array>; readonly after: Uint8Array }
+
+/** An image's entry of `data` as pieces: an image still arriving is one piece, its tail read between its bytes. */
+const imagePieces = (request: ImageGenerationRequest, entry: Written, separator: string): ReadonlyArray<Piece> => {
+  const parts = imageParts(request, entry.image, entry.url)
+  const tail = entry.image.tail
+  if (tail === undefined || parts.length !== 3) return [separator, ...parts]
+  const [head, , close] = parts
+  return [{ tail, before: [encoder.encode(separator + String(head)), entry.image.base64], after: bytesOf(close!) }]
+}
+
+/** A tail that breaks off fails the body: its first bytes are out, so the answer cannot be completed as valid JSON. */
+const piecesToBytes = (piece: Piece): Stream.Stream<Uint8Array, Error> =>
+  typeof piece === "string" || piece instanceof Uint8Array
+    ? Stream.succeed(bytesOf(piece))
+    : Stream.fromReadableStream({
+        evaluate: () => piece.tail.frame(piece.before, piece.after),
+        onError: (cause) => (cause instanceof Error ? cause : new Error(String(cause)))
+      })
 
 /**
  * The same `ImagesResponse`, written as the images finish (completion order): the first image's bytes go
- * out as soon as it is complete, each later one when it is, and nothing is kept once written. Images that
- * fail after the answer has begun are left out and counted in `images_failed` at its end.
+ * out as soon as they are known, each later one when it is, and nothing is kept once written. An image
+ * still arriving is written as it arrives, one at a time. Images that fail before their bytes begin are
+ * left out and counted in `images_failed` at the answer's end.
  */
-export const streamedImagesBody = (
+export const answerPieces = (
   request: ImageGenerationRequest,
   answer: ImageAnswer,
   host: ImageHost | undefined
-): Stream.Stream<Uint8Array> => {
+): Stream.Stream<Piece> => {
   const hosted = (image: GeneratedImage) => (host === undefined ? Effect.succeed(Option.none<string>()) : host(image))
   const opening = `{"created":${answer.created},"data":[`
   return answer.images.pipe(
@@ -81,22 +102,76 @@ export const streamedImagesBody = (
     ),
     Stream.mapAccum(
       (): Progress => ({ written: 0, failed: answer.failedBefore }),
-      (state, entry): readonly [Progress, ReadonlyArray<string | Uint8Array>] =>
+      (state, entry): readonly [Progress, ReadonlyArray<Piece>] =>
         entry === undefined
           ? [{ written: state.written, failed: state.failed + 1 }, []]
           : [
               { written: state.written + 1, failed: state.failed },
-              [state.written === 0 ? opening : ",", ...imageParts(request, entry.image, entry.url)]
+              imagePieces(request, entry, state.written === 0 ? opening : ",")
             ],
       {
         onHalt: (state) => [
           `],"output_format":"${answer.first.format}"${state.failed > 0 ? `,"images_failed":${state.failed}` : ""}}`
         ]
       }
-    ),
-    Stream.map(bytesOf)
+    )
   )
 }
+
+/** The pieces as the bytes of a body (outside workerd, where there is no native pipe). */
+export const streamedImagesBody = (
+  request: ImageGenerationRequest,
+  answer: ImageAnswer,
+  host: ImageHost | undefined
+): Stream.Stream<Uint8Array, Error> => answerPieces(request, answer, host).pipe(Stream.flatMap(piecesToBytes))
+
+/** The reader of the answer went away: the body's writing stops as if the client had closed it. */
+class ReaderGone extends Error {}
+
+/** Writes one piece into the pipe; an image still arriving writes itself there from its upstream's body. */
+const writePiece = (writer: WritableStreamDefaultWriter<Uint8Array>, piece: Piece): Promise<void> => {
+  if (typeof piece === "string" || piece instanceof Uint8Array) {
+    return writer.write(bytesOf(piece)).catch(() => Promise.reject(new ReaderGone()))
+  }
+  const written = piece.tail.native
+    ? piece.tail.writeTo(writer, piece.before, piece.after)
+    : piece.tail
+        .frame(piece.before, piece.after)
+        .pipeTo(new WritableStream({ write: (chunk) => writer.write(chunk) }))
+        .then(() => "written" as const)
+  return written.then((end) => {
+    if (end === "cancelled") throw new ReaderGone()
+    if (end === "broken") throw new Error("an image broke off while it was written")
+  })
+}
+
+/**
+ * In workerd, the answer is one native pipe: each piece is written when the response has taken the one
+ * before, and an image still arriving goes from its upstream's body into the pipe in reused buffers, never
+ * through a JavaScript stream. The writing runs on its own fiber; the client leaving interrupts it.
+ */
+const pipedResponse = (pieces: Stream.Stream<Piece>, pipe: IdentityStream, headers: Record<string, string>) =>
+  Effect.gen(function* () {
+    const writer = pipe.writable.getWriter()
+    const written = pieces.pipe(
+      Stream.runForEach((piece) =>
+        Effect.tryPromise({ try: () => writePiece(writer, piece), catch: (cause) => cause })
+      ),
+      Effect.andThen(Effect.promise(() => writer.close())),
+      Effect.catch((cause) => (cause instanceof ReaderGone ? Effect.interrupt : Effect.fail(cause))),
+      // However the writing ends short of the answer's end, the body ends broken: never a hang, never valid JSON.
+      Effect.onExit((exit) =>
+        Exit.isSuccess(exit)
+          ? Effect.void
+          : Effect.promise(() => writer.abort(new Error("the answer could not be completed")).catch(() => {}))
+      )
+    )
+    const fiber = yield* Effect.forkDetach(written)
+    // The client leaving while nothing is being written (an image still being made) is seen here.
+    const context = yield* Effect.context<never>()
+    writer.closed.catch(() => Effect.runForkWith(context)(Fiber.interrupt(fiber)))
+    return HttpServerResponse.raw(pipe.readable, { contentType: "application/json", headers })
+  })
 
 /**
  * The answer of one image whose bytes are still arriving: the upstream's bytes pass through between the
@@ -177,10 +252,14 @@ export const ImagesHttp = HttpApiBuilder.group(
               const hosted = host === undefined ? [] : yield* Effect.forEach(result.images, host, { concurrency: "unbounded" })
               return respond(payload, result, hosted, {})
             }
-            const answer = yield* generator.answer(payload)
+            const answer = yield* generator.answer(payload, { incremental: host === undefined })
+            const headers: Record<string, string> =
+              answer.failedBefore > 0 ? { "x-images-failed": String(answer.failedBefore) } : {}
+            const pipe = nativePipe()
+            if (pipe !== undefined) return yield* pipedResponse(answerPieces(payload, answer, host), pipe, headers)
             return HttpServerResponse.stream(streamedImagesBody(payload, answer, host), {
               contentType: "application/json",
-              headers: answer.failedBefore > 0 ? { "x-images-failed": String(answer.failedBefore) } : {}
+              headers
             })
           })
       ).pipe(

@@ -1,6 +1,22 @@
-import { Array as Arr, Cause, Clock, Context, Effect, Exit, Layer, Option, Pull, Queue, Result, Scope, Stream } from "effect"
+import {
+  Array as Arr,
+  Cause,
+  Clock,
+  Context,
+  Effect,
+  Exit,
+  Layer,
+  Option,
+  Pull,
+  Queue,
+  Result,
+  Scope,
+  Semaphore,
+  Stream
+} from "effect"
 import { type ModelNotFound, UpstreamError, UpstreamMalformed } from "../domain/Errors.ts"
 import { type GeneratedImage, isBase64Text } from "../domain/ImageFormat.ts"
+import type { TailEnd } from "../domain/ImageTail.ts"
 import type { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
 import { parseSize } from "../domain/ImageSize.ts"
 import type { ModelEntry } from "../domain/Model.ts"
@@ -96,36 +112,44 @@ export interface ImageAnswer {
   readonly images: Stream.Stream<Result.Result<GeneratedImage, UpstreamError>>
 }
 
+/** Notes how an image's tail ended: one that broke off is a failed image; one cancelled, the client gone. */
+const noteTailEnd = (notes: Option.Option<UsageNotes>, image: GeneratedImage, end: TailEnd) => {
+  if (end === "written") return
+  Option.map(notes, (current) => {
+    if (end === "cancelled") {
+      current.clientClosed = true
+      return
+    }
+    current.images--
+    current.failedImages++
+    current.failure ??= new UpstreamError({
+      reason: new UpstreamMalformed({ detail: "the upstream's answer broke off before its end" }),
+      attempts: image.attempts,
+      upstream: image.upstream ?? "unknown",
+      failovers: image.failovers ?? 0
+    })
+  })
+}
+
+const brokenTailLog = (image: GeneratedImage) =>
+  Effect.logWarning("an image broke off after the answer began", { upstream: image.upstream })
+
 /**
  * Images whose bytes are still arriving end the request when their tails end: the usage record waits for
  * them, and counts an image whose tail broke off as failed, and a tail cancelled as the client gone.
  */
 const settleTails = Effect.fnUntraced(function* (images: ReadonlyArray<GeneratedImage>) {
-  const tails = images.flatMap((image) => (image.tail === undefined ? [] : [{ tail: image.tail, image }]))
-  if (tails.length === 0) return
+  const tailed = images.filter((image) => image.tail !== undefined)
+  if (tailed.length === 0) return
   const notes = yield* Effect.serviceOption(RequestUsage)
   const context = yield* Effect.context<never>()
   const settle = Option.match(notes, { onNone: () => () => {}, onSome: (current) => noteStream(current, false) })
-  void Promise.all(tails.map(({ tail }) => tail.ended)).then((ends) => {
+  void Promise.all(tailed.map((image) => image.tail?.ended)).then((ends) => {
     ends.forEach((end, i) => {
-      const { image } = tails[i]!
-      if (end === "written") return
-      Option.map(notes, (current) => {
-        if (end === "cancelled") current.clientClosed = true
-        else {
-          current.images--
-          current.failedImages++
-          current.failure ??= new UpstreamError({
-            reason: new UpstreamMalformed({ detail: "the upstream's answer broke off before its end" }),
-            attempts: image.attempts,
-            upstream: image.upstream ?? "unknown",
-            failovers: image.failovers ?? 0
-          })
-        }
-      })
-      if (end === "broken") {
-        Effect.runForkWith(context)(Effect.logWarning("an image broke off after the answer began", { upstream: image.upstream }))
-      }
+      const image = tailed[i]!
+      if (end === undefined) return
+      noteTailEnd(notes, image, end)
+      if (end === "broken") Effect.runForkWith(context)(brokenTailLog(image))
     })
     settle()
   })
@@ -170,8 +194,14 @@ export class ImageGenerator extends Context.Service<
     ): Effect.Effect<GenerationResult, ModelNotFound | UpstreamError>
     /** Resolves the model first (an unknown one fails before any byte is sent), then streams images as they finish. */
     stream(request: ImageGenerationRequest): Effect.Effect<ImageStream, ModelNotFound>
-    /** Runs the calls and waits for the first image; fails, like `generate`, when every image fails. */
-    answer(request: ImageGenerationRequest): Effect.Effect<ImageAnswer, ModelNotFound | UpstreamError>
+    /**
+     * Runs the calls and waits for the first image; fails, like `generate`, when every image fails.
+     * `incremental`: images may come with their tails still arriving (the body writes each in turn).
+     */
+    answer(
+      request: ImageGenerationRequest,
+      options?: { readonly incremental?: boolean }
+    ): Effect.Effect<ImageAnswer, ModelNotFound | UpstreamError>
   }
 >()("ai-image-gateway/services/ImageGenerator") {
   static readonly layerNoDeps = Layer.effect(
@@ -234,7 +264,11 @@ export class ImageGenerator extends Context.Service<
        * `streamed`: the client asked for `stream: true` (the SSE endpoints, whose lines take only plain base64).
        * Otherwise the images go into a JSON string, where the upstream's bytes are valid string content as they are.
        */
-      const imageStream = Effect.fnUntraced(function* (request: ImageGenerationRequest, streamed: boolean) {
+      const imageStream = Effect.fnUntraced(function* (
+        request: ImageGenerationRequest,
+        streamed: boolean,
+        incremental = false
+      ) {
         const model = yield* resolve(request)
         const started = yield* Clock.currentTimeMillis
         const created = Math.floor(started / 1000)
@@ -244,15 +278,33 @@ export class ImageGenerator extends Context.Service<
         const tally = { succeeded: 0, attempts: 0 }
         const notes = yield* Effect.serviceOption(RequestUsage)
         const settle = Option.match(notes, { onNone: () => () => {}, onSome: (current) => noteStream(current, streamed) })
+        // Images whose tails are still arriving keep their upstream connection open until written: a call's
+        // permit is held until its tails end, so at most MAX_CONCURRENT_UPSTREAM answers are open at once.
+        const permits = yield* Semaphore.make(config.maxConcurrentUpstream)
+        const tailed: Array<GeneratedImage> = []
+        const context = yield* Effect.context<never>()
+        const gated = (part: { readonly n: number; readonly first: number }) =>
+          Effect.flatMap(permits.take(1), () =>
+            Effect.onExit(call(model, request, part.n, part.first, true), (exit) => {
+              const tails = Exit.isSuccess(exit) && Result.isSuccess(exit.value) ? exit.value.success : []
+              const held = tails.filter((image) => image.tail !== undefined)
+              tailed.push(...held)
+              if (held.length === 0) return permits.release(1)
+              void Promise.all(held.map((image) => image.tail?.ended)).then(() =>
+                Effect.runForkWith(context)(permits.release(1))
+              )
+              return Effect.void
+            })
+          )
         const results = Stream.fromIterable(splitImages(n, router.imagesPerCall(model))).pipe(
           Stream.mapEffect(
             (part) =>
-              Effect.map(call(model, request, part.n, part.first), (result) => ({
+              Effect.map(incremental ? gated(part) : call(model, request, part.n, part.first), (result) => ({
                 result: streamed ? onlyPlainBase64(result) : result,
                 images: part.n
               })),
             {
-              concurrency: config.maxConcurrentUpstream,
+              concurrency: incremental ? "unbounded" : config.maxConcurrentUpstream,
               unordered: true
             }
           ),
@@ -276,6 +328,20 @@ export class ImageGenerator extends Context.Service<
             Effect.gen(function* () {
               const closed = Exit.isFailure(exit) && Cause.hasInterrupts(exit.cause)
               if (closed) Option.map(notes, (current) => (current.clientClosed = true))
+              // The record waits for every tail (the answer's body writes them, or cancels those it never reaches).
+              // A tail cancelled while the client is still there was never written: a failed image too.
+              const ends = yield* Effect.promise(() => Promise.all(tailed.map((image) => image.tail?.ended)))
+              // A tail that broke off ended the body itself: the interruption that followed is not the client's.
+              const broke = ends.includes("broken")
+              if (broke) Option.map(notes, (current) => (current.clientClosed = false))
+              const gone = !broke && Option.match(notes, { onNone: () => closed, onSome: (current) => current.clientClosed })
+              for (const [i, end] of ends.entries()) {
+                const image = tailed[i]!
+                if (end === "broken") yield* brokenTailLog(image)
+                if (end === "broken" || (end === "cancelled" && !gone)) noteTailEnd(notes, image, "broken")
+              }
+              // The images the broken body never reached (calls stopped, or never made) failed with it.
+              if (broke) Option.map(notes, (current) => (current.failedImages = n - current.images))
               settle()
               yield* Effect.logInfo("generation finished", {
                 model: model.id,
@@ -289,11 +355,15 @@ export class ImageGenerator extends Context.Service<
             })
           )
         )
-        return { model, created, results } satisfies ImageStream
+        return { model, created, results, tailed } satisfies ImageStream & { readonly tailed: ReadonlyArray<GeneratedImage> }
       })
 
-      const answer = Effect.fnUntraced(function* (request: ImageGenerationRequest) {
-        const { model, created, results } = yield* imageStream(request, false)
+      const answer = Effect.fnUntraced(function* (
+        request: ImageGenerationRequest,
+        options?: { readonly incremental?: boolean }
+      ) {
+        const { model, created, results, tailed } = yield* imageStream(request, false, options?.incremental === true)
+        const notes = yield* Effect.serviceOption(RequestUsage)
         // The calls run in this scope from here on, feeding a queue; the answer's body closes it, with its own exit.
         const scope = yield* Scope.make()
         const queue = yield* Stream.toQueue(results, { capacity: "unbounded" }).pipe(Scope.provide(scope))
@@ -314,7 +384,16 @@ export class ImageGenerator extends Context.Service<
         // The closing is on the whole stream, the first image included: a body cancelled before it reached
         // the queue's part has still started, and so still ends the calls.
         const images = Stream.concat(Stream.succeed(Result.succeed(opened.first)), Stream.fromQueue(queue)).pipe(
-          Stream.onExit((exit) => Scope.close(scope, exit))
+          Stream.onExit((exit) =>
+            Effect.suspend(() => {
+              // The body ended: images it never reached let their upstreams go (a tail taken is its reader's).
+              if (Exit.isFailure(exit) && Cause.hasInterrupts(exit.cause)) {
+                Option.map(notes, (current) => (current.clientClosed = true))
+              }
+              for (const image of tailed) image.tail?.cancel()
+              return Scope.close(scope, exit)
+            })
+          )
         )
         return { model, created, first: opened.first, failedBefore: opened.failedBefore, images } satisfies ImageAnswer
       })

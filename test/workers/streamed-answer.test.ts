@@ -150,3 +150,49 @@ describe("one image passed through as it arrives", () => {
     await dispose()
   })
 })
+
+/** Several large images: each passed through in turn, at most MAX_CONCURRENT_UPSTREAM answers open at once. */
+describe("several images passed through as they arrive", () => {
+  const BYTES = 300_000
+
+  it("writes every image byte for byte, holding at most MAX_CONCURRENT_UPSTREAM upstream answers open", async () => {
+    const { id, prompt } = steered(`bytes=${BYTES} format=jpeg`)
+    const openai = new OpenAI({ baseURL: "https://gateway.test/v1", apiKey: KEY, fetch: workerFetch })
+    const images = await openai.images.generate({ model: "replicate/flux-schnell", prompt, n: 6 })
+    expect(images.data).toHaveLength(6)
+    const expected = await fakeImage("jpeg", BYTES)
+    for (const image of images.data ?? []) expect(decodeBase64(image.b64_json ?? "")).toEqual(expected)
+    const seen = await upstreamCalls(id)
+    expect(seen.calls).toBe(6)
+    expect(seen.peakInFlight).toBeLessThanOrEqual(4)
+  })
+
+  it("ends the body broken when an image breaks off while it is written, and records it failed", async () => {
+    const { call, settled, dispose } = isolatedGateway({ MAX_CONCURRENT_UPSTREAM: "1" })
+    const { prompt } = steered(`bytes=${BYTES} faults=ok,cut,ok`)
+    const response = await call("/v1/images/generations", jsonPost({ model: "replicate/flux-schnell", prompt, n: 3 }))
+    expect(response.status).toBe(200)
+    await expect(response.text()).rejects.toThrow()
+    await settled()
+    const events = ((await (await call("/v1/gateway/requests?limit=5")).json()) as { data: Array<Record<string, unknown>> }).data
+    // The first image was written; the one cut, and the one never reached, failed.
+    expect(events[0]).toMatchObject({ status: 200, images: 1, failedImages: 2 })
+    await dispose()
+  })
+
+  it("lets every upstream go when the client goes away mid-image, recorded as 499", async () => {
+    const { call, settled, dispose } = isolatedGateway({ UPSTREAM_TIMEOUT_MS: "60000" })
+    const { id, prompt } = steered(`bytes=${BYTES} faults=stall,stall,stall`)
+    const response = await call("/v1/images/generations", jsonPost({ model: "replicate/flux-schnell", prompt, n: 3 }))
+    expect(response.status).toBe(200)
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+    await reader.read()
+    await upstreamReaches(id, { calls: 3 })
+    await reader.cancel()
+    expect(await upstreamReaches(id, { aborted: 3 })).toMatchObject({ calls: 3, inFlight: 0 })
+    await settled()
+    const events = ((await (await call("/v1/gateway/requests?limit=5")).json()) as { data: Array<Record<string, unknown>> }).data
+    expect(events[0]).toMatchObject({ status: 499, error: "client_closed_request", stream: false })
+    await dispose()
+  })
+})
