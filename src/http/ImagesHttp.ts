@@ -59,7 +59,10 @@ interface Progress {
   readonly failed: number
 }
 /** What the body writes next: bytes, or an image still arriving with the bytes around it. */
-type Piece = string | Uint8Array | { readonly tail: ImageTail; readonly before: ReadonlyArray<Uint8Array>; readonly after: Uint8Array }
+type Piece =
+  | string
+  | Uint8Array
+  | { readonly tail: ImageTail; readonly before: ReadonlyArray<Uint8Array>; readonly after: Uint8Array }
 
 /** An image's entry of `data` as pieces: an image still arriving is one piece, its tail read between its bytes. */
 const imagePieces = (request: ImageGenerationRequest, entry: Written, separator: string): ReadonlyArray<Piece> => {
@@ -154,9 +157,7 @@ const pipedResponse = (pieces: Stream.Stream<Piece>, pipe: IdentityStream, heade
   Effect.gen(function* () {
     const writer = pipe.writable.getWriter()
     const written = pieces.pipe(
-      Stream.runForEach((piece) =>
-        Effect.tryPromise({ try: () => writePiece(writer, piece), catch: (cause) => cause })
-      ),
+      Stream.runForEach((piece) => Effect.tryPromise({ try: () => writePiece(writer, piece), catch: (cause) => cause })),
       Effect.andThen(Effect.promise(() => writer.close())),
       Effect.catch((cause) => (cause instanceof ReaderGone ? Effect.interrupt : Effect.fail(cause))),
       // However the writing ends short of the answer's end, the body ends broken: never a hang, never valid JSON.

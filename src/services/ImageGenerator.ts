@@ -16,9 +16,9 @@ import {
 } from "effect"
 import { type ModelNotFound, UpstreamError, UpstreamMalformed } from "../domain/Errors.ts"
 import { type GeneratedImage, isBase64Text } from "../domain/ImageFormat.ts"
-import type { TailEnd } from "../domain/ImageTail.ts"
 import type { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
 import { parseSize } from "../domain/ImageSize.ts"
+import type { TailEnd } from "../domain/ImageTail.ts"
 import type { ModelEntry } from "../domain/Model.ts"
 import { splitImages, type UpstreamJob } from "../domain/Upstream.ts"
 import { GatewayConfig } from "./GatewayConfig.ts"
@@ -264,11 +264,7 @@ export class ImageGenerator extends Context.Service<
        * `streamed`: the client asked for `stream: true` (the SSE endpoints, whose lines take only plain base64).
        * Otherwise the images go into a JSON string, where the upstream's bytes are valid string content as they are.
        */
-      const imageStream = Effect.fnUntraced(function* (
-        request: ImageGenerationRequest,
-        streamed: boolean,
-        incremental = false
-      ) {
+      const imageStream = Effect.fnUntraced(function* (request: ImageGenerationRequest, streamed: boolean, incremental = false) {
         const model = yield* resolve(request)
         const started = yield* Clock.currentTimeMillis
         const created = Math.floor(started / 1000)
@@ -290,9 +286,7 @@ export class ImageGenerator extends Context.Service<
               const held = tails.filter((image) => image.tail !== undefined)
               tailed.push(...held)
               if (held.length === 0) return permits.release(1)
-              void Promise.all(held.map((image) => image.tail?.ended)).then(() =>
-                Effect.runForkWith(context)(permits.release(1))
-              )
+              void Promise.all(held.map((image) => image.tail?.ended)).then(() => Effect.runForkWith(context)(permits.release(1)))
               return Effect.void
             })
           )
@@ -358,10 +352,7 @@ export class ImageGenerator extends Context.Service<
         return { model, created, results, tailed } satisfies ImageStream & { readonly tailed: ReadonlyArray<GeneratedImage> }
       })
 
-      const answer = Effect.fnUntraced(function* (
-        request: ImageGenerationRequest,
-        options?: { readonly incremental?: boolean }
-      ) {
+      const answer = Effect.fnUntraced(function* (request: ImageGenerationRequest, options?: { readonly incremental?: boolean }) {
         const { model, created, results, tailed } = yield* imageStream(request, false, options?.incremental === true)
         const notes = yield* Effect.serviceOption(RequestUsage)
         // The calls run in this scope from here on, feeding a queue; the answer's body closes it, with its own exit.

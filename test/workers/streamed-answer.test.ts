@@ -112,6 +112,18 @@ describe("one image passed through as it arrives", () => {
     expect(decodeBase64(images.data?.[0]?.b64_json ?? "")).toEqual(await fakeImage("webp", BYTES))
   })
 
+  it("does the same from an OpenAI-compatible upstream, and ends the body broken when its answer breaks off", async () => {
+    const openai = new OpenAI({ baseURL: "https://gateway.test/v1", apiKey: KEY, fetch: workerFetch })
+    const images = await openai.images.generate({
+      model: "fake/gpt-image",
+      prompt: steered(`bytes=${BYTES} format=png`).prompt
+    })
+    expect(decodeBase64(images.data?.[0]?.b64_json ?? "")).toEqual(await fakeImage("png", BYTES))
+    const cut = await generate({ model: "fake/gpt-image", prompt: steered(`bytes=${BYTES} faults=cut`).prompt })
+    expect(cut.status).toBe(200)
+    await expect(cut.text()).rejects.toThrow()
+  })
+
   it("ends the body broken when the upstream's answer breaks off, or is not JSON after the image; recorded as failed", async () => {
     for (const fault of ["cut", "badjson"]) {
       const { prompt } = steered(`bytes=${BYTES} faults=${fault}`)

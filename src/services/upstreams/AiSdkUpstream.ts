@@ -10,6 +10,7 @@ import {
   answerBody,
   asStringContent,
   imageFromBase64,
+  imageFromOpened,
   isPlainSlice,
   networkFailure,
   openAnswer,
@@ -76,12 +77,9 @@ export const AiSdkKind: UpstreamKind = {
             ? yield* openAnswer(response, instance, "image")
             : { _tag: "Whole" as const, body: yield* answerBody(response, instance.maxBytes) }
           if (opened._tag === "Open") {
-            const image = imageFromBase64(opened.head)
-            if (image instanceof UpstreamMalformed) {
-              opened.tail.cancel()
-              return yield* image
-            }
-            return { ...image, tail: opened.tail, attempts: 1, upstream: instance.id }
+            const image = imageFromOpened(opened)
+            if (image instanceof UpstreamMalformed) return yield* image
+            return { ...image, attempts: 1, upstream: instance.id }
           }
           const raw = imageBytesOf(opened.body)
           if (raw instanceof UpstreamMalformed) return yield* raw

@@ -13,8 +13,10 @@ import {
   type ImageBytes,
   imageFromBase64,
   imageFromBytes,
+  imageFromOpened,
   isPlainSlice,
   networkFailure,
+  openAnswer,
   readLimited,
   withRetries
 } from "./UpstreamCalls.ts"
@@ -119,10 +121,24 @@ const make = (instance: UpstreamInstance) =>
         })
       )
 
-    const attempt = (body: Record<string, unknown>, n: number): Effect.Effect<ReadonlyArray<GeneratedImage>, UpstreamFailure> =>
+    /** `incremental`: one image, passed on as it arrives (an answer of several is read whole: they follow each other). */
+    const attempt = (
+      body: Record<string, unknown>,
+      n: number,
+      incremental: boolean
+    ): Effect.Effect<ReadonlyArray<GeneratedImage>, UpstreamFailure> =>
       Effect.gen(function* () {
         const response = yield* client.execute(HttpClientRequest.bodyJsonUnsafe(base, body))
-        const bytes = yield* answerBody(response, instance.maxBytes)
+        const opened =
+          incremental && n === 1
+            ? yield* openAnswer(response, instance, "b64_json")
+            : { _tag: "Whole" as const, body: yield* answerBody(response, instance.maxBytes) }
+        if (opened._tag === "Open") {
+          const image = imageFromOpened(opened)
+          if (image instanceof UpstreamMalformed) return yield* image
+          return [{ ...image, attempts: 1, upstream: instance.id }]
+        }
+        const bytes = opened.body
         const inline = base64Images(bytes)
         if (inline === undefined) return yield* malformed(NOT_JSON)
         let images: Array<ImageBytes> = []
@@ -164,7 +180,7 @@ const make = (instance: UpstreamInstance) =>
         const body: Record<string, unknown> = { model: model.upstreamModelId, prompt: job.prompt, n: job.n }
         if (size !== undefined) body.size = size
         for (const field of supports) if (optional[field] !== undefined) body[field] = optional[field]
-        return retried(attempt(body, job.n)).pipe(
+        return retried(attempt(body, job.n, job.incremental === true)).pipe(
           Effect.map(({ value, attempts }) => value.map((image) => ({ ...image, attempts })))
         )
       }

@@ -261,6 +261,18 @@ export const imageFromBase64 = (text: Uint8Array): ImageBytes | UpstreamMalforme
   return format === undefined ? notAnImage() : { base64, format }
 }
 
+/** An image whose first bytes were read: they must be a known image, or its upstream answer is let go. */
+export const imageFromOpened = (
+  opened: Extract<OpenedAnswer, { _tag: "Open" }>
+): (ImageBytes & { readonly tail: ImageTail }) | UpstreamMalformed => {
+  const image = imageFromBase64(opened.head)
+  if (image instanceof UpstreamMalformed) {
+    opened.tail.cancel()
+    return image
+  }
+  return { ...image, tail: opened.tail }
+}
+
 /** Raw image bytes, base64-encoded natively (node:buffer is native in workerd; a JavaScript loop costs tens of ms). */
 export const imageFromBytes = (bytes: Uint8Array): ImageBytes | UpstreamMalformed => {
   const format = detectImageFormat(bytes)
