@@ -1,18 +1,19 @@
 /**
  * A reference point for `npm run bench`, between the passthrough and the
  * gateway: the gateway's b64_json path written as one bare Effect HttpApi
- * endpoint. The request is decoded with the gateway's own schema, the
- * upstream is called with `fetch`, the image is sliced out of its JSON with
- * the gateway's own `findTopLevelString` and answered in OpenAI's shape. No
- * middleware, authentication, retries, timeouts, services or statistics: its
- * CPU next to the passthrough's is what the framework costs by itself.
+ * endpoint, streamed as the gateway streams it. The request is decoded with
+ * the gateway's own schema, the upstream is called with `fetch`, the image is
+ * passed through into OpenAI's shape with the gateway's own `openImageValue`
+ * (its first bytes read, the rest piped natively). No middleware,
+ * authentication, retries, timeouts, services or statistics: its CPU next to
+ * the passthrough's is what the framework and the reshaping cost by themselves.
  */
 import { env } from "cloudflare:workers"
 import { Effect, Layer, References } from "effect"
 import { HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
 import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup } from "effect/http-api"
 import { ImageGenerationRequest } from "../../src/domain/ImageGeneration.ts"
-import { findTopLevelString } from "../../src/domain/JsonBytes.ts"
+import { openImageValue } from "../../src/domain/ImageTail.ts"
 
 const Api = HttpApi.make("floor").add(
   HttpApiGroup.make("images").add(HttpApiEndpoint.post("generate", "/v1/images/generations", { payload: ImageGenerationRequest }))
@@ -20,18 +21,24 @@ const Api = HttpApi.make("floor").add(
 
 const upstreamUrl = new URL("/api/generate-images", (env as { UPSTREAM_URL: string }).UPSTREAM_URL)
 
+const encoder = new TextEncoder()
+const limits = { maxBytes: 32 * 1024 * 1024, timeoutMs: 60_000 }
+
 const generate = async (prompt: string) => {
   const upstream = await fetch(upstreamUrl, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ prompt, provider: "replicate", modelId: "black-forest-labs/flux-schnell" })
   })
-  const found = findTopLevelString(new Uint8Array(await upstream.arrayBuffer()), "image")
-  if (found._tag !== "Found") return HttpServerResponse.text("no image", { status: 502 })
+  if (upstream.body === null) return HttpServerResponse.text("no image", { status: 502 })
+  const opened = await openImageValue(upstream.body, "image", limits)
+  if (opened._tag !== "Open") return HttpServerResponse.text("no image", { status: 502 })
   const created = Math.floor(Date.now() / 1000)
-  return HttpServerResponse.raw(new Blob([`{"created":${created},"data":[{"b64_json":"`, found.raw, `"}]}`]), {
-    contentType: "application/json"
-  })
+  const body = opened.tail.frame(
+    [encoder.encode(`{"created":${created},"data":[{"b64_json":"`), opened.head],
+    encoder.encode(`"}],"output_format":"png"}`)
+  )
+  return HttpServerResponse.raw(body, { contentType: "application/json" })
 }
 
 const ImagesLive = HttpApiBuilder.group(Api, "images", (handlers) =>
