@@ -122,6 +122,10 @@ describe("one image passed through as it arrives", () => {
     const cut = await generate({ model: "fake/gpt-image", prompt: steered(`bytes=${BYTES} faults=cut`).prompt })
     expect(cut.status).toBe(200)
     await expect(cut.text()).rejects.toThrow()
+    // The SDK passes on the failed read of the body: never a truncated image.
+    await expect(
+      openai.images.generate({ model: "fake/gpt-image", prompt: steered(`bytes=${BYTES} faults=cut`).prompt })
+    ).rejects.toThrow()
   })
 
   it("ends the body broken when the upstream's answer breaks off, or is not JSON after the image; recorded as failed", async () => {
