@@ -214,8 +214,15 @@ export interface IdentityStream {
 /** workerd's native pipe: a write resolves once the reader (the response going out) has taken its bytes. */
 const Identity = (globalThis as { IdentityTransformStream?: new () => IdentityStream }).IdentityTransformStream
 
-/** A native pipe (workerd's `IdentityTransformStream`), or `undefined` elsewhere. */
-export const nativePipe = (): IdentityStream | undefined => (Identity === undefined ? undefined : new Identity())
+/** A pipe for a body written as it goes: workerd's native one, or a plain `TransformStream` elsewhere (Node). */
+export const makePipe = (): IdentityStream =>
+  Identity === undefined ? new TransformStream<Uint8Array, Uint8Array>() : new Identity()
+
+/**
+ * Buffers are reused only where a write resolves once the reader has taken its bytes (the native pipe) and a
+ * read fills the buffer it is given (`readAtLeast`): both hold in workerd. Elsewhere each read has its own.
+ */
+const reusesBuffers = (source: ChunkSource) => Identity !== undefined && source.reusable
 
 /**
  * The rest of an image value, still arriving. `frame` gives it as a stream between the caller's own bytes
@@ -253,23 +260,14 @@ export class ImageTail {
   }
 
   frame(before: ReadonlyArray<Uint8Array>, after: Uint8Array): ReadableStream<Uint8Array> {
-    const pipe = this.#source.reusable ? nativePipe() : undefined
-    if (pipe === undefined) {
-      this.#take()
-      return this.#pulled(before, after)
-    }
+    const pipe = makePipe()
     const writer = pipe.writable.getWriter()
     void this.writeTo(writer, before, after).then((end) => (end === "written" ? writer.close() : undefined))
     return pipe.readable
   }
 
-  /** Whether the tail can be written with `writeTo`: its source reads into reused buffers (workerd). */
-  get native(): boolean {
-    return this.#source.reusable
-  }
-
   /**
-   * Writes the tail between `before` and `after` into a native pipe's writer (workerd), which it leaves open.
+   * Writes the tail between `before` and `after` into a pipe's writer (`makePipe`), which it leaves open.
    * A tail that goes wrong aborts the writer (the whole body ends broken); a write refused is the reader gone.
    */
   writeTo(writer: WritableStreamDefaultWriter<Uint8Array>, before: ReadonlyArray<Uint8Array>, after: Uint8Array) {
@@ -293,8 +291,8 @@ export class ImageTail {
   }
 
   /**
-   * In workerd: the body is read into two buffers in turn, each written to a native pipe and reused once
-   * the response has taken its bytes, so a tail of any size holds two chunks.
+   * In workerd the body is read into two buffers in turn, each written to the native pipe and reused once the
+   * response has taken its bytes, so a tail of any size holds two chunks.
    */
   #piped(
     writer: WritableStreamDefaultWriter<Uint8Array>,
@@ -304,15 +302,16 @@ export class ImageTail {
     const source = this.#source
     const scan = this.#scan
     const deadline = this.#deadline()
+    const reuse = reusesBuffers(source)
     const pump = async (): Promise<TailEnd> => {
       for (const part of before) await writer.write(part)
-      let next = new Uint8Array(CHUNK_BYTES)
+      let next = new Uint8Array(reuse ? CHUNK_BYTES : 0)
       let writing: { readonly done: Promise<void>; readonly buffer: ArrayBuffer } | undefined
       for (;;) {
         let chunk: Uint8Array | undefined
         let broke = false
         try {
-          chunk = await source.read(CHUNK_BYTES, next)
+          chunk = await source.read(CHUNK_BYTES, reuse ? next : undefined)
         } catch {
           broke = true
         }
@@ -327,7 +326,7 @@ export class ImageTail {
           await writer.write(after)
           return "written"
         }
-        const image = scan.take(chunk, true)
+        const image = scan.take(chunk, reuse)
         if (typeof image === "string") return refuse(image)
         const free = writing?.buffer
         const done = image.byteLength > 0 ? writer.write(image) : Promise.resolve()
@@ -335,7 +334,7 @@ export class ImageTail {
         done.catch(() => {})
         writing = { done, buffer: chunk.buffer as ArrayBuffer }
         // The buffer whose bytes have gone out takes the next read; one a write detached is replaced.
-        next = free !== undefined && free.byteLength > 0 ? new Uint8Array(free) : new Uint8Array(CHUNK_BYTES)
+        if (reuse) next = free !== undefined && free.byteLength > 0 ? new Uint8Array(free) : new Uint8Array(CHUNK_BYTES)
       }
     }
     const refuse = async (reason: string): Promise<TailEnd> => {
@@ -359,53 +358,6 @@ export class ImageTail {
           return end
         })
     )
-  }
-
-  /** Elsewhere (Node, the tests): a stream that reads a chunk whenever its reader asks for one. */
-  #pulled(before: ReadonlyArray<Uint8Array>, after: Uint8Array): ReadableStream<Uint8Array> {
-    const source = this.#source
-    const scan = this.#scan
-    let deadline: Deadline | undefined
-    const fail = (controller: ReadableStreamDefaultController<Uint8Array>, reason: string) => {
-      deadline?.clear()
-      void source.cancel()
-      this.#end("broken")
-      controller.error(new Error(reason))
-    }
-    return new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        for (const part of before) controller.enqueue(part)
-      },
-      // A pull must enqueue, close or fail before it returns: a stream does not pull again on its own.
-      pull: async (controller) => {
-        deadline ??= this.#deadline()
-        for (;;) {
-          let chunk: Uint8Array | undefined
-          try {
-            chunk = await source.read(CHUNK_BYTES)
-          } catch {
-            return fail(controller, "the upstream's answer broke off before its end")
-          }
-          if (deadline.expired()) return fail(controller, "the upstream's answer did not end in time")
-          if (chunk === undefined) {
-            const refused = scan.finish()
-            if (refused !== undefined) return fail(controller, refused)
-            deadline.clear()
-            controller.enqueue(after)
-            controller.close()
-            return this.#end("written")
-          }
-          const image = scan.take(chunk, false)
-          if (typeof image === "string") return fail(controller, image)
-          if (image.byteLength > 0) return controller.enqueue(image)
-        }
-      },
-      cancel: () => {
-        deadline?.clear()
-        void source.cancel()
-        this.#end("cancelled")
-      }
-    })
   }
 }
 

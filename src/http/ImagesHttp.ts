@@ -3,7 +3,7 @@ import { HttpServerResponse } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import { type GeneratedImage, mimeTypeOf } from "../domain/ImageFormat.ts"
 import type { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
-import { type IdentityStream, type ImageTail, nativePipe } from "../domain/ImageTail.ts"
+import { type IdentityStream, type ImageTail, makePipe } from "../domain/ImageTail.ts"
 import { GatewayConfig } from "../services/GatewayConfig.ts"
 import { GenerationCache } from "../services/GenerationCache.ts"
 import { type GenerationResult, type ImageAnswer, ImageGenerator } from "../services/ImageGenerator.ts"
@@ -17,7 +17,7 @@ import { hostedUrl, type ImageHost, imageHostFor, publicOrigin } from "./HostedU
 
 /** One entry of `data`: the hosted URL, or the image's own bytes as `b64_json` (or a data URL when `url` was asked for). */
 const imageParts = (
-  request: ImageGenerationRequest,
+  request: Pick<ImageGenerationRequest, "response_format">,
   image: GeneratedImage,
   hosted: Option.Option<string>
 ): Array<string | Uint8Array> => {
@@ -34,7 +34,7 @@ const imageParts = (
  * `response_format` absent means `b64_json`: the AI SDK requires it and most clients ask for it.
  */
 export const imagesResponseBody = (
-  request: ImageGenerationRequest,
+  request: Pick<ImageGenerationRequest, "response_format">,
   result: GenerationResult,
   hostedUrls: ReadonlyArray<Option.Option<string>> = []
 ): Blob => {
@@ -72,15 +72,6 @@ const imagePieces = (request: ImageGenerationRequest, entry: Written, separator:
   const [head, , close] = parts
   return [{ tail, before: [encoder.encode(separator + String(head)), entry.image.base64], after: bytesOf(close!) }]
 }
-
-/** A tail that breaks off fails the body: its first bytes are out, so the answer cannot be completed as valid JSON. */
-const piecesToBytes = (piece: Piece): Stream.Stream<Uint8Array, Error> =>
-  typeof piece === "string" || piece instanceof Uint8Array
-    ? Stream.succeed(bytesOf(piece))
-    : Stream.fromReadableStream({
-        evaluate: () => piece.tail.frame(piece.before, piece.after),
-        onError: (cause) => (cause instanceof Error ? cause : new Error(String(cause)))
-      })
 
 /**
  * The same `ImagesResponse`, written as the images finish (completion order): the first image's bytes go
@@ -121,13 +112,6 @@ export const answerPieces = (
   )
 }
 
-/** The pieces as the bytes of a body (outside workerd, where there is no native pipe). */
-export const streamedImagesBody = (
-  request: ImageGenerationRequest,
-  answer: ImageAnswer,
-  host: ImageHost | undefined
-): Stream.Stream<Uint8Array, Error> => answerPieces(request, answer, host).pipe(Stream.flatMap(piecesToBytes))
-
 /** The reader of the answer went away: the body's writing stops as if the client had closed it. */
 class ReaderGone extends Error {}
 
@@ -136,20 +120,14 @@ const writePiece = (writer: WritableStreamDefaultWriter<Uint8Array>, piece: Piec
   if (typeof piece === "string" || piece instanceof Uint8Array) {
     return writer.write(bytesOf(piece)).catch(() => Promise.reject(new ReaderGone()))
   }
-  const written = piece.tail.native
-    ? piece.tail.writeTo(writer, piece.before, piece.after)
-    : piece.tail
-        .frame(piece.before, piece.after)
-        .pipeTo(new WritableStream({ write: (chunk) => writer.write(chunk) }))
-        .then(() => "written" as const)
-  return written.then((end) => {
+  return piece.tail.writeTo(writer, piece.before, piece.after).then((end) => {
     if (end === "cancelled") throw new ReaderGone()
     if (end === "broken") throw new Error("an image broke off while it was written")
   })
 }
 
 /**
- * In workerd, the answer is one native pipe: each piece is written when the response has taken the one
+ * The answer is one pipe (in workerd, native): each piece is written when the response has taken the one
  * before, and an image still arriving goes from its upstream's body into the pipe in reused buffers, never
  * through a JavaScript stream. The writing runs on its own fiber; the client leaving interrupts it.
  */
@@ -179,15 +157,19 @@ const pipedResponse = (pieces: Stream.Stream<Piece>, pipe: IdentityStream, heade
  * answer's opening and closing, chunk by chunk; an upstream answer that breaks off fails the body, so the
  * client sees a broken connection, never a truncated image.
  */
-const passedThroughBody = (request: ImageGenerationRequest, result: GenerationResult, tail: ImageTail) => {
+const passedThroughBody = (
+  request: Pick<ImageGenerationRequest, "response_format">,
+  result: GenerationResult,
+  tail: ImageTail
+) => {
   const image = result.images[0]!
   const [head, , close] = imageParts(request, image, Option.none())
   const opening = encoder.encode(`{"created":${result.created},"data":[${head}`)
   return tail.frame([opening, image.base64], encoder.encode(`${close}],"output_format":"${image.format}"}`))
 }
 
-const respond = (
-  request: ImageGenerationRequest,
+export const respond = (
+  request: Pick<ImageGenerationRequest, "response_format">,
   result: GenerationResult,
   hosted: ReadonlyArray<Option.Option<string>>,
   headers: Record<string, string>
@@ -256,12 +238,7 @@ export const ImagesHttp = HttpApiBuilder.group(
             const answer = yield* generator.answer(payload, { incremental: host === undefined })
             const headers: Record<string, string> =
               answer.failedBefore > 0 ? { "x-images-failed": String(answer.failedBefore) } : {}
-            const pipe = nativePipe()
-            if (pipe !== undefined) return yield* pipedResponse(answerPieces(payload, answer, host), pipe, headers)
-            return HttpServerResponse.stream(streamedImagesBody(payload, answer, host), {
-              contentType: "application/json",
-              headers
-            })
+            return yield* pipedResponse(answerPieces(payload, answer, host), makePipe(), headers)
           })
       ).pipe(
         Effect.catchTags({
