@@ -50,7 +50,10 @@ const workersProject = (name: string, include: Array<string>, vars: Record<strin
               upstream: "fake-openai",
               upstreamModelId: "gpt-image-1",
               maxN: 4,
-              options: { supports: ["quality"] }
+              options: { supports: ["quality"] },
+              edits: true,
+              masks: true,
+              variations: true
             },
             { id: "fake/primary", upstream: "fake-openai", upstreamModelId: "primary-model", fallbacks: ["fake/backup"] },
             { id: "fake/backup", upstream: "fake-backup", upstreamModelId: "backup-model" },

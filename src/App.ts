@@ -7,6 +7,7 @@ import { errorBody } from "./http/ApiErrors.ts"
 import { AuthorizationLive } from "./http/AuthorizationLive.ts"
 import { ChatHttp } from "./http/ChatHttp.ts"
 import { EdgeMiddleware } from "./http/Edge.ts"
+import { EditsHttp } from "./http/EditsHttp.ts"
 import { GatewayHttp } from "./http/GatewayHttp.ts"
 import { HostedImagesHttp } from "./http/HostedImagesHttp.ts"
 import { ImagesHttp } from "./http/ImagesHttp.ts"
@@ -41,7 +42,7 @@ const services = ImageGenerator.layerNoDeps.pipe(
 
 const apiRoutes = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
-    Layer.provide([ImagesHttp, ChatHttp, ModelsHttp, GatewayHttp, SystemHttp]),
+    Layer.provide([ImagesHttp, EditsHttp, ChatHttp, ModelsHttp, GatewayHttp, SystemHttp]),
     Layer.provide([AuthorizationLive, RequestValidationLive])
   ),
   HostedImagesHttp

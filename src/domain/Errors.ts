@@ -32,7 +32,9 @@ export const invalidConfiguration = (problem: string) =>
 /** The upstream answered 4xx (but not 429): the same request would fail again. */
 export class UpstreamRejected extends Schema.TaggedError<UpstreamRejected>()("UpstreamRejected", {
   status: Schema.Int,
-  detail: Schema.NullOr(Schema.String)
+  detail: Schema.NullOr(Schema.String),
+  /** The request field the rejection is about, when the upstream says (else the prompt). */
+  param: Schema.optional(Schema.String)
 }) {}
 
 /** 429, 5xx or a network failure: worth another try. */

@@ -22,7 +22,12 @@ export class ModelEntry extends Schema.Class<ModelEntry>("ModelEntry")({
   /** Other catalogue models tried in order when this one fails after its retries, or its upstream's circuit is open. */
   fallbacks: Schema.optional(Schema.Array(Schema.String)),
   options: Schema.optional(Schema.Record(Schema.String, Schema.Unknown)),
-  description: Schema.optional(Schema.String)
+  description: Schema.optional(Schema.String),
+  /** Whether the model edits images (`/v1/images/edits`), and whether it takes a mask with them. */
+  edits: Schema.optional(Schema.Boolean),
+  masks: Schema.optional(Schema.Boolean),
+  /** Whether the model makes variations of an image (`/v1/images/variations`). */
+  variations: Schema.optional(Schema.Boolean)
 }) {}
 
 /** What `MODELS` may set: everything but the id is optional and falls back to the entry it overrides. */
@@ -36,7 +41,10 @@ export const ModelOverride = Schema.Struct({
   maxN: Schema.optional(Schema.Int.check(Schema.isBetween({ minimum: 1, maximum: 10 }))),
   fallbacks: Schema.optional(Schema.Array(Schema.String)),
   options: Schema.optional(Schema.Record(Schema.String, Schema.Unknown)),
-  description: Schema.optional(Schema.String)
+  description: Schema.optional(Schema.String),
+  edits: Schema.optional(Schema.Boolean),
+  masks: Schema.optional(Schema.Boolean),
+  variations: Schema.optional(Schema.Boolean)
 })
 export type ModelOverride = typeof ModelOverride.Type
 

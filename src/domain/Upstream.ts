@@ -1,4 +1,5 @@
 import { Schema } from "effect"
+import type { EditInputs } from "./ImageEdit.ts"
 import type { ImageSize } from "./ImageSize.ts"
 
 /**
@@ -41,6 +42,8 @@ export interface UpstreamJob {
    * image and its `tail`, instead of holding the whole image (see `ImageTail.ts`).
    */
   readonly incremental?: boolean | undefined
+  /** An edit: the images to edit (and the mask for the first). Only models whose entry says `edits` get one. */
+  readonly inputs?: EditInputs | undefined
   readonly quality?: string | undefined
   readonly style?: string | undefined
   readonly background?: string | undefined

@@ -10,11 +10,12 @@ import { Schema } from "effect"
  * What a recorded request was. `unauthorized` (a 401) and `unknown` (no such route or method) are counted
  * apart from the endpoint they aimed at: a request without a valid key is not a failed generation.
  */
-export const UsageEndpoint = Schema.Literals(["images", "chat", "models", "probe", "other", "unauthorized", "unknown"])
+export const UsageEndpoint = Schema.Literals(["images", "edits", "chat", "models", "probe", "other", "unauthorized", "unknown"])
 export type UsageEndpoint = typeof UsageEndpoint.Type
 
 /** Generations count towards success rate and latency; model listings and the like do not. */
-export const isGeneration = (endpoint: UsageEndpoint) => endpoint === "images" || endpoint === "chat" || endpoint === "probe"
+export const isGeneration = (endpoint: UsageEndpoint) =>
+  endpoint === "images" || endpoint === "edits" || endpoint === "chat" || endpoint === "probe"
 
 export const UsageEvent = Schema.Struct({
   /** Unix milliseconds when the request arrived. */

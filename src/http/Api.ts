@@ -1,12 +1,14 @@
 import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
 import { ChatCompletion, ChatCompletionRequest } from "../domain/Chat.ts"
+import { ImageEditRequest, ImageVariationRequest } from "../domain/ImageEdit.ts"
 import { ImageGenerationRequest, ImagesResponse } from "../domain/ImageGeneration.ts"
 import { ModelList, ModelObject } from "../domain/Model.ts"
 import { UpstreamHealth, UsageEvent, UsageSummary, UsageWindow } from "../domain/Usage.ts"
 import {
   BadRequestWire,
   NotFoundWire,
+  PayloadTooLargeWire,
   RateLimitedWire,
   StatsUnavailableWire,
   UpstreamFailedWire,
@@ -20,6 +22,18 @@ export const ImagesResponseWithHeaders = HttpApiSchema.WithHeaders(ImagesRespons
   "x-images-failed": Schema.optional(Schema.String)
 })
 
+/** The edit's multipart form, as /openapi.json shows it (the handler reads the body itself). */
+const EditForm = Schema.Struct({
+  ...ImageEditRequest.fields,
+  image: Schema.Unknown.annotate({ description: "The image to edit (PNG, JPEG or WebP); several as `image[]`." }),
+  mask: Schema.optional(Schema.Unknown.annotate({ description: "A PNG whose fully transparent pixels mark where to edit." }))
+}).pipe(HttpApiSchema.asMultipart())
+
+const VariationForm = Schema.Struct({
+  ...ImageVariationRequest.fields,
+  image: Schema.Unknown.annotate({ description: "The image (PNG, JPEG or WebP) to make variations of." })
+}).pipe(HttpApiSchema.asMultipart())
+
 export class ImagesApiGroup extends HttpApiGroup.make("images")
   .add(
     HttpApiEndpoint.post("generate", "/images/generations", {
@@ -30,6 +44,55 @@ export class ImagesApiGroup extends HttpApiGroup.make("images")
       OpenApi.annotations({
         summary: "Create images",
         description: "OpenAI-compatible image generation. Each of the `n` images is one upstream call; they run concurrently."
+      })
+    )
+  )
+  .middleware(RequestValidation)
+  .middleware(Authorization)
+  .prefix("/v1") {}
+
+export class EditsApiGroup extends HttpApiGroup.make("edits")
+  .add(
+    // Described for /openapi.json as OpenAI's multipart form; the handler reads the body itself (the
+    // platform's multipart parser, and the JSON form with data URLs), so the files are checked by their bytes.
+    HttpApiEndpoint.post("edit", "/images/edits", {
+      payload: EditForm,
+      success: ImagesResponseWithHeaders,
+      error: [
+        BadRequestWire,
+        PayloadTooLargeWire,
+        NotFoundWire,
+        RateLimitedWire,
+        UpstreamFailedWire,
+        UpstreamTimedOutWire,
+        UpstreamUnavailableNowWire
+      ]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Edit images",
+        description:
+          'OpenAI-compatible image edits: multipart/form-data with `image` (or several as `image[]`), an optional PNG `mask`, `prompt` and the generation fields; or JSON with `images: [{image_url: "data:..."}]`. Each file must be PNG, JPEG or WebP by its bytes, at most MAX_IMAGE_BYTES. Only models whose catalogue entry says `edits` take it.'
+      })
+    )
+  )
+  .add(
+    HttpApiEndpoint.post("createVariation", "/images/variations", {
+      payload: VariationForm,
+      success: ImagesResponseWithHeaders,
+      error: [
+        BadRequestWire,
+        PayloadTooLargeWire,
+        NotFoundWire,
+        RateLimitedWire,
+        UpstreamFailedWire,
+        UpstreamTimedOutWire,
+        UpstreamUnavailableNowWire
+      ]
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Create image variations",
+        description:
+          "OpenAI-compatible variations: multipart/form-data with one `image` (PNG, JPEG or WebP by its bytes, at most MAX_IMAGE_BYTES), `model`, `n`, `size`, `response_format`. Only models whose catalogue entry says `variations` take it."
       })
     )
   )
@@ -223,6 +286,7 @@ export class SystemApiGroup extends HttpApiGroup.make("system").add(
 
 export class Api extends HttpApi.make("ai-image-gateway")
   .add(ImagesApiGroup)
+  .add(EditsApiGroup)
   .add(ChatApiGroup)
   .add(ModelsApiGroup)
   .add(GatewayApiGroup)

@@ -63,6 +63,7 @@ export const WIRE_TYPES = {
   BadRequest: "invalid_request_error",
   Unauthorized: "invalid_request_error",
   NotFound: "invalid_request_error",
+  PayloadTooLarge: "invalid_request_error",
   RateLimited: "rate_limit_error",
   UpstreamFailed: "upstream_error",
   UpstreamTimedOut: "upstream_error",
@@ -93,6 +94,11 @@ export const UnauthorizedWire = Unauthorized.pipe(
 
 export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", Fields) {}
 export const NotFoundWire = NotFound.pipe(openAi<typeof NotFound>(404, WIRE_TYPES.NotFound, (f) => new NotFound(f)))
+
+export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", Fields) {}
+export const PayloadTooLargeWire = PayloadTooLarge.pipe(
+  openAi<typeof PayloadTooLarge>(413, WIRE_TYPES.PayloadTooLarge, (f) => new PayloadTooLarge(f))
+)
 
 /** `retried`: the gateway already retried the upstream, so SDKs are told not to multiply its attempts. */
 export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited", {

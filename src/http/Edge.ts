@@ -1,5 +1,6 @@
 import { Cause, Effect } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
+import { MAX_INPUT_IMAGES } from "../domain/ImageEdit.ts"
 import { GatewayConfig } from "../services/GatewayConfig.ts"
 import { RequestUsage } from "../services/RequestUsage.ts"
 import { UsageStats } from "../services/UsageStats.ts"
@@ -20,7 +21,11 @@ export const EdgeMiddleware = HttpRouter.middleware(
     const config = yield* GatewayConfig
     const usage = yield* UsageStats
     const cors = makeCors(config.corsOrigins)
-    const checkBody = makeBodyCheck(config.maxBodyBytes)
+    // An edit's body: up to 16 images and a mask (as base64 in JSON, a third more), plus its fields.
+    const checkBody = makeBodyCheck(
+      config.maxBodyBytes,
+      Math.ceil(((MAX_INPUT_IMAGES + 1) * config.maxImageBytes * 4) / 3) + config.maxBodyBytes
+    )
 
     return (httpEffect) =>
       Effect.suspend(() => {

@@ -84,7 +84,7 @@ export const upstreamError = (error: UpstreamError): UpstreamHttpError => {
       if (reason.status === 400 || reason.status === 422) {
         return new BadRequest({
           message: withDetail(`The upstream rejected the request (HTTP ${reason.status})`, reason.detail),
-          param: "prompt",
+          param: reason.param ?? "prompt",
           code: "upstream_rejected"
         })
       }

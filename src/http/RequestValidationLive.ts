@@ -10,9 +10,11 @@ const format = SchemaIssue.makeFormatterStandardSchemaV1()
 const pathOf = (path: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> | undefined) =>
   (path ?? []).map((segment) => String(typeof segment === "object" ? segment.key : segment)).join(".")
 
-/** The first issue, phrased as OpenAI phrases it, with `param` naming the field. */
-export const toBadRequest = (error: HttpApiSchemaError): BadRequest => {
-  const issue = format(error.cause.issue).issues[0]
+/** The first issue of a failed request decode, phrased as OpenAI phrases it, with `param` naming the field. */
+export const toBadRequest = (error: HttpApiSchemaError): BadRequest => issueToBadRequest(error.cause.issue)
+
+export const issueToBadRequest = (schemaIssue: SchemaIssue.Issue): BadRequest => {
+  const issue = format(schemaIssue).issues[0]
   const param = pathOf(issue?.path)
   // Nullable fields read "Expected number | null"; callers care about the type they should send.
   const message = (issue?.message ?? "Invalid request").replace(/( \| null)+/g, "")

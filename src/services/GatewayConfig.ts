@@ -39,6 +39,8 @@ export interface GatewaySettings {
   readonly enableLocalModel: boolean
   readonly corsOrigins: ReadonlyArray<string>
   readonly maxBodyBytes: number
+  /** Largest image uploaded for an edit (each file); a body of an edit may hold up to 16 of them and a mask. */
+  readonly maxImageBytes: number
   readonly logLevel: LogLevel.LogLevel
   /** Interval of SSE comment keep-alives while an upstream works. */
   readonly keepAliveMs: number
@@ -151,6 +153,7 @@ const settings = Config.all({
   enableLocalModel: Config.Boolean("ENABLE_LOCAL_MODEL").pipe(Config.option),
   corsOrigins: Config.String("CORS_ORIGINS").pipe(Config.withDefault("*")),
   maxBodyBytes: positiveInt("MAX_BODY_BYTES", 1024 * 1024),
+  maxImageBytes: positiveInt("MAX_IMAGE_BYTES", 20 * 1024 * 1024),
   logLevel: Config.LogLevel("LOG_LEVEL").pipe(Config.withDefault("Info" as LogLevel.LogLevel)),
   keepAliveMs: positiveInt("KEEPALIVE_MS", 10_000),
   chatProgress: Config.Literals(["on", "off"], "CHAT_PROGRESS").pipe(Config.withDefault("on" as const)),
@@ -183,6 +186,7 @@ export const loadSettings: Effect.Effect<GatewaySettings, GatewayMisconfigured> 
     CIRCUIT_COOLDOWN_MS: raw.circuitCooldownMs,
     UPSTREAM_MAX_BYTES: raw.upstreamMaxBytes,
     MAX_BODY_BYTES: raw.maxBodyBytes,
+    MAX_IMAGE_BYTES: raw.maxImageBytes,
     KEEPALIVE_MS: raw.keepAliveMs,
     IMAGE_TTL_HOURS: raw.imageTtlHours
   })
@@ -243,6 +247,7 @@ export const testSettings = (overrides: Partial<GatewaySettings> = {}): GatewayS
   enableLocalModel: true,
   corsOrigins: ["*"],
   maxBodyBytes: 1024 * 1024,
+  maxImageBytes: 20 * 1024 * 1024,
   logLevel: "Info",
   keepAliveMs: 10_000,
   chatProgress: true,

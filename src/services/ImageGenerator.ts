@@ -14,9 +14,16 @@ import {
   Semaphore,
   Stream
 } from "effect"
-import { type ModelNotFound, UpstreamError, UpstreamMalformed } from "../domain/Errors.ts"
+import { InvalidRequest, type ModelNotFound, UpstreamError, UpstreamMalformed } from "../domain/Errors.ts"
+import {
+  type EditInputs,
+  type ImageEditRequest,
+  type ImageVariationRequest,
+  takesEdit,
+  VARIATION_PROMPT
+} from "../domain/ImageEdit.ts"
 import { type GeneratedImage, isBase64Text } from "../domain/ImageFormat.ts"
-import type { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
+import { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
 import { parseSize } from "../domain/ImageSize.ts"
 import type { TailEnd } from "../domain/ImageTail.ts"
 import type { ModelEntry } from "../domain/Model.ts"
@@ -156,8 +163,15 @@ const settleTails = Effect.fnUntraced(function* (images: ReadonlyArray<Generated
 })
 
 /** The request's fields an upstream may honour, for `n` images from the request's image `firstImage` on. */
-const jobOf = (request: ImageGenerationRequest, n: number, firstImage: number, incremental = false): UpstreamJob => ({
+const jobOf = (
+  request: ImageGenerationRequest,
+  n: number,
+  firstImage: number,
+  incremental = false,
+  inputs?: EditInputs
+): UpstreamJob => ({
   prompt: request.prompt,
+  inputs,
   size: parseSize(request.size),
   n,
   firstImage,
@@ -173,6 +187,8 @@ const jobOf = (request: ImageGenerationRequest, n: number, firstImage: number, i
 export interface GenerateOptions {
   readonly asText?: boolean
   readonly incremental?: boolean
+  /** An edit of these images; the model must take it (`edit` checks that first). */
+  readonly inputs?: EditInputs
 }
 
 /**
@@ -192,6 +208,14 @@ export class ImageGenerator extends Context.Service<
       request: ImageGenerationRequest,
       options?: GenerateOptions
     ): Effect.Effect<GenerationResult, ModelNotFound | UpstreamError>
+    /**
+     * An edit of the uploaded images: a model whose entry does not take it (edits, or a mask) is refused
+     * before any upstream call; otherwise as `generate`, every call carrying the images.
+     */
+    edit(
+      request: ImageEditRequest | ImageVariationRequest,
+      inputs: EditInputs
+    ): Effect.Effect<GenerationResult, ModelNotFound | InvalidRequest | UpstreamError>
     /** Resolves the model first (an unknown one fails before any byte is sent), then streams images as they finish. */
     stream(request: ImageGenerationRequest): Effect.Effect<ImageStream, ModelNotFound>
     /**
@@ -216,8 +240,10 @@ export class ImageGenerator extends Context.Service<
         request: ImageGenerationRequest,
         images: number,
         firstImage: number,
-        incremental = false
-      ): Effect.Effect<CallResult> => Effect.result(router.generate(model, jobOf(request, images, firstImage, incremental)))
+        incremental = false,
+        inputs?: EditInputs
+      ): Effect.Effect<CallResult> =>
+        Effect.result(router.generate(model, jobOf(request, images, firstImage, incremental, inputs)))
 
       const resolve = (request: ImageGenerationRequest) =>
         registry.resolve(request.model).pipe(
@@ -236,8 +262,8 @@ export class ImageGenerator extends Context.Service<
         // One call (the common case) needs no child fibers to run or to interrupt afterwards.
         const called =
           parts.length === 1
-            ? [yield* call(model, request, n, 0, incremental)]
-            : yield* Effect.forEach(parts, (part) => call(model, request, part.n, part.first, incremental), {
+            ? [yield* call(model, request, n, 0, incremental, options?.inputs)]
+            : yield* Effect.forEach(parts, (part) => call(model, request, part.n, part.first, incremental, options?.inputs), {
                 concurrency: config.maxConcurrentUpstream
               })
         const results = options?.asText === true ? called.map(onlyPlainBase64) : called
@@ -389,7 +415,44 @@ export class ImageGenerator extends Context.Service<
         return { model, created, first: opened.first, failedBefore: opened.failedBefore, images } satisfies ImageAnswer
       })
 
-      return ImageGenerator.of({ generate, stream: (request) => imageStream(request, true), answer })
+      const edit = Effect.fnUntraced(function* (request: ImageEditRequest | ImageVariationRequest, inputs: EditInputs) {
+        const asGeneration = new ImageGenerationRequest({
+          // A variation has no prompt: the upstream gets none (the offline model draws its tint from this text).
+          prompt: "prompt" in request ? request.prompt : VARIATION_PROMPT,
+          model: request.model,
+          n: request.n,
+          size: request.size,
+          response_format: request.response_format,
+          user: request.user,
+          ...("prompt" in request
+            ? {
+                quality: request.quality,
+                background: request.background,
+                output_format: request.output_format,
+                output_compression: request.output_compression
+              }
+            : {})
+        })
+        const model = yield* resolve(asGeneration)
+        if (!takesEdit(model, inputs)) {
+          const able = registry.catalogue.models.filter((entry) => takesEdit(entry, inputs)).map((entry) => `'${entry.id}'`)
+          const choose = able.length === 0 ? "No model of this gateway does." : `Models that do: ${able.join(", ")}.`
+          const what =
+            inputs.variation === true
+              ? "does not make variations of images"
+              : model.edits === true
+                ? "edits images but takes no mask"
+                : "does not edit images"
+          return yield* new InvalidRequest({
+            message: `The model '${model.id}' ${what}. ${choose}`,
+            param: "model",
+            code: "model_not_supported"
+          })
+        }
+        return yield* generate(asGeneration, { inputs })
+      })
+
+      return ImageGenerator.of({ generate, edit, stream: (request) => imageStream(request, true), answer })
     })
   )
 }

@@ -26,6 +26,9 @@ const applyOverride = (existing: ModelEntry | undefined, override: ModelOverride
   const fallbacks = override.fallbacks ?? existing?.fallbacks
   const options = override.options ?? existing?.options
   const description = override.description ?? existing?.description
+  const edits = override.edits ?? existing?.edits
+  const masks = override.masks ?? existing?.masks
+  const variations = override.variations ?? existing?.variations
   return new ModelEntry({
     id: override.id as ModelEntry["id"],
     upstream,
@@ -36,7 +39,10 @@ const applyOverride = (existing: ModelEntry | undefined, override: ModelOverride
     ...(maxN === undefined ? {} : { maxN }),
     ...(fallbacks === undefined ? {} : { fallbacks }),
     ...(options === undefined ? {} : { options }),
-    ...(description === undefined ? {} : { description })
+    ...(description === undefined ? {} : { description }),
+    ...(edits === undefined ? {} : { edits }),
+    ...(masks === undefined ? {} : { masks }),
+    ...(variations === undefined ? {} : { variations })
   })
 }
 

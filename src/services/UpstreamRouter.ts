@@ -1,5 +1,6 @@
 import { Context, Effect, Exit, Layer } from "effect"
 import { invalidConfiguration, isRequestRejection, UpstreamCircuitOpen, UpstreamError } from "../domain/Errors.ts"
+import { takesEdit } from "../domain/ImageEdit.ts"
 import type { GeneratedImage } from "../domain/ImageFormat.ts"
 import type { ModelEntry } from "../domain/Model.ts"
 import { splitImages, type UpstreamJob } from "../domain/Upstream.ts"
@@ -87,6 +88,8 @@ export class UpstreamRouter extends Context.Service<
         let attempts = 0
         let waitMs = Number.POSITIVE_INFINITY
         for (const [failovers, entry] of chain.entries()) {
+          // An edit goes only to the models of the chain that take it (the requested one was checked before).
+          if (job.inputs !== undefined && !takesEdit(entry, job.inputs)) continue
           const admission = yield* breaker.admit(entry.upstream)
           if (admission._tag === "Rejected") {
             waitMs = Math.min(waitMs, admission.retryAfterMs)

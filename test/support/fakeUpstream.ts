@@ -25,6 +25,7 @@
  *   tests wait on the fake's own events instead of polling against a deadline.
  *
  * It also speaks the OpenAI images API, as the `openai` upstream kind calls it: `POST /v1/images/generations`
+ * (and `/v1/images/edits`, multipart, recording the files it received)
  * with `Authorization: Bearer fake-openai-key` (anything else is a 401), `{model, prompt, n, ...}` in,
  * `{created, data: [{b64_json}]}` out, or `[{url}]` with `answer=url` (served from `GET /files/...`).
  * `faults.<model>=...` steers one model apart from the others (a primary failing while its fallback works);
@@ -106,6 +107,35 @@ const sendJson = (response: ServerResponse, status: number, body: unknown, heade
 export const FAKE_OPENAI_KEY = "fake-openai-key"
 
 const EXTENSIONS: Record<string, string> = { png: "png", jpeg: "jpg", webp: "webp" }
+
+/**
+ * An edit's multipart body, parsed by Node's own `Request.formData()`: the text fields (`n` as a number, as
+ * the JSON form has it) and `files`, each part's field name, file name, type and bytes (base64), recorded for
+ * the tests to compare with what they uploaded.
+ */
+const editForm = async (request: IncomingMessage): Promise<Record<string, unknown>> => {
+  const chunks: Array<Buffer> = []
+  for await (const chunk of request) chunks.push(chunk as Buffer)
+  const form = await new Request("http://fake/", {
+    method: "POST",
+    headers: { "content-type": request.headers["content-type"] ?? "" },
+    body: Buffer.concat(chunks)
+  }).formData()
+  const body: Record<string, unknown> = {}
+  const files: Array<Record<string, string>> = []
+  for (const [name, value] of form.entries()) {
+    if (typeof value === "string") body[name] = name === "n" ? Number(value) : value
+    else
+      files.push({
+        field: name,
+        name: value.name,
+        type: value.type,
+        base64: Buffer.from(await value.arrayBuffer()).toString("base64")
+      })
+  }
+  body.files = files
+  return body
+}
 
 const openAiError = (message: string, type: string, code: string | null = null) => ({
   error: { message, type, param: null, code }
@@ -205,6 +235,9 @@ export const startFakeUpstream = (options: FakeUpstreamOptions = {}): Promise<Fa
       return response.end(Buffer.from(imageBase64(file[1] ?? "png", Number(file[2])), "base64"))
     }
     if (request.method === "POST" && url.pathname === "/v1/images/generations") return openAi(request, response)
+    if (request.method === "POST" && (url.pathname === "/v1/images/edits" || url.pathname === "/v1/images/variations")) {
+      return openAi(request, response, url.pathname.endsWith("variations") ? "variation" : "edit")
+    }
     if (request.method !== "POST" || url.pathname !== "/api/generate-images") {
       return sendJson(response, 404, { error: "Not found" })
     }
@@ -274,15 +307,20 @@ export const startFakeUpstream = (options: FakeUpstreamOptions = {}): Promise<Fa
     return sendJson(response, 200, { provider, image })
   })
   /** The OpenAI images API, as OpenAI-compatible providers serve it. */
-  async function openAi(request: IncomingMessage, response: ServerResponse) {
+  async function openAi(request: IncomingMessage, response: ServerResponse, edit?: "edit" | "variation") {
     if (request.headers.authorization !== `Bearer ${FAKE_OPENAI_KEY}`) {
       return sendJson(response, 401, openAiError("Incorrect API key provided.", "invalid_request_error", "invalid_api_key"))
     }
     let body: Record<string, unknown>
     try {
-      body = JSON.parse(await readBody(request)) as Record<string, unknown>
+      body =
+        edit === undefined
+          ? (JSON.parse(await readBody(request)) as Record<string, unknown>)
+          : { ...(await editForm(request)), [edit]: true }
+      // A variation has no prompt to steer by: its calls are counted under the id `variation`.
+      if (edit === "variation") body.prompt ??= "[[id=variation]]"
     } catch {
-      return sendJson(response, 400, openAiError("We could not parse the JSON body of your request.", "invalid_request_error"))
+      return sendJson(response, 400, openAiError("We could not parse the body of your request.", "invalid_request_error"))
     }
     const { prompt, model } = body
     const n = typeof body.n === "number" ? body.n : 1

@@ -13,6 +13,8 @@ const recordedAs = (group: string, endpoint: string): UsageEndpoint | undefined 
   switch (group) {
     case "images":
       return "images"
+    case "edits":
+      return "edits"
     case "chat":
       return "chat"
     case "models":
@@ -28,6 +30,8 @@ interface Route {
   readonly method: string
   readonly pattern: RegExp
   readonly usage: UsageEndpoint | undefined
+  /** Takes uploads (multipart or JSON with images), up to the upload limit rather than MAX_BODY_BYTES. */
+  readonly upload: boolean
 }
 
 const routes: Array<Route> = []
@@ -38,10 +42,15 @@ HttpApi.reflect(Api, {
     routes.push({
       method: endpoint.method,
       pattern: new RegExp(`^${source}/?$`),
-      usage: recordedAs(group.identifier, endpoint.identifier)
+      usage: recordedAs(group.identifier, endpoint.identifier),
+      upload: group.identifier === "edits"
     })
   }
 })
+
+/** Whether a request goes to a route that takes uploads. */
+export const takesUpload = (method: string, path: string): boolean =>
+  routes.some((route) => route.upload && route.method === method && route.pattern.test(path))
 
 /** The methods the API serves at a path, for telling 405 from 404. */
 export const allowedMethods = (path: string): ReadonlyArray<string> =>

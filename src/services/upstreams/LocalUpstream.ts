@@ -1,67 +1,18 @@
 import { Effect } from "effect"
-import { UpstreamMalformed } from "../../domain/Errors.ts"
+import { UpstreamError, UpstreamMalformed, UpstreamRejected } from "../../domain/Errors.ts"
+import type { EditInputs } from "../../domain/ImageEdit.ts"
 import type { GeneratedImage } from "../../domain/ImageFormat.ts"
 import type { ImageSize } from "../../domain/ImageSize.ts"
 import type { UpstreamJob } from "../../domain/Upstream.ts"
 import type { UpstreamKind } from "./ImageUpstream.ts"
+import { decodePng, encodePng, type Rgba } from "./Png.ts"
 import { imageFromBytes } from "./UpstreamCalls.ts"
+
+export { encodePng } from "./Png.ts"
 
 /** Longest side the offline model renders; larger requests keep their aspect ratio at this size. */
 export const LOCAL_MAX_SIDE = 1024
 export const LOCAL_DEFAULT_SIDE = 512
-
-/** CRC-32 (ISO 3309), as PNG chunks need it. */
-const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
-  let c = n
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
-  return c >>> 0
-})
-const crc32 = (bytes: Uint8Array) => {
-  let c = 0xffffffff
-  for (const byte of bytes) c = CRC_TABLE[(c ^ byte) & 0xff]! ^ (c >>> 8)
-  return (c ^ 0xffffffff) >>> 0
-}
-
-const chunk = (type: string, data: Uint8Array) => {
-  const out = new Uint8Array(12 + data.length)
-  const view = new DataView(out.buffer)
-  view.setUint32(0, data.length)
-  for (let i = 0; i < 4; i++) out[4 + i] = type.charCodeAt(i)
-  out.set(data, 8)
-  view.setUint32(8 + data.length, crc32(out.subarray(4, 8 + data.length)))
-  return out
-}
-
-/**
- * An 8-bit RGB PNG. The compression, the only hard part, is the platform's
- * zlib (`CompressionStream("deflate")`, in workerd and Node alike); what is
- * written here is the PNG framing: signature, IHDR, IDAT, IEND, each with its CRC.
- */
-export const encodePng = async (width: number, height: number, rgb: Uint8Array): Promise<Uint8Array> => {
-  const rows = new Uint8Array(height * (width * 3 + 1))
-  for (let y = 0; y < height; y++) rows.set(rgb.subarray(y * width * 3, (y + 1) * width * 3), y * (width * 3 + 1) + 1)
-  const zlib = new Uint8Array(
-    await new Response(new Blob([rows]).stream().pipeThrough(new CompressionStream("deflate"))).arrayBuffer()
-  )
-  const header = new Uint8Array(13)
-  const view = new DataView(header.buffer)
-  view.setUint32(0, width)
-  view.setUint32(4, height)
-  header.set([8, 2, 0, 0, 0], 8) // depth 8, colour type RGB, deflate, adaptive filtering, no interlace
-  const parts = [
-    new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk("IHDR", header),
-    chunk("IDAT", zlib),
-    chunk("IEND", new Uint8Array())
-  ]
-  const png = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0))
-  let offset = 0
-  for (const part of parts) {
-    png.set(part, offset)
-    offset += part.length
-  }
-  return png
-}
 
 /** FNV-1a: a stable 32-bit seed from the prompt and size. */
 const hash = (text: string): number => {
@@ -139,6 +90,54 @@ export const renderPreview = (prompt: string, size: ImageSize, index = 0): Promi
   return encodePng(width, height, pixels)
 }
 
+/** The tint of an edit, from the prompt's hash: the same prompt recolours the same way. */
+const tintOf = (prompt: string): readonly [number, number, number] => {
+  const h = hash(prompt)
+  return [(h >>> 16) & 0xff, (h >>> 8) & 0xff, h & 0xff]
+}
+
+/** The edit's size: the requested one (as the preview renders it), or the image's own for `auto`, within the cap. */
+const editSize = (size: ImageSize, image: Rgba) =>
+  previewDimensions(size._tag === "Auto" ? { _tag: "Exact", width: image.width, height: image.height } : size)
+
+/**
+ * The offline model's edit: a real one, made in the Worker with no network. The first image is decoded,
+ * resampled to the requested size, and recoloured towards a tint drawn from the prompt (where the mask is
+ * transparent, when there is a mask; everywhere otherwise). The same edit gives the same bytes.
+ */
+export const renderEdit = async (
+  prompt: string,
+  size: ImageSize,
+  inputs: EditInputs,
+  index = 0
+): Promise<Uint8Array | UpstreamRejected> => {
+  const first = inputs.images[0]
+  const refused = (detail: string) => new UpstreamRejected({ status: 400, detail, param: "image" })
+  if (first === undefined) return refused("an edit needs an image")
+  if (first.format !== "png") return refused("local/preview edits PNG images only; convert the image, or use another model")
+  const image = await decodePng(first.bytes)
+  if (image instanceof UpstreamRejected) return image
+  const mask = inputs.mask === undefined ? undefined : await decodePng(inputs.mask.bytes)
+  if (mask instanceof UpstreamRejected) return new UpstreamRejected({ ...mask, param: "mask" })
+  const { width, height } = editSize(size, image)
+  const tint = tintOf(`${prompt}${index === 0 ? "" : `\u0000${index}`}`)
+  const rgb = new Uint8Array(width * height * 3)
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const source = (Math.floor((y * image.height) / height) * image.width + Math.floor((x * image.width) / width)) * 4
+      const editable =
+        mask === undefined ||
+        mask.data[(Math.floor((y * mask.height) / height) * mask.width + Math.floor((x * mask.width) / width)) * 4 + 3] === 0
+      const o = (y * width + x) * 3
+      for (let k = 0; k < 3; k++) {
+        const value = image.data[source + k]!
+        rgb[o + k] = editable ? Math.round(value * 0.4 + tint[k]! * 0.6) : value
+      }
+    }
+  }
+  return encodePng(width, height, rgb)
+}
+
 /**
  * Kind `local`: the offline model `local/preview`, rendered in the Worker with no network. The
  * built-in instance `local` exists where the offline model is enabled. One image per call.
@@ -150,12 +149,19 @@ export const LocalKind: UpstreamKind = {
     Effect.succeed({
       instance,
       bind: () => (job: UpstreamJob) =>
-        Effect.promise(() => renderPreview(job.prompt, job.size, job.firstImage ?? 0)).pipe(
-          Effect.map((png): ReadonlyArray<GeneratedImage> => {
+        Effect.promise(() =>
+          job.inputs === undefined
+            ? renderPreview(job.prompt, job.size, job.firstImage ?? 0)
+            : renderEdit(job.prompt, job.size, job.inputs, job.firstImage ?? 0)
+        ).pipe(
+          Effect.flatMap((png): Effect.Effect<ReadonlyArray<GeneratedImage>, UpstreamError> => {
+            if (png instanceof UpstreamRejected) {
+              return Effect.fail(new UpstreamError({ reason: png, attempts: 1, upstream: instance.id, failovers: 0 }))
+            }
             const image = imageFromBytes(png)
             // The renderer writes PNG: only a bug could make this fail.
             if (image instanceof UpstreamMalformed) throw new Error("local/preview rendered an unknown format")
-            return [{ ...image, attempts: 1, upstream: instance.id }]
+            return Effect.succeed([{ ...image, attempts: 1, upstream: instance.id }])
           })
         )
     })

@@ -1,7 +1,8 @@
 import { Effect, Option, Redacted, Schema } from "effect"
 import { HttpClient, HttpClientRequest } from "effect/http"
 import { type UpstreamFailure, UpstreamMalformed } from "../../domain/Errors.ts"
-import type { GeneratedImage } from "../../domain/ImageFormat.ts"
+import type { EditInputs, InputImage } from "../../domain/ImageEdit.ts"
+import { type GeneratedImage, mimeTypeOf } from "../../domain/ImageFormat.ts"
 import { formatSize, type ImageSize, parseSize, SIZE_PATTERN } from "../../domain/ImageSize.ts"
 import { findStringValues } from "../../domain/JsonBytes.ts"
 import type { ModelEntry } from "../../domain/Model.ts"
@@ -88,16 +89,43 @@ const base64Images = (body: Uint8Array): ReadonlyArray<Uint8Array> | undefined =
   return decoded.value.data.flatMap((item) => (item.b64_json === undefined ? [] : [asStringContent(item.b64_json)]))
 }
 
+const EXTENSIONS = { png: "png", jpeg: "jpg", webp: "webp" } as const
+const VARIATION_FIELDS = new Set(["model", "n", "size", "response_format"])
+
+/** An uploaded image as a file part, named and typed by the format read from its bytes. */
+const fileOf = (image: InputImage, name: string) =>
+  new File([image.bytes as Uint8Array<ArrayBuffer>], `${name}.${EXTENSIONS[image.format]}`, { type: mimeTypeOf(image.format) })
+
 const make = (instance: UpstreamInstance) =>
   Effect.gen(function* () {
     const client = yield* HttpClient.HttpClient
     const retried = withRetries(instance)
-    const base = HttpClientRequest.post(new URL("images/generations", instance.baseUrl).toString()).pipe(
-      HttpClientRequest.setHeaders(instance.headers),
-      HttpClientRequest.acceptJson,
-      (request) =>
-        instance.apiKey === undefined ? request : HttpClientRequest.bearerToken(request, Redacted.value(instance.apiKey))
-    )
+    const post = (path: string) =>
+      HttpClientRequest.post(new URL(path, instance.baseUrl).toString()).pipe(
+        HttpClientRequest.setHeaders(instance.headers),
+        HttpClientRequest.acceptJson,
+        (request) =>
+          instance.apiKey === undefined ? request : HttpClientRequest.bearerToken(request, Redacted.value(instance.apiKey))
+      )
+    const base = post("images/generations")
+    const editBase = post("images/edits")
+    const variationBase = post("images/variations")
+
+    /**
+     * An edit as OpenAI's SDKs send it: multipart, one image as `image`, several as `image[]`, the mask as
+     * `mask`. A variation takes only the image, `model`, `n`, `size` and `response_format`.
+     */
+    const editRequest = (body: Record<string, unknown>, inputs: EditInputs) => {
+      const form = new FormData()
+      const variation = inputs.variation === true
+      for (const [name, value] of Object.entries(body)) {
+        if (value !== undefined && (!variation || VARIATION_FIELDS.has(name))) form.append(name, String(value))
+      }
+      const field = inputs.images.length === 1 ? "image" : "image[]"
+      for (const [i, image] of inputs.images.entries()) form.append(field, fileOf(image, `image-${i + 1}`))
+      if (inputs.mask !== undefined) form.append("mask", fileOf(inputs.mask, "mask"))
+      return HttpClientRequest.bodyFormData(variation ? variationBase : editBase, form)
+    }
 
     /** An image the upstream only linked to: fetched within the same attempt (so the same timeout), size-capped, without our key. */
     const download = (url: string): Effect.Effect<ImageBytes, UpstreamFailure> =>
@@ -125,10 +153,13 @@ const make = (instance: UpstreamInstance) =>
     const attempt = (
       body: Record<string, unknown>,
       n: number,
-      incremental: boolean
+      incremental: boolean,
+      inputs: EditInputs | undefined
     ): Effect.Effect<ReadonlyArray<GeneratedImage>, UpstreamFailure> =>
       Effect.gen(function* () {
-        const response = yield* client.execute(HttpClientRequest.bodyJsonUnsafe(base, body))
+        const response = yield* client.execute(
+          inputs === undefined ? HttpClientRequest.bodyJsonUnsafe(base, body) : editRequest(body, inputs)
+        )
         const opened =
           incremental && n === 1
             ? yield* openAnswer(response, instance, "b64_json")
@@ -180,7 +211,7 @@ const make = (instance: UpstreamInstance) =>
         const body: Record<string, unknown> = { model: model.upstreamModelId, prompt: job.prompt, n: job.n }
         if (size !== undefined) body.size = size
         for (const field of supports) if (optional[field] !== undefined) body[field] = optional[field]
-        return retried(attempt(body, job.n, job.incremental === true)).pipe(
+        return retried(attempt(body, job.n, job.incremental === true, job.inputs)).pipe(
           Effect.map(({ value, attempts }) => value.map((image) => ({ ...image, attempts })))
         )
       }

@@ -1,0 +1,196 @@
+import { exports } from "cloudflare:workers"
+import { decode as decodePng, encode as encodePng } from "fast-png"
+import OpenAI from "openai"
+import { describe, expect, it } from "vitest"
+import { call, decodeBase64, errorOf, eventOf, KEY, steered, upstreamCalls } from "./helpers.ts"
+
+/**
+ * `POST /v1/images/edits`: the `openai` SDK's `images.edit` against the offline model (a real edit made in the
+ * Worker) and against the fake OpenAI-compatible upstream (what it received is checked byte for byte), and
+ * every bad upload refused with a 4xx naming its field, before any upstream call.
+ */
+
+const workerFetch = (input: RequestInfo | URL, init?: RequestInit) => exports.default.fetch(new Request(input, init))
+const openai = new OpenAI({ baseURL: "https://gateway.test/v1", apiKey: KEY, fetch: workerFetch, maxRetries: 0 })
+
+/** A PNG of one colour, RGB or RGBA. */
+const flatPng = (width: number, height: number, rgba: readonly [number, number, number, number]) =>
+  encodePng({ width, height, channels: 4, data: Uint8Array.from({ length: width * height * 4 }, (_, i) => rgba[i % 4]!) })
+
+/** A mask whose left half is transparent (edit there) and right half opaque (keep). */
+const halfMask = (width: number, height: number) =>
+  encodePng({
+    width,
+    height,
+    channels: 4,
+    data: Uint8Array.from({ length: width * height * 4 }, (_, i) => (i % 4 === 3 ? ((i >> 2) % width < width / 2 ? 0 : 255) : 0))
+  })
+
+const file = (bytes: Uint8Array, name: string, type = "image/png") => new File([bytes as Uint8Array<ArrayBuffer>], name, { type })
+
+const RED = [200, 30, 30, 255] as const
+
+const editForm = (fields: Record<string, string>, files: ReadonlyArray<readonly [string, File]>) => {
+  const form = new FormData()
+  for (const [name, value] of Object.entries(fields)) form.append(name, value)
+  for (const [name, value] of files) form.append(name, value)
+  return form
+}
+const postEdit = (body: FormData | string, contentType?: string) =>
+  call("/v1/images/edits", {
+    method: "POST",
+    body,
+    ...(contentType === undefined ? {} : { headers: { "content-type": contentType } })
+  })
+
+describe("image edits", () => {
+  it("edits a PNG offline with local/preview through the openai SDK: the requested size, recoloured, the same bytes each time", async () => {
+    const input = flatPng(64, 48, RED)
+    const edit = () =>
+      openai.images.edit({ model: "local/preview", prompt: "make it blue", image: file(input, "photo.png"), size: "256x256" })
+    const first = await edit()
+    const png = decodePng(decodeBase64(first.data?.[0]?.b64_json ?? ""))
+    expect([png.width, png.height]).toEqual([256, 256])
+    expect(Array.from(png.data.subarray(0, 3))).not.toEqual([200, 30, 30])
+    expect((await edit()).data?.[0]?.b64_json).toBe(first.data?.[0]?.b64_json)
+  })
+
+  it("keeps the pixels the mask covers, and edits where it is transparent", async () => {
+    const result = await openai.images.edit({
+      model: "local/preview",
+      prompt: "a sunset",
+      image: file(flatPng(32, 32, RED), "photo.png"),
+      mask: file(halfMask(32, 32), "mask.png"),
+      size: "64x64"
+    })
+    const png = decodePng(decodeBase64(result.data?.[0]?.b64_json ?? ""))
+    const at = (x: number, y: number) =>
+      Array.from(png.data.subarray((y * 64 + x) * png.channels, (y * 64 + x) * png.channels + 3))
+    expect(at(60, 10)).toEqual([200, 30, 30])
+    expect(at(4, 10)).not.toEqual([200, 30, 30])
+  })
+
+  it("forwards one file, several files and a mask to an OpenAI-compatible upstream, as multipart, byte for byte", async () => {
+    const one = flatPng(8, 8, RED)
+    const two = flatPng(8, 8, [0, 90, 200, 255])
+    const mask = halfMask(8, 8)
+    const single = steered("format=png")
+    const a = await openai.images.edit({ model: "fake/gpt-image", prompt: single.prompt, image: file(one, "a.png") })
+    expect(a.data).toHaveLength(1)
+    const several = steered("format=png")
+    await openai.images.edit({
+      model: "fake/gpt-image",
+      prompt: several.prompt,
+      image: [file(one, "a.png"), file(two, "b.png")],
+      mask: file(mask, "m.png"),
+      n: 2
+    })
+    const received = (id: string) => upstreamCalls(id).then((calls) => calls.requests[0] as Record<string, unknown>)
+    const base64 = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes))
+    expect(await received(single.id)).toMatchObject({
+      edit: true,
+      model: "gpt-image-1",
+      prompt: single.prompt,
+      files: [{ field: "image", type: "image/png", base64: base64(one) }]
+    })
+    expect(await received(several.id)).toMatchObject({
+      model: "gpt-image-1",
+      n: 2,
+      files: [
+        { field: "image[]", base64: base64(one) },
+        { field: "image[]", base64: base64(two) },
+        { field: "mask", base64: base64(mask) }
+      ]
+    })
+  })
+
+  it("takes the JSON form with data URLs, and records edits as their own endpoint", async () => {
+    const url = `data:image/png;base64,${btoa(String.fromCharCode(...flatPng(16, 16, RED)))}`
+    const response = await postEdit(
+      JSON.stringify({ model: "local/preview", prompt: "in the rain", images: [{ image_url: url }], size: "32x32" }),
+      "application/json"
+    )
+    expect(response.status).toBe(200)
+    const body = (await response.json()) as { data: Array<{ b64_json: string }> }
+    expect(decodePng(decodeBase64(body.data[0]?.b64_json ?? "")).width).toBe(32)
+    expect(await eventOf(response)).toMatchObject({ endpoint: "edits", status: 200, images: 1, model: "local/preview" })
+  })
+
+  it("refuses every bad upload with a 4xx naming its field, before any upstream call", async () => {
+    const { id, prompt } = steered("format=png")
+    const png = file(flatPng(8, 8, RED), "a.png")
+    const cases: ReadonlyArray<readonly [FormData, number, string]> = [
+      [
+        editForm({ model: "fake/gpt-image", prompt }, [["image", file(new TextEncoder().encode("just text"), "notes.png")]]),
+        400,
+        "image"
+      ],
+      [
+        editForm({ model: "fake/gpt-image", prompt }, [["image", file(new Uint8Array(21 * 1024 * 1024), "huge.png")]]),
+        413,
+        "image"
+      ],
+      [
+        editForm({ model: "fake/gpt-image", prompt }, [
+          ["image", png],
+          ["mask", file(Uint8Array.of(0xff, 0xd8, 0xff, 0xe0, 0, 0x10), "mask.jpg", "image/jpeg")]
+        ]),
+        400,
+        "mask"
+      ],
+      [editForm({ model: "fake/gpt-image" }, [["image", png]]), 400, "prompt"],
+      [editForm({ model: "fake/gpt-image", prompt, n: "0" }, [["image", png]]), 400, "n"],
+      [editForm({ model: "fake/gpt-image", prompt }, []), 400, "image"],
+      [editForm({ model: "replicate/flux-schnell", prompt }, [["image", png]]), 400, "model"]
+    ]
+    for (const [form, status, param] of cases) {
+      const response = await postEdit(form)
+      expect(response.status, param).toBe(status)
+      const error = await errorOf(response)
+      expect(error).toMatchObject({ type: "invalid_request_error", param })
+    }
+    const json = await postEdit(
+      JSON.stringify({ model: "local/preview", prompt, images: [{ image_url: "https://example.com/a.png" }] }),
+      "application/json"
+    )
+    expect(json.status).toBe(400)
+    expect(await errorOf(json)).toMatchObject({ param: "images" })
+    const text = await postEdit("prompt=x", "text/plain")
+    expect(text.status).toBe(415)
+    expect((await upstreamCalls(id)).calls).toBe(0)
+    // A model that edits but takes no mask is refused too, naming the models that do.
+    const unsupported = await openai.images
+      .edit({ model: "replicate/flux-schnell", prompt: "x", image: png })
+      .catch((error: unknown) => error)
+    expect(unsupported).toBeInstanceOf(OpenAI.BadRequestError)
+    expect(String((unsupported as Error).message)).toContain("'local/preview'")
+  })
+
+  it("makes variations with the openai SDK's createVariation, offline and through an OpenAI-compatible upstream", async () => {
+    const input = file(flatPng(16, 16, RED), "photo.png")
+    const local = await openai.images.createVariation({ model: "local/preview", image: input, n: 2, size: "256x256" })
+    expect(local.data).toHaveLength(2)
+    expect(local.data?.[0]?.b64_json).not.toBe(local.data?.[1]?.b64_json)
+    expect(decodePng(decodeBase64(local.data?.[0]?.b64_json ?? "")).width).toBe(256)
+    const before = (await upstreamCalls("variation")).calls
+    const forwarded = await openai.images.createVariation({ model: "fake/gpt-image", image: input })
+    expect(forwarded.data).toHaveLength(1)
+    const seen = await upstreamCalls("variation")
+    expect(seen.calls).toBe(before + 1)
+    expect(seen.requests.at(-1)).toMatchObject({ variation: true, model: "gpt-image-1", files: [{ field: "image" }] })
+    const refused = await openai.images
+      .createVariation({ model: "replicate/flux-schnell", image: input })
+      .catch((e: unknown) => e)
+    expect(refused).toBeInstanceOf(OpenAI.BadRequestError)
+    expect((refused as InstanceType<typeof OpenAI.BadRequestError>).param).toBe("model")
+  })
+
+  it("describes both endpoints in /openapi.json as multipart", async () => {
+    const spec = (await (await call("/openapi.json")).json()) as {
+      paths: Record<string, Record<string, { requestBody?: { content?: Record<string, unknown> } }>>
+    }
+    for (const path of ["/v1/images/edits", "/v1/images/variations"]) {
+      expect(Object.keys(spec.paths[path]?.post?.requestBody?.content ?? {})).toContain("multipart/form-data")
+    }
+  })
+})
