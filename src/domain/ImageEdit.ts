@@ -1,7 +1,7 @@
 import { Buffer } from "node:buffer"
 import { Schema } from "effect"
 import { detectImageFormat, type ImageFormat } from "./ImageFormat.ts"
-import { ImageCount, Prompt, ResponseFormat, SizeParam } from "./ImageGeneration.ts"
+import { ImageGenerationRequest } from "./ImageGeneration.ts"
 
 /** What stands for the prompt of a variation inside the gateway (usage records, the offline model's tint). */
 export const VARIATION_PROMPT = "(variation)"
@@ -9,35 +9,36 @@ export const VARIATION_PROMPT = "(variation)"
 /** At most this many input images, as OpenAI's GPT image models take. */
 export const MAX_INPUT_IMAGES = 16
 
-const nullable = <S extends Schema.Top>(schema: S) => Schema.optional(Schema.NullOr(schema))
-
 /**
  * `POST /v1/images/edits`, the fields besides the files: OpenAI's edit request. Multipart sends every
  * value as a string; `fieldsOfForm` turns numbers and booleans back before this decodes them.
  */
+const generation = ImageGenerationRequest.fields
+
 export class ImageEditRequest extends Schema.Class<ImageEditRequest>("ImageEditRequest")({
-  prompt: Prompt,
-  model: nullable(Schema.String),
-  n: nullable(ImageCount),
-  size: nullable(SizeParam),
-  response_format: nullable(ResponseFormat),
-  quality: nullable(Schema.String),
-  background: nullable(Schema.String),
-  output_format: nullable(Schema.String),
-  output_compression: nullable(Schema.Number),
-  input_fidelity: nullable(Schema.String),
-  stream: nullable(Schema.Boolean),
-  partial_images: nullable(Schema.Int),
-  user: nullable(Schema.String)
+  // The generation request's own definitions: an edit's fields mean and check the same.
+  prompt: generation.prompt,
+  model: generation.model,
+  n: generation.n,
+  size: generation.size,
+  response_format: generation.response_format,
+  quality: generation.quality,
+  background: generation.background,
+  output_format: generation.output_format,
+  output_compression: generation.output_compression,
+  input_fidelity: Schema.optional(Schema.NullOr(Schema.String)),
+  stream: generation.stream,
+  partial_images: generation.partial_images,
+  user: generation.user
 }) {}
 
 /** `POST /v1/images/variations`, the fields besides the image. */
 export class ImageVariationRequest extends Schema.Class<ImageVariationRequest>("ImageVariationRequest")({
-  model: nullable(Schema.String),
-  n: nullable(ImageCount),
-  size: nullable(SizeParam),
-  response_format: nullable(ResponseFormat),
-  user: nullable(Schema.String)
+  model: generation.model,
+  n: generation.n,
+  size: generation.size,
+  response_format: generation.response_format,
+  user: generation.user
 }) {}
 
 /** An uploaded image, its format known from its first bytes (never from its name or declared type). */

@@ -34,6 +34,17 @@ const VariationForm = Schema.Struct({
   image: Schema.Unknown.annotate({ description: "The image (PNG, JPEG or WebP) to make variations of." })
 }).pipe(HttpApiSchema.asMultipart())
 
+/** What an upload endpoint answers besides its images: a generation's errors, and 413 for a file too large. */
+const UploadErrors = [
+  BadRequestWire,
+  PayloadTooLargeWire,
+  NotFoundWire,
+  RateLimitedWire,
+  UpstreamFailedWire,
+  UpstreamTimedOutWire,
+  UpstreamUnavailableNowWire
+] as const
+
 export class ImagesApiGroup extends HttpApiGroup.make("images")
   .add(
     HttpApiEndpoint.post("generate", "/images/generations", {
@@ -58,15 +69,7 @@ export class EditsApiGroup extends HttpApiGroup.make("edits")
     HttpApiEndpoint.post("edit", "/images/edits", {
       payload: EditForm,
       success: ImagesResponseWithHeaders,
-      error: [
-        BadRequestWire,
-        PayloadTooLargeWire,
-        NotFoundWire,
-        RateLimitedWire,
-        UpstreamFailedWire,
-        UpstreamTimedOutWire,
-        UpstreamUnavailableNowWire
-      ]
+      error: UploadErrors
     }).annotateMerge(
       OpenApi.annotations({
         summary: "Edit images",
@@ -79,15 +82,7 @@ export class EditsApiGroup extends HttpApiGroup.make("edits")
     HttpApiEndpoint.post("createVariation", "/images/variations", {
       payload: VariationForm,
       success: ImagesResponseWithHeaders,
-      error: [
-        BadRequestWire,
-        PayloadTooLargeWire,
-        NotFoundWire,
-        RateLimitedWire,
-        UpstreamFailedWire,
-        UpstreamTimedOutWire,
-        UpstreamUnavailableNowWire
-      ]
+      error: UploadErrors
     }).annotateMerge(
       OpenApi.annotations({
         summary: "Create image variations",
