@@ -575,7 +575,11 @@ const throughputOnly = async () => {
     [
       "passthrough",
       passthrough,
-      post(passthrough.url, JSON.stringify({ prompt: "a bench", provider: "replicate", modelId: "black-forest-labs/flux-schnell" }), false)
+      post(
+        passthrough.url,
+        JSON.stringify({ prompt: "a bench", provider: "replicate", modelId: "black-forest-labs/flux-schnell" }),
+        false
+      )
     ],
     [
       "gateway",

@@ -197,9 +197,11 @@ export const ImagesHttp = HttpApiBuilder.group(
     return handlers.handle("generate", ({ payload, request }) =>
       (payload.stream === true
         ? // `partial_images` is accepted; the upstream makes no partial images, so none are sent.
-          generator
-            .stream(payload)
-            .pipe(Effect.map((images) => eventStreamResponse(imageFrames(images, payload.size), keepAliveMs)))
+          generator.stream(payload).pipe(
+            Effect.map((images) => eventStreamResponse(imageFrames(images, payload.size), keepAliveMs)),
+            // Only an edit is refused for its model, and this stream carries none.
+            Effect.catchTag("InvalidRequest", (error) => Effect.die(error))
+          )
         : Effect.gen(function* () {
             const bypass = /no-cache|no-store/i.test(request.headers["cache-control"] ?? "")
             if (cache.enabled && !bypass) {

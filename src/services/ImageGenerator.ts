@@ -187,8 +187,8 @@ const jobOf = (
 export interface GenerateOptions {
   readonly asText?: boolean
   readonly incremental?: boolean
-  /** An edit of these images; the model must take it (`edit` checks that first). */
-  readonly inputs?: EditInputs
+  /** An edit of these images, for a model already checked to take it (`edit` does that). */
+  readonly inputs?: EditInputs | undefined
 }
 
 /**
@@ -213,11 +213,18 @@ export class ImageGenerator extends Context.Service<
      * before any upstream call; otherwise as `generate`, every call carrying the images.
      */
     edit(
-      request: ImageEditRequest | ImageVariationRequest,
-      inputs: EditInputs
+      request: ImageEditRequest | ImageVariationRequest | ImageGenerationRequest,
+      inputs: EditInputs,
+      options?: { readonly asText?: boolean }
     ): Effect.Effect<GenerationResult, ModelNotFound | InvalidRequest | UpstreamError>
-    /** Resolves the model first (an unknown one fails before any byte is sent), then streams images as they finish. */
-    stream(request: ImageGenerationRequest): Effect.Effect<ImageStream, ModelNotFound>
+    /**
+     * Resolves the model first (an unknown one, or one that does not take the edit, fails before any byte is
+     * sent), then streams images as they finish. `inputs`: an edit of these images (chat's pasted images).
+     */
+    stream(
+      request: ImageGenerationRequest,
+      options?: { readonly inputs?: EditInputs | undefined }
+    ): Effect.Effect<ImageStream, ModelNotFound | InvalidRequest>
     /**
      * Runs the calls and waits for the first image; fails, like `generate`, when every image fails.
      * `incremental`: images may come with their tails still arriving (the body writes each in turn).
@@ -245,11 +252,35 @@ export class ImageGenerator extends Context.Service<
       ): Effect.Effect<CallResult> =>
         Effect.result(router.generate(model, jobOf(request, images, firstImage, incremental, inputs)))
 
+      /** An edit (`inputs`) goes only to a model that takes it: any other is refused before any upstream call. */
+      const supporting = (model: ModelEntry, inputs: EditInputs | undefined) => {
+        if (inputs === undefined || takesEdit(model, inputs)) return Effect.succeed(model)
+        const able = registry.catalogue.models.filter((entry) => takesEdit(entry, inputs)).map((entry) => `'${entry.id}'`)
+        const choose = able.length === 0 ? "No model of this gateway does." : `Models that do: ${able.join(", ")}.`
+        const what =
+          inputs.variation === true
+            ? "does not make variations of images"
+            : model.edits === true
+              ? "edits images but takes no mask"
+              : "does not edit images"
+        return Effect.fail(
+          new InvalidRequest({
+            message: `The model '${model.id}' ${what}. ${choose}`,
+            param: "model",
+            code: "model_not_supported"
+          })
+        )
+      }
+
       const resolve = (request: ImageGenerationRequest) =>
         registry.resolve(request.model).pipe(
           Effect.tap((model) => noteModel(request, model)),
           Effect.tapError(() => noteModel(request, undefined))
         )
+
+      /** For an edit: the model resolved and checked before anything else happens. */
+      const checked = (request: ImageGenerationRequest, inputs: EditInputs | undefined) =>
+        inputs === undefined ? Effect.void : Effect.asVoid(Effect.flatMap(resolve(request), (model) => supporting(model, inputs)))
 
       // Untraced, like every per-request function: see `TracingOff` in App.ts.
       const generate = Effect.fnUntraced(function* (request: ImageGenerationRequest, options?: GenerateOptions) {
@@ -290,7 +321,12 @@ export class ImageGenerator extends Context.Service<
        * `streamed`: the client asked for `stream: true` (the SSE endpoints, whose lines take only plain base64).
        * Otherwise the images go into a JSON string, where the upstream's bytes are valid string content as they are.
        */
-      const imageStream = Effect.fnUntraced(function* (request: ImageGenerationRequest, streamed: boolean, incremental = false) {
+      const imageStream = Effect.fnUntraced(function* (
+        request: ImageGenerationRequest,
+        streamed: boolean,
+        incremental = false,
+        inputs?: EditInputs
+      ) {
         const model = yield* resolve(request)
         const started = yield* Clock.currentTimeMillis
         const created = Math.floor(started / 1000)
@@ -307,7 +343,7 @@ export class ImageGenerator extends Context.Service<
         const context = yield* Effect.context<never>()
         const gated = (part: { readonly n: number; readonly first: number }) =>
           Effect.flatMap(permits.take(1), () =>
-            Effect.onExit(call(model, request, part.n, part.first, true), (exit) => {
+            Effect.onExit(call(model, request, part.n, part.first, true, inputs), (exit) => {
               const tails = Exit.isSuccess(exit) && Result.isSuccess(exit.value) ? exit.value.success : []
               const held = tails.filter((image) => image.tail !== undefined)
               tailed.push(...held)
@@ -319,7 +355,7 @@ export class ImageGenerator extends Context.Service<
         const results = Stream.fromIterable(splitImages(n, router.imagesPerCall(model))).pipe(
           Stream.mapEffect(
             (part) =>
-              Effect.map(incremental ? gated(part) : call(model, request, part.n, part.first), (result) => ({
+              Effect.map(incremental ? gated(part) : call(model, request, part.n, part.first, false, inputs), (result) => ({
                 result: streamed ? onlyPlainBase64(result) : result,
                 images: part.n
               })),
@@ -415,44 +451,42 @@ export class ImageGenerator extends Context.Service<
         return { model, created, first: opened.first, failedBefore: opened.failedBefore, images } satisfies ImageAnswer
       })
 
-      const edit = Effect.fnUntraced(function* (request: ImageEditRequest | ImageVariationRequest, inputs: EditInputs) {
-        const asGeneration = new ImageGenerationRequest({
-          // A variation has no prompt: the upstream gets none (the offline model draws its tint from this text).
-          prompt: "prompt" in request ? request.prompt : VARIATION_PROMPT,
-          model: request.model,
-          n: request.n,
-          size: request.size,
-          response_format: request.response_format,
-          user: request.user,
-          ...("prompt" in request
-            ? {
-                quality: request.quality,
-                background: request.background,
-                output_format: request.output_format,
-                output_compression: request.output_compression
-              }
-            : {})
-        })
-        const model = yield* resolve(asGeneration)
-        if (!takesEdit(model, inputs)) {
-          const able = registry.catalogue.models.filter((entry) => takesEdit(entry, inputs)).map((entry) => `'${entry.id}'`)
-          const choose = able.length === 0 ? "No model of this gateway does." : `Models that do: ${able.join(", ")}.`
-          const what =
-            inputs.variation === true
-              ? "does not make variations of images"
-              : model.edits === true
-                ? "edits images but takes no mask"
-                : "does not edit images"
-          return yield* new InvalidRequest({
-            message: `The model '${model.id}' ${what}. ${choose}`,
-            param: "model",
-            code: "model_not_supported"
-          })
-        }
-        return yield* generate(asGeneration, { inputs })
+      const edit = Effect.fnUntraced(function* (
+        request: ImageEditRequest | ImageVariationRequest | ImageGenerationRequest,
+        inputs: EditInputs,
+        options?: { readonly asText?: boolean }
+      ) {
+        const asGeneration =
+          request instanceof ImageGenerationRequest
+            ? request
+            : new ImageGenerationRequest({
+                // A variation has no prompt: the upstream gets none (the offline model draws its tint from this text).
+                prompt: "prompt" in request ? request.prompt : VARIATION_PROMPT,
+                model: request.model,
+                n: request.n,
+                size: request.size,
+                response_format: request.response_format,
+                user: request.user,
+                ...("prompt" in request
+                  ? {
+                      quality: request.quality,
+                      background: request.background,
+                      output_format: request.output_format,
+                      output_compression: request.output_compression
+                    }
+                  : {})
+              })
+        yield* checked(asGeneration, inputs)
+        return yield* generate(asGeneration, { inputs, asText: options?.asText === true })
       })
 
-      return ImageGenerator.of({ generate, edit, stream: (request) => imageStream(request, true), answer })
+      return ImageGenerator.of({
+        generate,
+        edit,
+        stream: (request, options) =>
+          Effect.andThen(checked(request, options?.inputs), imageStream(request, true, false, options?.inputs)),
+        answer
+      })
     })
   )
 }
