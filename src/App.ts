@@ -18,6 +18,7 @@ import { CircuitBreaker } from "./services/CircuitBreaker.ts"
 import { GatewayConfig } from "./services/GatewayConfig.ts"
 import { GenerationCache } from "./services/GenerationCache.ts"
 import { ImageGenerator } from "./services/ImageGenerator.ts"
+import { ImageInputs } from "./services/ImageInputs.ts"
 import { ImageStore } from "./services/ImageStore.ts"
 import { ModelRegistry } from "./services/ModelRegistry.ts"
 import { UpstreamRegistry } from "./services/UpstreamRegistry.ts"
@@ -37,6 +38,7 @@ const services = ImageGenerator.layerNoDeps.pipe(
   Layer.provideMerge(ModelRegistry.layerNoDeps),
   Layer.provideMerge(UpstreamRegistry.layer),
   Layer.provideMerge(GenerationCache.layer),
+  Layer.provideMerge(ImageInputs.layer),
   Layer.provideMerge(ImageStore.layer)
 )
 

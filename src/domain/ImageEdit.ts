@@ -177,7 +177,7 @@ export const readVariationForm = async (form: FormData, maxBytes: number): Promi
 
 const DATA_URL = /^data:([\w.+-]+\/[\w.+-]+)?(;[\w-]+=[\w.-]+)*;base64,/i
 
-/** A data URL's bytes, within `maxBytes`: no other URL is read here. */
+/** An `{"image_url": ...}` object's data URL, within `maxBytes`: no other URL is read here. */
 const dataUrlImage = (param: string, value: unknown, maxBytes: number, only?: ImageFormat): InputImage | UploadRejected => {
   const url =
     typeof value === "object" && value !== null && Object.hasOwn(value, "image_url")
@@ -190,6 +190,19 @@ const dataUrlImage = (param: string, value: unknown, maxBytes: number, only?: Im
       tooLarge: false
     })
   }
+  return imageFromDataUrl(param, url, maxBytes, only)
+}
+
+/** Whether a URL is a `data:` URL with base64 content (the only kind read without a fetch). */
+export const isDataUrl = (url: string) => DATA_URL.test(url)
+
+/** The image in a `data:` URL with base64 content, checked by its bytes, within `maxBytes`. */
+export const imageFromDataUrl = (
+  param: string,
+  url: string,
+  maxBytes: number,
+  only?: ImageFormat
+): InputImage | UploadRejected => {
   const prefix = DATA_URL.exec(url)
   if (prefix === null) {
     return new UploadRejected({

@@ -6,11 +6,12 @@ import { InvalidRequest } from "../domain/Errors.ts"
 import { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
 import { GatewayConfig } from "../services/GatewayConfig.ts"
 import { type GenerationResult, ImageGenerator } from "../services/ImageGenerator.ts"
+import { ImageInputs } from "../services/ImageInputs.ts"
 import { ImageStore } from "../services/ImageStore.ts"
 import { Api } from "./Api.ts"
 import { failWith, invalidRequest, modelNotFound, upstreamError } from "./ErrorMapping.ts"
 import { chatCompletionId, chatFrames, eventStreamResponse, markdownImage, progressLine } from "./EventStream.ts"
-import { imageHostFor } from "./HostedUrls.ts"
+import { imageHostFor, publicOrigin } from "./HostedUrls.ts"
 
 const decodeImageRequest = Schema.decodeUnknownEffect(ImageGenerationRequest)
 
@@ -19,7 +20,7 @@ const toImageRequest = (payload: ChatCompletionRequest) =>
   Effect.gen(function* () {
     const parsed = chatPrompt(payload.messages)
     if (parsed instanceof InvalidRequest) return yield* parsed
-    return yield* decodeImageRequest({
+    const request = yield* decodeImageRequest({
       prompt: parsed.prompt,
       model: payload.model ?? null,
       n: parsed.n ?? null,
@@ -35,6 +36,7 @@ const toImageRequest = (payload: ChatCompletionRequest) =>
           })
       )
     )
+    return { request, references: parsed.referenceImages }
   })
 
 /** `chat.completion` with the images as markdown, written as parts so the images are copied, not re-escaped. */
@@ -64,14 +66,17 @@ export const ChatHttp = HttpApiBuilder.group(
     const generator = yield* ImageGenerator
     const config = yield* GatewayConfig
     const store = yield* ImageStore
+    const imageInputs = yield* ImageInputs
     return handlers.handle("completions", ({ payload }) =>
       Effect.gen(function* () {
-        const request = yield* toImageRequest(payload)
+        const { request, references } = yield* toImageRequest(payload)
+        // Images pasted into the last user message make the reply an edit of them.
+        const inputs = references.length === 0 ? undefined : yield* imageInputs.fromUrls(references, yield* publicOrigin(config))
         const id = yield* chatCompletionId
         const host = yield* imageHostFor(store, config)
         if (payload.stream === true) {
-          // Everything that can fail before the first byte (flags, model) has failed by now; the rest is reported in the stream.
-          const images = yield* generator.stream(request)
+          // Everything that can fail before the first byte (flags, model, images) has failed by now; the rest is reported in the stream.
+          const images = yield* generator.stream(request, { inputs })
           const model = payload.model ?? images.model.id
           return eventStreamResponse(
             chatFrames(images, {
@@ -84,7 +89,9 @@ export const ChatHttp = HttpApiBuilder.group(
             config.keepAliveMs
           )
         }
-        const result = yield* generator.generate(request, { asText: true })
+        const result = yield* inputs === undefined
+          ? generator.generate(request, { asText: true })
+          : generator.edit(request, inputs, { asText: true })
         const hosted = host === undefined ? [] : yield* Effect.forEach(result.images, host, { concurrency: "unbounded" })
         return HttpServerResponse.raw(completionBody(id, payload.model ?? result.model.id, result, hosted), {
           contentType: "application/json",

@@ -41,6 +41,8 @@ export interface GatewaySettings {
   readonly maxBodyBytes: number
   /** Largest image uploaded for an edit (each file); a body of an edit may hold up to 16 of them and a mask. */
   readonly maxImageBytes: number
+  /** Whether an image URL pasted into chat that is neither a data URL nor this gateway's own is fetched (https only). */
+  readonly allowRemoteImageUrls: boolean
   readonly logLevel: LogLevel.LogLevel
   /** Interval of SSE comment keep-alives while an upstream works. */
   readonly keepAliveMs: number
@@ -154,6 +156,7 @@ const settings = Config.all({
   corsOrigins: Config.String("CORS_ORIGINS").pipe(Config.withDefault("*")),
   maxBodyBytes: positiveInt("MAX_BODY_BYTES", 1024 * 1024),
   maxImageBytes: positiveInt("MAX_IMAGE_BYTES", 20 * 1024 * 1024),
+  allowRemoteImageUrls: Config.Boolean("ALLOW_REMOTE_IMAGE_URLS").pipe(Config.withDefault(false)),
   logLevel: Config.LogLevel("LOG_LEVEL").pipe(Config.withDefault("Info" as LogLevel.LogLevel)),
   keepAliveMs: positiveInt("KEEPALIVE_MS", 10_000),
   chatProgress: Config.Literals(["on", "off"], "CHAT_PROGRESS").pipe(Config.withDefault("on" as const)),
@@ -248,6 +251,7 @@ export const testSettings = (overrides: Partial<GatewaySettings> = {}): GatewayS
   corsOrigins: ["*"],
   maxBodyBytes: 1024 * 1024,
   maxImageBytes: 20 * 1024 * 1024,
+  allowRemoteImageUrls: false,
   logLevel: "Info",
   keepAliveMs: 10_000,
   chatProgress: true,

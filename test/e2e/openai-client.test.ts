@@ -1,5 +1,6 @@
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible"
-import { generateImage } from "ai"
+import { generateImage, generateText, streamText } from "ai"
+import { decode as decodePng, encode as encodePng } from "fast-png"
 import OpenAI from "openai"
 import { describe, expect, inject, it } from "vitest"
 import { DEVELOPMENT_API_KEY } from "../../src/services/GatewayConfig.ts"
@@ -156,6 +157,42 @@ describe("the Vercel AI SDK against npm start", () => {
     })
     expect(images).toHaveLength(2)
     expect(Array.from(images[0]?.uint8Array.subarray(0, 4) ?? [])).toEqual([0x89, 0x50, 0x4e, 0x47])
+  })
+})
+
+describe("chat with a pasted image against npm start", () => {
+  // In workerd, the pool's RPC cannot carry the AI SDK's request of an image (1009, message too large).
+  it("the Vercel AI SDK's image part makes the reply an edit of it, streamed and not", async () => {
+    const provider = createOpenAICompatible({
+      name: "gateway",
+      baseURL: `${inject("gatewayUrl")}/v1`,
+      apiKey: DEVELOPMENT_API_KEY
+    })
+    const image = encodePng({ width: 12, height: 10, channels: 3, data: new Uint8Array(12 * 10 * 3).fill(200) })
+    const messages = [
+      {
+        role: "user" as const,
+        content: [
+          { type: "text" as const, text: "make it blue" },
+          { type: "image" as const, image, mediaType: "image/png" }
+        ]
+      }
+    ]
+    /** The size of the image a reply links to: an edit keeps the pasted image's (a generation would be 512 x 512). */
+    const linkedSize = async (text: string) => {
+      const url = /\((http[^)]+\/images\/[^)]+)\)/.exec(text)?.[1] ?? /\((data:image\/png;base64,[^)]+)\)/.exec(text)?.[1]
+      expect(url).toBeDefined()
+      const png = decodePng(new Uint8Array(await (await fetch(url ?? "")).arrayBuffer()))
+      return [png.width, png.height]
+    }
+    const plain = await generateText({ model: provider.chatModel("local/preview"), messages })
+    expect(await linkedSize(plain.text)).toEqual([12, 10])
+    let text = ""
+    for await (const part of streamText({ model: provider.chatModel("local/preview"), messages }).fullStream) {
+      if (part.type === "error") throw new Error(`AI SDK error part: ${String(part.error)}`)
+      if (part.type === "text-delta") text += part.text
+    }
+    expect(await linkedSize(text)).toEqual([12, 10])
   })
 })
 

@@ -159,8 +159,8 @@ describe("POST /v1/chat/completions", () => {
     const response = await chat({
       model: "replicate/flux-schnell",
       messages: user([
+        // (An image part would make the reply an edit: see edits.test.ts.)
         { type: "text", text: prompt },
-        { type: "image_url", image_url: { url: "data:image/png;base64,AAAA" } },
         { type: "text", text: "in watercolour --ar 16:9 --n 2" }
       ])
     })

@@ -194,3 +194,62 @@ describe("image edits", () => {
     }
   })
 })
+
+/** An image pasted into the last user message makes the chat reply an edit of it (the Vercel AI SDK's turn: in e2e). */
+describe("chat with pasted images", () => {
+  const dataUrl = (bytes: Uint8Array) => `data:image/png;base64,${btoa(String.fromCharCode(...bytes))}`
+  const pasted = (url: string, text = "make it blue"): OpenAI.Chat.ChatCompletionMessageParam => ({
+    role: "user",
+    content: [
+      { type: "text", text },
+      { type: "image_url", image_url: { url } }
+    ]
+  })
+  /** The hosted image a chat reply links to, as a decoded PNG. */
+  const linked = async (content: string) => {
+    const url = /\((https:\/\/gateway\.test\/images\/[^)]+)\)/.exec(content)?.[1]
+    expect(url).toBeDefined()
+    return decodePng(new Uint8Array(await (await call(new URL(url ?? "").pathname, { key: null })).arrayBuffer()))
+  }
+
+  it("edits a pasted data: image, streamed and not, through the openai SDK", async () => {
+    const input = flatPng(24, 16, RED)
+    const completion = await openai.chat.completions.create({ model: "local/preview", messages: [pasted(dataUrl(input))] })
+    // An edit keeps the pasted image's size (a generation without a size would be 512 x 512), and recolours it.
+    const png = await linked(completion.choices[0]?.message.content ?? "")
+    expect([png.width, png.height]).toEqual([24, 16])
+    expect(Array.from(png.data.subarray(0, 3))).not.toEqual([200, 30, 30])
+    const stream = await openai.chat.completions.create({
+      model: "local/preview",
+      messages: [pasted(dataUrl(input))],
+      stream: true
+    })
+    let text = ""
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? ""
+    expect((await linked(text)).width).toBe(24)
+  })
+
+  it("reads this gateway's own hosted image from the bucket, and fetches no other URL", async () => {
+    const first = await openai.chat.completions.create({
+      model: "local/preview",
+      messages: [pasted(dataUrl(flatPng(20, 20, RED)))]
+    })
+    const own = /\((https:\/\/gateway\.test\/images\/[^)]+)\)/.exec(first.choices[0]?.message.content ?? "")?.[1] ?? ""
+    const again = await openai.chat.completions.create({ model: "local/preview", messages: [pasted(own, "now in green")] })
+    expect((await linked(again.choices[0]?.message.content ?? "")).width).toBe(20)
+    const remote = await openai.chat.completions
+      .create({ model: "local/preview", messages: [pasted("https://example.com/cat.png")] })
+      .catch((error: unknown) => error)
+    expect(remote).toBeInstanceOf(OpenAI.BadRequestError)
+    expect((remote as InstanceType<typeof OpenAI.BadRequestError>).param).toBe("messages")
+    expect(String((remote as Error).message)).toContain("ALLOW_REMOTE_IMAGE_URLS")
+    const notImage = await openai.chat.completions
+      .create({ model: "local/preview", messages: [pasted(`data:image/png;base64,${btoa("plain text")}`)] })
+      .catch((error: unknown) => error)
+    expect((notImage as InstanceType<typeof OpenAI.BadRequestError>).param).toBe("messages")
+    const noEdits = await openai.chat.completions
+      .create({ model: "replicate/flux-schnell", messages: [pasted(dataUrl(flatPng(8, 8, RED)))] })
+      .catch((error: unknown) => error)
+    expect((noEdits as InstanceType<typeof OpenAI.BadRequestError>).param).toBe("model")
+  })
+})
