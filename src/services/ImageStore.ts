@@ -47,22 +47,23 @@ export class ImageStore extends Context.Service<
     readonly deleteExpired: Effect.Effect<number>
   }
 >()("ai-image-gateway/services/ImageStore") {
+  /** Without an `IMAGES` bucket: nothing is hosted, and no file exists. */
+  static readonly disabled = ImageStore.of({
+    enabled: false,
+    put: () => Effect.succeed(Option.none()),
+    read: () => Effect.succeed(Option.none()),
+    get: () => Effect.succeed(Option.none()),
+    head: () => Effect.succeed(Option.none()),
+    deleteExpired: Effect.succeed(0)
+  })
+
   static readonly layer = Layer.effect(
     ImageStore,
     Effect.gen(function* () {
       const config = yield* GatewayConfig
       const bucket = (yield* WorkerBindings).images
       const ttlMs = config.imageTtlHours * 3_600_000
-      if (bucket === undefined) {
-        return ImageStore.of({
-          enabled: false,
-          put: () => Effect.succeed(Option.none()),
-          read: () => Effect.succeed(Option.none()),
-          get: () => Effect.succeed(Option.none()),
-          head: () => Effect.succeed(Option.none()),
-          deleteExpired: Effect.succeed(0)
-        })
-      }
+      if (bucket === undefined) return ImageStore.disabled
       const keyOf = (file: string) => {
         const match = FILE_PATTERN.exec(file)
         return match === null ? undefined : `${KEY_PREFIX}${match[1]}`

@@ -1,4 +1,4 @@
-import { Effect, Layer, Option } from "effect"
+import { Effect, Layer } from "effect"
 import { encode } from "fast-png"
 import { describe, expect, it } from "vitest"
 import { GatewayConfig } from "../../src/services/GatewayConfig.ts"
@@ -7,17 +7,7 @@ import { ImageStore } from "../../src/services/ImageStore.ts"
 import { type Step, scripted } from "../support/scriptedClient.ts"
 
 const PNG = encode({ width: 1, height: 1, channels: 3, data: Uint8Array.of(9, 9, 9) })
-const noBucket = Layer.succeed(
-  ImageStore,
-  ImageStore.of({
-    enabled: false,
-    put: () => Effect.succeed(Option.none()),
-    read: () => Effect.succeed(Option.none()),
-    get: () => Effect.succeed(Option.none()),
-    head: () => Effect.succeed(Option.none()),
-    deleteExpired: Effect.succeed(0)
-  })
-)
+const noBucket = Layer.succeed(ImageStore, ImageStore.disabled)
 
 /** The images of `urls`, or the message of the 400 they get, with remote URLs allowed or not. */
 const resolve = (urls: ReadonlyArray<string>, allow: boolean, step: Step = { status: 200, body: PNG }) => {
