@@ -24,7 +24,7 @@ import { join } from "node:path"
 import { gzipSync } from "node:zlib"
 import { FAKE_OPENAI_KEY, startFakeUpstream } from "../test/support/fakeUpstream.ts"
 import { type LocalWorker, startWranglerDev } from "../test/support/wranglerDev.ts"
-import { type MemoryFigure, measureMemory } from "./memory.ts"
+import { MEMORY_IMAGE_BYTES, type MemoryFigure, measureMemory } from "./memory.ts"
 
 const KEY = "bench-key"
 const IMAGE_BYTES = 1024 * 1024
@@ -553,6 +553,85 @@ const main = async () => {
   }
 }
 
+/** A PNG's signature and then filler: the gateway checks an upload by its first bytes, the fake upstream never decodes it. */
+const uploadBytes = (size: number) => {
+  const bytes = new Uint8Array(size)
+  bytes.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])
+  return bytes
+}
+/** The largest upload an edit takes by default (MAX_IMAGE_BYTES): what the memory figure is measured with. */
+const EDIT_UPLOAD_BYTES = 20 * 1024 * 1024
+
+/**
+ * `BENCH_ONLY=edits`: the edit path beside generation (issue 14), on one gateway whose model `bench/edit` is an
+ * OpenAI-compatible upstream (the fake) that takes edits. Memory: the peak growth of the Worker for one edit of a
+ * 20 MB upload, as a multiple of the upload; CPU: an edit of a 1 MiB image against a generation, alternating rounds.
+ */
+const editsOnly = async () => {
+  const root = join(import.meta.dirname, "..")
+  const upstream = await startFakeUpstream({ imageBytes: IMAGE_BYTES })
+  const gatewayVars = vars({
+    API_KEYS: KEY,
+    UPSTREAM_URL: upstream.url,
+    ENVIRONMENT: "production",
+    LOG_LEVEL: "Warn",
+    FAKE_OPENAI_KEY: "fake-openai-key",
+    UPSTREAMS: JSON.stringify([{ id: "fake", kind: "openai", baseUrl: `${upstream.url}/v1`, apiKey: "FAKE_OPENAI_KEY" }]),
+    MODELS: JSON.stringify([{ id: "bench/edit", upstream: "fake", upstreamModelId: "gpt-image-1", edits: true }])
+  })
+  const edit = (worker: Worker, size: number) => {
+    const form = new FormData()
+    form.append("model", "bench/edit")
+    form.append("prompt", "an edit")
+    form.append("image", new File([uploadBytes(size)], "upload.png", { type: "image/png" }))
+    return new Request(`${worker.url}/v1/images/edits`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${KEY}`, ...IDENTITY },
+      body: form
+    })
+  }
+  try {
+    const memory = await measureMemory(
+      "gateway edit",
+      () => startWorker(gatewayVars, root),
+      (worker, imageBytes) => edit(worker, imageBytes === MEMORY_IMAGE_BYTES ? EDIT_UPLOAD_BYTES : imageBytes),
+      1
+    )
+    const uploadRatio = memory.growth / EDIT_UPLOAD_BYTES
+    console.log(
+      `\nmemory: one edit of a ${(EDIT_UPLOAD_BYTES / 1048576).toFixed(0)} MB upload grows the Worker by ${(memory.growth / 1048576).toFixed(1)} MB: ${uploadRatio.toFixed(2)}x the upload (samples ${memory.samples.map((sample) => (sample / 1048576).toFixed(1)).join(", ")} MB; target about 2 copies)`
+    )
+    const gateway = await startWorker(gatewayVars, root)
+    try {
+      const generation = () =>
+        new Request(`${gateway.url}/v1/images/generations`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json", ...IDENTITY },
+          body: JSON.stringify({ prompt: "a bench", model: "bench/edit" })
+        })
+      const targets: Array<Target> = [
+        [gateway, generation],
+        [gateway, () => edit(gateway, IMAGE_BYTES)]
+      ]
+      for (const [worker, make] of targets) await load(worker, make, CPU_CONNECTIONS, SESSION_WARM_UP)
+      const cpu = await alternatingCpu(CPU_ROUNDS_EDITS, targets)
+      const [generate, edits] = cpu.map((figures) => median(figures))
+      console.log(
+        `CPU per request, 1 MiB images, ${CPU_ROUNDS_EDITS} alternating rounds: generation ${generate?.toFixed(2)} ms, edit (a 1 MiB upload) ${edits?.toFixed(2)} ms, ${((edits ?? 0) / (generate ?? 1)).toFixed(2)}x`
+      )
+      writeFileSync(
+        join(RESULTS, "edits.json"),
+        JSON.stringify({ date: new Date().toISOString(), memory, uploadRatio, cpu: { generate, edits } }, null, 2)
+      )
+    } finally {
+      gateway.stop()
+    }
+  } finally {
+    await upstream.close()
+  }
+}
+const CPU_ROUNDS_EDITS = 5
+
 /**
  * `BENCH_ONLY=throughput`: the throughput rounds alone (passthrough and gateway alternating, 8 connections), with
  * the bench process's own CPU beside each, to tell a slower Worker from a load generator that is the bottleneck.
@@ -712,6 +791,9 @@ const startupOnly = () => {
 if (process.env.BENCH_ONLY === "memory") {
   mkdirSync(RESULTS, { recursive: true })
   await memoryOnly()
+} else if (process.env.BENCH_ONLY === "edits") {
+  mkdirSync(RESULTS, { recursive: true })
+  await editsOnly()
 } else if (process.env.BENCH_ONLY === "throughput") {
   await throughputOnly()
 } else if (process.env.BENCH_ONLY === "cpu") {

@@ -41,9 +41,13 @@ export class ImageVariationRequest extends Schema.Class<ImageVariationRequest>("
   user: generation.user
 }) {}
 
-/** An uploaded image, its format known from its first bytes (never from its name or declared type). */
+/**
+ * An uploaded image, its format known from its first bytes (never from its name or declared type). A `Blob`:
+ * an uploaded file stays the platform's own part of the parsed form, handed on to an upstream without a copy,
+ * and read whole only by what needs its pixels.
+ */
 export interface InputImage {
-  readonly bytes: Uint8Array
+  readonly blob: Blob
   readonly format: ImageFormat
 }
 
@@ -82,32 +86,47 @@ export const fieldsOfForm = (entries: Iterable<readonly [string, unknown]>): Rec
   return fields
 }
 
-/** One uploaded image, checked by its bytes: PNG, JPEG or WebP (`png` only for a mask), within `maxBytes`. */
+const notAnImage = (param: string, only: ImageFormat | undefined) =>
+  new UploadRejected({
+    param,
+    message:
+      only === undefined
+        ? `'${param}' must be a PNG, JPEG or WebP image (read from its bytes, not its name).`
+        : `'${param}' must be a ${only.toUpperCase()} image (read from its bytes, not its name).`,
+    tooLarge: false
+  })
+
+const tooLarge = (param: string, maxBytes: number) =>
+  new UploadRejected({
+    param,
+    message: `'${param}' is larger than this gateway accepts (${maxBytes} bytes; MAX_IMAGE_BYTES).`,
+    tooLarge: true
+  })
+
+/** One image's bytes, checked: PNG, JPEG or WebP (`png` only for a mask), within `maxBytes`. */
 export const inputImage = (
   param: string,
   bytes: Uint8Array,
   maxBytes: number,
   only?: ImageFormat
 ): InputImage | UploadRejected => {
-  if (bytes.byteLength > maxBytes) {
-    return new UploadRejected({
-      param,
-      message: `'${param}' is larger than this gateway accepts (${maxBytes} bytes; MAX_IMAGE_BYTES).`,
-      tooLarge: true
-    })
-  }
+  if (bytes.byteLength > maxBytes) return tooLarge(param, maxBytes)
   const format = detectImageFormat(bytes)
-  if (format === undefined || (only !== undefined && format !== only)) {
-    return new UploadRejected({
-      param,
-      message:
-        only === undefined
-          ? `'${param}' must be a PNG, JPEG or WebP image (read from its bytes, not its name).`
-          : `'${param}' must be a ${only.toUpperCase()} image (read from its bytes, not its name).`,
-      tooLarge: false
-    })
-  }
-  return { bytes, format }
+  if (format === undefined || (only !== undefined && format !== only)) return notAnImage(param, only)
+  return { blob: new Blob([bytes as Uint8Array<ArrayBuffer>]), format }
+}
+
+/** An uploaded file, checked the same way from its size and first bytes only: the file itself is kept, not copied. */
+export const fileImage = async (
+  param: string,
+  file: Blob,
+  maxBytes: number,
+  only?: ImageFormat
+): Promise<InputImage | UploadRejected> => {
+  if (file.size > maxBytes) return tooLarge(param, maxBytes)
+  const format = detectImageFormat(new Uint8Array(await file.slice(0, 16).arrayBuffer()))
+  if (format === undefined || (only !== undefined && format !== only)) return notAnImage(param, only)
+  return { blob: file, format }
 }
 
 /** Whether a catalogue model takes this edit: edits at all, and a mask when there is one. */
@@ -128,17 +147,10 @@ const tooMany = () =>
   new UploadRejected({ param: "image", message: `An edit takes at most ${MAX_INPUT_IMAGES} images.`, tooLarge: false })
 const missingImage = (param: string) =>
   new UploadRejected({ param, message: `Missing required parameter: '${param}'.`, tooLarge: false })
-const tooLarge = (param: string, maxBytes: number) =>
-  new UploadRejected({
-    param,
-    message: `'${param}' is larger than this gateway accepts (${maxBytes} bytes; MAX_IMAGE_BYTES).`,
-    tooLarge: true
-  })
-
 /**
  * A multipart edit, as the SDKs send it: one image as `image`, several as `image[]` (or a repeated `image`),
- * the mask as `mask`. The form is the platform's parse of the body (`Request.formData()`); a file is refused
- * by its declared size before its bytes are read, so an upload is held once as the form and once as bytes.
+ * the mask as `mask`. The form is the platform's parse of the body (`Request.formData()`); each file is
+ * checked from its size and first bytes and kept as it is, so an upload is held once, as the form.
  */
 export const readEditForm = async (form: FormData, maxBytes: number): Promise<EditUpload | UploadRejected> => {
   const images: Array<InputImage> = []
@@ -155,8 +167,7 @@ export const readEditForm = async (form: FormData, maxBytes: number): Promise<Ed
       return new UploadRejected({ param, message: `'${param}' must be a file part, not text.`, tooLarge: false })
     }
     if (asImage && images.length === MAX_INPUT_IMAGES) return tooMany()
-    if (value.size > maxBytes) return tooLarge(param, maxBytes)
-    const checked = inputImage(param, new Uint8Array(await value.arrayBuffer()), maxBytes, asImage ? undefined : "png")
+    const checked = await fileImage(param, value, maxBytes, asImage ? undefined : "png")
     if (checked instanceof UploadRejected) return checked
     if (asImage) images.push(checked)
     else mask = checked

@@ -55,6 +55,16 @@ describe("edit uploads", () => {
     expect(upload.inputs.mask?.format).toBe("png")
   })
 
+  it("keeps an uploaded file as it is: checked from its size and first bytes, not copied", async () => {
+    const upload = file(PNG)
+    const form = new FormData()
+    form.append("image", upload)
+    const read = await readEditForm(form, 1000)
+    if (read instanceof UploadRejected) throw read
+    expect(read.inputs.images[0]?.blob.size).toBe(PNG.byteLength)
+    expect(read.inputs.images[0]?.blob).toBeInstanceOf(Blob)
+  })
+
   it("refuses a form without an image, with text for a file, with too many images, or a file past the limit", async () => {
     const none = new FormData()
     none.append("prompt", "x")
@@ -70,12 +80,14 @@ describe("edit uploads", () => {
     expect(await readEditForm(large, 1000)).toMatchObject({ param: "image", tooLarge: true })
   })
 
-  it("reads the JSON form's data URLs, and only data URLs", () => {
+  it("reads the JSON form's data URLs, and only data URLs", async () => {
     const url = `data:image/png;base64,${Buffer.from(PNG).toString("base64")}`
     const upload = readEditJson({ prompt: "x", images: [{ image_url: url }], mask: { image_url: url } }, 1000)
     if (upload instanceof UploadRejected) throw upload
     expect(upload.fields).toEqual({ prompt: "x" })
-    expect(Array.from(upload.inputs.images[0]?.bytes ?? [])).toEqual(Array.from(PNG))
+    expect(Array.from(new Uint8Array((await upload.inputs.images[0]?.blob.arrayBuffer()) ?? new ArrayBuffer(0)))).toEqual(
+      Array.from(PNG)
+    )
     expect(readEditJson({ prompt: "x", images: [{ image_url: "https://example.com/a.png" }] }, 1000)).toMatchObject({
       param: "images"
     })
@@ -85,7 +97,7 @@ describe("edit uploads", () => {
   })
 
   it("sends an edit only to a model that takes it, and a mask only to one that takes masks", () => {
-    const image = { bytes: PNG, format: "png" as const }
+    const image = { blob: new Blob([PNG]), format: "png" as const }
     expect(takesEdit({}, { images: [image] })).toBe(false)
     expect(takesEdit({ edits: true }, { images: [image] })).toBe(true)
     expect(takesEdit({ edits: true }, { images: [image], mask: image })).toBe(false)
@@ -116,7 +128,7 @@ describe("PNG decoding for offline edits", () => {
 
   it("refuses what it cannot read, naming the image", async () => {
     expect(await decodePng(Uint8Array.of(0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a))).toMatchObject({ param: "image" })
-    expect(await renderEdit("x", parseSize("64x64"), { images: [{ bytes: JPEG, format: "jpeg" }] })).toMatchObject({
+    expect(await renderEdit("x", parseSize("64x64"), { images: [{ blob: new Blob([JPEG]), format: "jpeg" }] })).toMatchObject({
       status: 400,
       param: "image"
     })

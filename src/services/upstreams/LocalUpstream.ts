@@ -115,9 +115,9 @@ export const renderEdit = async (
   const refused = (detail: string) => new UpstreamRejected({ status: 400, detail, param: "image" })
   if (first === undefined) return refused("an edit needs an image")
   if (first.format !== "png") return refused("local/preview edits PNG images only; convert the image, or use another model")
-  const image = await decodePng(first.bytes)
+  const image = await decodePng(new Uint8Array(await first.blob.arrayBuffer()))
   if (image instanceof UpstreamRejected) return image
-  const mask = inputs.mask === undefined ? undefined : await decodePng(inputs.mask.bytes)
+  const mask = inputs.mask === undefined ? undefined : await decodePng(new Uint8Array(await inputs.mask.blob.arrayBuffer()))
   if (mask instanceof UpstreamRejected) return new UpstreamRejected({ ...mask, param: "mask" })
   const { width, height } = editSize(size, image)
   const tint = tintOf(`${prompt}${index === 0 ? "" : `\u0000${index}`}`)

@@ -92,9 +92,9 @@ const base64Images = (body: Uint8Array): ReadonlyArray<Uint8Array> | undefined =
 const EXTENSIONS = { png: "png", jpeg: "jpg", webp: "webp" } as const
 const VARIATION_FIELDS = new Set(["model", "n", "size", "response_format"])
 
-/** An uploaded image as a file part, named and typed by the format read from its bytes. */
+/** An uploaded image as a file part, named and typed by the format read from its bytes; the upload itself, not a copy. */
 const fileOf = (image: InputImage, name: string) =>
-  new File([image.bytes as Uint8Array<ArrayBuffer>], `${name}.${EXTENSIONS[image.format]}`, { type: mimeTypeOf(image.format) })
+  new File([image.blob], `${name}.${EXTENSIONS[image.format]}`, { type: mimeTypeOf(image.format) })
 
 const make = (instance: UpstreamInstance) =>
   Effect.gen(function* () {
