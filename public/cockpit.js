@@ -58,6 +58,8 @@ const STRINGS = {
     format: "Response format",
     stream: "Stream",
     generate: "Generate",
+    editImage: "Image to edit (optional)",
+    editMask: "Mask (optional, PNG)",
     generating: "Generating…",
     clientsTitle: "Client set-up",
     clientsIntro: "Replace YOUR_API_KEY with one of this gateway's keys.",
@@ -183,6 +185,8 @@ const STRINGS = {
     format: "返回格式",
     stream: "流式",
     generate: "生成",
+    editImage: "要编辑的图片(可选)",
+    editMask: "蒙版(可选,PNG)",
     generating: "生成中…",
     clientsTitle: "客户端配置",
     clientsIntro: "将 YOUR_API_KEY 替换为本网关的任一密钥。",
@@ -697,8 +701,15 @@ const renderUsage = () => {
   )
 }
 
-const snippetsFor = (origin, model) => {
+/** `editor`: a model that edits images, when this gateway has one: the snippets then show an edit too. */
+const snippetsFor = (origin, model, editor) => {
   const base = `${origin}/v1`
+  const pythonEdit = editor
+    ? `\n\nedited = client.images.edit(model="${editor}", prompt="make it night", image=open("fox.png", "rb"))\nopen("night.png", "wb").write(base64.b64decode(edited.data[0].b64_json))`
+    : ""
+  const nodeEdit = editor
+    ? `\nawait writeFile("fox.png", Buffer.from(result.data[0].b64_json, "base64"))\n\nconst edited = await client.images.edit({ model: "${editor}", prompt: "make it night", image: new File([await readFile("fox.png")], "fox.png", { type: "image/png" }) })\nconsole.log(edited.data[0].b64_json.length)`
+    : ""
   return [
     [
       "snippetCurl",
@@ -706,11 +717,11 @@ const snippetsFor = (origin, model) => {
     ],
     [
       "snippetPython",
-      `from openai import OpenAI\nimport base64\n\nclient = OpenAI(base_url="${base}", api_key="YOUR_API_KEY")\nresult = client.images.generate(model="${model}", prompt="a red fox in snow")\nopen("fox.png", "wb").write(base64.b64decode(result.data[0].b64_json))`
+      `from openai import OpenAI\nimport base64\n\nclient = OpenAI(base_url="${base}", api_key="YOUR_API_KEY")\nresult = client.images.generate(model="${model}", prompt="a red fox in snow")\nopen("fox.png", "wb").write(base64.b64decode(result.data[0].b64_json))${pythonEdit}`
     ],
     [
       "snippetNode",
-      `import OpenAI from "openai"\n\nconst client = new OpenAI({ baseURL: "${base}", apiKey: "YOUR_API_KEY" })\nconst result = await client.images.generate({ model: "${model}", prompt: "a red fox in snow" })\nconsole.log(result.data[0].b64_json.length)`
+      `import OpenAI from "openai"\n${editor ? 'import { readFile, writeFile } from "node:fs/promises"\n' : ""}\nconst client = new OpenAI({ baseURL: "${base}", apiKey: "YOUR_API_KEY" })\nconst result = await client.images.generate({ model: "${model}", prompt: "a red fox in snow" })\nconsole.log(result.data[0].b64_json.length)${nodeEdit}`
     ],
     [
       "snippetAiSdk",
@@ -747,8 +758,9 @@ const PROSE = new Set(["snippetLobe", "snippetOpenWebUI"])
 
 const renderSnippets = () => {
   const model = state.status?.config.defaultModel ?? "replicate/flux-schnell"
+  const editor = state.status?.models.find((entry) => entry.edits)?.id
   $("#snippets").replaceChildren(
-    ...snippetsFor(location.origin, model).map(([name, text]) =>
+    ...snippetsFor(location.origin, model, editor).map(([name, text]) =>
       h(
         "div",
         { class: "snippet" },
@@ -913,6 +925,24 @@ const play = async (event) => {
     response_format: $("#play-format").value,
     stream: $("#play-stream").checked
   }
+  // An image attached makes the request an edit of it (multipart, as the SDKs send it; edits are not streamed).
+  const image = $("#play-image").files?.[0]
+  const mask = $("#play-mask").files?.[0]
+  let request
+  if (image) {
+    body.stream = false
+    const form = new FormData()
+    for (const [name, value] of Object.entries(body)) if (name !== "stream") form.append(name, String(value))
+    form.append("image", image)
+    if (mask) form.append("mask", mask)
+    request = { url: "/v1/images/edits", headers: { authorization: `Bearer ${state.key}` }, body: form }
+  } else {
+    request = {
+      url: "/v1/images/generations",
+      headers: { authorization: `Bearer ${state.key}`, "content-type": "application/json" },
+      body: JSON.stringify(body)
+    }
+  }
   button.disabled = true
   button.textContent = t("generating")
   errorBox.hidden = true
@@ -921,11 +951,7 @@ const play = async (event) => {
   const started = performance.now()
   let requestId = null
   try {
-    const response = await fetch("/v1/images/generations", {
-      method: "POST",
-      headers: { authorization: `Bearer ${state.key}`, "content-type": "application/json" },
-      body: JSON.stringify(body)
-    })
+    const response = await fetch(request.url, { method: "POST", headers: request.headers, body: request.body })
     requestId = response.headers.get("x-request-id")
     if (!response.ok) {
       const text = await response.text()

@@ -183,7 +183,9 @@ export const GatewayStatus = Schema.Struct({
       fallbacks: Schema.Array(Schema.String),
       aliases: Schema.Array(Schema.String),
       aspectRatios: Schema.Array(Schema.String),
-      description: Schema.NullOr(Schema.String)
+      description: Schema.NullOr(Schema.String),
+      /** Whether it edits images (`/v1/images/edits`). */
+      edits: Schema.Boolean
     })
   ),
   /** Why upstream health is missing, when the statistics store is off or down. */

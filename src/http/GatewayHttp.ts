@@ -45,7 +45,8 @@ export const GatewayHttp = HttpApiBuilder.group(
       fallbacks: model.fallbacks ?? [],
       aliases: aliasesOf(model.id),
       aspectRatios: model.aspectRatios,
-      description: model.description ?? null
+      description: model.description ?? null,
+      edits: model.edits === true
     }))
     const instances = upstreams.map(({ instance }) => ({
       id: instance.id,

@@ -1,4 +1,5 @@
 import { existsSync, mkdirSync } from "node:fs"
+import { encode as encodePng } from "fast-png"
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
 import { DEVELOPMENT_API_KEY } from "../../src/services/GatewayConfig.ts"
@@ -178,6 +179,37 @@ describe("status cockpit in Chromium", () => {
     await expect.poll(() => page.locator("#window-models-body").textContent()).toContain("local/preview")
     await shot(page, "panel-playground", "#playground")
     await shot(page, "panel-usage", "#usage")
+    expect(errors).toEqual([])
+    await context.close()
+  })
+
+  it("edits an attached image in the playground, and shows the SDK's edit call in the client set-up", async () => {
+    const { context, page, errors } = await open()
+    await connect(page)
+    await page.locator("#play-model option").first().waitFor({ state: "attached" })
+    const prompt = `make it dusk ${crypto.randomUUID().slice(0, 8)}`
+    await page.getByLabel("Prompt", { exact: true }).fill(prompt)
+    await playground(page).getByLabel("Model", { exact: true }).selectOption("local/preview")
+    await page.getByLabel("Size").selectOption("256x256")
+    const photo = encodePng({ width: 40, height: 30, channels: 3, data: new Uint8Array(40 * 30 * 3).fill(180) })
+    await page.getByLabel("Image to edit (optional)").setInputFiles({
+      name: "photo.png",
+      mimeType: "image/png",
+      buffer: Buffer.from(photo)
+    })
+    await page.getByRole("button", { name: "Generate" }).click()
+    const images = page.locator("#play-images img")
+    await expect.poll(() => images.count()).toBe(1)
+    await expect
+      .poll(() => images.first().evaluate((image) => (image as unknown as { naturalWidth: number }).naturalWidth))
+      .toBe(256)
+    // Recorded as an edit.
+    const requestId = /req_[0-9a-f]+/.exec((await page.locator("#play-meta").textContent()) ?? "")?.[0]
+    await expect.poll(() => page.locator("#recent-body").textContent(), { timeout: 10_000 }).toContain(requestId ?? "missing")
+    expect(await page.locator("#recent-body tr", { hasText: requestId ?? "missing" }).textContent()).toContain("edits")
+    // The client set-up shows the edit call, with a model that edits.
+    expect(await page.locator("#snippets").textContent()).toContain('images.edit(model="local/preview"')
+    await shot(page, "playground-edit", "#playground")
     expect(errors).toEqual([])
     await context.close()
   })
