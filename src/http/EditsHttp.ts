@@ -76,6 +76,14 @@ export const EditsHttp = HttpApiBuilder.group(
         const payload = yield* (variation ? decodeVariation(upload.fields) : decodeEdit(upload.fields)).pipe(
           Effect.mapError((error) => issueToBadRequest(error.issue))
         )
+        // A client that asked for events must not be handed JSON it will not read as such.
+        if ("stream" in payload && payload.stream === true) {
+          return yield* new BadRequest({
+            message: "Edits are not streamed by this gateway: send the edit without 'stream' (or with stream=false).",
+            param: "stream",
+            code: "unsupported_value"
+          })
+        }
         const result = yield* generator.edit(payload, upload.inputs)
         const host = payload.response_format === "url" ? yield* imageHostFor(store, config) : undefined
         const hosted = host === undefined ? [] : yield* Effect.forEach(result.images, host, { concurrency: "unbounded" })

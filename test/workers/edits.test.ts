@@ -141,6 +141,7 @@ describe("image edits", () => {
       [editForm({ model: "fake/gpt-image" }, [["image", png]]), 400, "prompt"],
       [editForm({ model: "fake/gpt-image", prompt, n: "0" }, [["image", png]]), 400, "n"],
       [editForm({ model: "fake/gpt-image", prompt }, []), 400, "image"],
+      [editForm({ model: "fake/gpt-image", prompt, stream: "true" }, [["image", png]]), 400, "stream"],
       [editForm({ model: "replicate/flux-schnell", prompt }, [["image", png]]), 400, "model"]
     ]
     for (const [form, status, param] of cases) {
