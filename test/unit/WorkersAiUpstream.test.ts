@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Layer } from "effect"
 import { TestClock } from "effect/testing"
+import { decode, encode } from "fast-png"
 import type { UpstreamError, UpstreamRejected } from "../../src/domain/Errors.ts"
 import { parseSize } from "../../src/domain/ImageSize.ts"
 import { ModelEntry, type ModelId } from "../../src/domain/Model.ts"
@@ -117,6 +118,35 @@ describe("workers-ai kind (fake AI binding)", () => {
         assert.strictEqual(base64Of(bytes.result), PNG_BASE64)
         assert.deepStrictEqual(bytes.calls[0]?.inputs, { prompt: "a cat" })
       })
+  )
+
+  it.effect("an edit (SD 1.5 inpainting): the image's bytes, the strength, and the mask's transparency as white", () =>
+    Effect.gen(function* () {
+      const INPAINT = model("@cf/runwayml/stable-diffusion-v1-5-inpainting", {
+        steps: { name: "num_steps", value: 20, max: 20 },
+        editOnly: true,
+        strength: 1
+      })
+      const image = encode({ width: 2, height: 1, channels: 3, data: Uint8Array.of(1, 2, 3, 4, 5, 6) })
+      // Left pixel transparent (edit there), right opaque (keep).
+      const mask = encode({ width: 2, height: 1, channels: 4, data: Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 255) })
+      const inputs = {
+        images: [{ blob: new Blob([image]), format: "png" as const }],
+        mask: { blob: new Blob([mask]), format: "png" as const }
+      }
+      const { result, calls } = yield* run([PNG_BYTES], INPAINT, job({ inputs }))
+      assert.strictEqual(result._tag, "Success")
+      const sent = calls[0]?.inputs as { image: Array<number>; mask: Array<number>; strength: number; num_steps: number }
+      assert.deepStrictEqual(sent.image, Array.from(image))
+      assert.strictEqual(sent.strength, 1)
+      assert.strictEqual(sent.num_steps, 20)
+      const white = decode(Uint8Array.from(sent.mask))
+      assert.deepStrictEqual(Array.from(white.data), [255, 255, 255, 0, 0, 0])
+      // Without an image it cannot work: refused before any call, naming the model.
+      const alone = yield* run([PNG_BYTES], INPAINT)
+      assert.strictEqual(alone.calls.length, 0)
+      assert.strictEqual((failure(alone.result).reason as UpstreamRejected).param, "model")
+    })
   )
 
   it.effect("form-data input (FLUX.2): the fields go as multipart", () =>

@@ -8,11 +8,13 @@ import {
   UpstreamTimeout,
   UpstreamUnavailable
 } from "../../domain/Errors.ts"
+import type { EditInputs } from "../../domain/ImageEdit.ts"
 import type { ImageSize } from "../../domain/ImageSize.ts"
 import type { ModelEntry } from "../../domain/Model.ts"
 import type { UpstreamJob } from "../../domain/Upstream.ts"
 import { type AiBinding, WorkerBindings } from "../WorkerBindings.ts"
 import type { ImageUpstream, UpstreamInstance, UpstreamKind } from "./ImageUpstream.ts"
+import { decodePng, encodePng } from "./Png.ts"
 import { type ImageBytes, imageFromBase64, imageFromBytes, withRetries } from "./UpstreamCalls.ts"
 
 /**
@@ -22,6 +24,8 @@ import { type ImageBytes, imageFromBase64, imageFromBytes, withRetries } from ".
  * - `size`: the model takes `width` and `height` within `min`..`max` (multiples of 8 are sent).
  * - `steps`: the name of the steps input, the value sent and the model's cap.
  * - `maxPromptLength`: longer prompts are refused with a 400 instead of being sent.
+ * - `editOnly`: an image-to-image model (the entry says `edits`), which cannot generate from a prompt alone.
+ * - `strength`: how far an edit may move from the image (0..1), sent with every edit.
  */
 const WorkersAiOptions = Schema.Struct({
   input: Schema.optional(Schema.Literals(["json", "multipart"])),
@@ -29,10 +33,36 @@ const WorkersAiOptions = Schema.Struct({
   steps: Schema.optional(
     Schema.Struct({ name: Schema.Literals(["steps", "num_steps"]), value: Schema.Int, max: Schema.optional(Schema.Int) })
   ),
-  maxPromptLength: Schema.optional(Schema.Int)
+  maxPromptLength: Schema.optional(Schema.Int),
+  editOnly: Schema.optional(Schema.Boolean),
+  strength: Schema.optional(Schema.Number.check(Schema.isBetween({ minimum: 0, maximum: 1 })))
 })
 type WorkersAiOptions = typeof WorkersAiOptions.Type
 const decodeOptions = Schema.decodeUnknownOption(WorkersAiOptions)
+
+const bytesOf = async (blob: Blob) => Array.from(new Uint8Array(await blob.arrayBuffer()))
+
+/**
+ * An edit's inputs as the image-to-image models take them: the first image's bytes as a number array and, for
+ * inpainting, the mask as a PNG whose white marks where to paint (OpenAI's mask marks it by transparency).
+ */
+export const editInputsFor = async (
+  options: WorkersAiOptions,
+  inputs: EditInputs
+): Promise<Record<string, unknown> | UpstreamRejected> => {
+  const first = inputs.images[0]
+  if (first === undefined) return new UpstreamRejected({ status: 400, detail: "an edit needs an image", param: "image" })
+  const sent: Record<string, unknown> = { image: await bytesOf(first.blob) }
+  if (options.strength !== undefined) sent.strength = options.strength
+  if (inputs.mask !== undefined) {
+    const mask = await decodePng(new Uint8Array(await inputs.mask.blob.arrayBuffer()))
+    if (mask instanceof UpstreamRejected) return new UpstreamRejected({ ...mask, param: "mask" })
+    const grey = new Uint8Array(mask.width * mask.height * 3)
+    for (let p = 0; p < mask.width * mask.height; p++) grey.fill(mask.data[p * 4 + 3] === 0 ? 255 : 0, p * 3, p * 3 + 3)
+    sent.mask = Array.from(await encodePng(mask.width, mask.height, grey))
+  }
+  return sent
+}
 
 const roundTo8 = (value: number) => Math.max(8, Math.round(value / 8) * 8)
 
@@ -123,16 +153,20 @@ const make = (ai: AiBinding, instance: UpstreamInstance): ImageUpstream => {
   const bind = (model: ModelEntry) => {
     const decoded = decodeOptions(model.options ?? {})
     if (Option.isNone(decoded)) {
-      return "'options' must be {input?: 'json' | 'multipart', size?: {min, max}, steps?: {name: 'steps' | 'num_steps', value, max?}, maxPromptLength?}"
+      return "'options' must be {input?: 'json' | 'multipart', size?: {min, max}, steps?: {name: 'steps' | 'num_steps', value, max?}, maxPromptLength?, editOnly?: boolean, strength?: 0..1}"
     }
     const options = decoded.value
     const { steps } = options
     if (steps !== undefined && steps.max !== undefined && steps.value > steps.max) {
       return `'options.steps.value' must be at most the model's ${steps.max}`
     }
-    const attempt = (inputs: Record<string, string | number>): Effect.Effect<ImageBytes, UpstreamFailure> =>
+    const attempt = (inputs: Record<string, unknown>): Effect.Effect<ImageBytes, UpstreamFailure> =>
       Effect.tryPromise({
-        try: async () => ai.run(model.upstreamModelId, options.input === "multipart" ? await multipart(inputs) : inputs),
+        try: async () =>
+          ai.run(
+            model.upstreamModelId,
+            options.input === "multipart" ? await multipart(inputs as Record<string, string | number>) : inputs
+          ),
         catch: classifyAiError
       }).pipe(
         Effect.flatMap((output) =>
@@ -152,8 +186,26 @@ const make = (ai: AiBinding, instance: UpstreamInstance): ImageUpstream => {
         })
         return Effect.fail(new UpstreamError({ reason, attempts: 0, upstream: instance.id, failovers: 0 }))
       }
-      return retried(attempt(inputsFor(options, job))).pipe(
-        Effect.map(({ value, attempts }) => [{ ...value, attempts, upstream: instance.id }])
+      const refused = (reason: UpstreamRejected) =>
+        Effect.fail(new UpstreamError({ reason, attempts: 0, upstream: instance.id, failovers: 0 }))
+      if (options.editOnly === true && job.inputs === undefined) {
+        return refused(
+          new UpstreamRejected({
+            status: 400,
+            detail: `${model.id} edits images only: send an image to POST /v1/images/edits`,
+            param: "model"
+          })
+        )
+      }
+      const edit = job.inputs
+      const prepared =
+        edit === undefined ? Effect.succeed(inputsFor(options, job)) : Effect.promise(() => editInputsFor(options, edit))
+      return Effect.flatMap(prepared, (extra) =>
+        extra instanceof UpstreamRejected
+          ? refused(extra)
+          : retried(attempt(edit === undefined ? extra : { ...inputsFor(options, job), ...extra })).pipe(
+              Effect.map(({ value, attempts }) => [{ ...value, attempts, upstream: instance.id }])
+            )
       )
     }
   }
