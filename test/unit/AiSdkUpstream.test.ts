@@ -4,6 +4,7 @@ import { TestClock } from "effect/testing"
 import { type UpstreamError, UpstreamTimeout, type UpstreamUnavailable } from "../../src/domain/Errors.ts"
 import { parseSize } from "../../src/domain/ImageSize.ts"
 import { ModelEntry, type ModelId } from "../../src/domain/Model.ts"
+import type { UpstreamJob } from "../../src/domain/Upstream.ts"
 import { AiSdkKind } from "../../src/services/upstreams/AiSdkUpstream.ts"
 import type { ImageUpstream } from "../../src/services/upstreams/ImageUpstream.ts"
 import { parseRetryAfter } from "../../src/services/upstreams/UpstreamCalls.ts"
@@ -23,13 +24,13 @@ const model = new ModelEntry({
 const job = { prompt: "a cat", size: parseSize("1792x1024"), n: 1 }
 
 /** Runs one generation against the script, letting virtual time run far enough for any backoff. */
-const run = (steps: ReadonlyArray<Step>) => {
+const run = (steps: ReadonlyArray<Step>, entry: ModelEntry = model, request: UpstreamJob = job) => {
   const script = scripted(steps, ok)
   return Effect.gen(function* () {
     const upstream = (yield* AiSdkKind.make(testInstance({ baseUrl: new URL("https://app.test/") }))) as ImageUpstream
-    const call = upstream.bind(model)
+    const call = upstream.bind(entry)
     if (typeof call === "string") throw new Error(call)
-    const fiber = yield* Effect.forkChild(Effect.result(call(job)))
+    const fiber = yield* Effect.forkChild(Effect.result(call(request)))
     yield* TestClock.adjust("10 minutes")
     const result = yield* Fiber.join(fiber)
     const times = script.calls.map((recorded) => recorded.at)
@@ -57,6 +58,27 @@ describe("ai-sdk kind (virtual time)", () => {
         aspectRatio: "16:9"
       })
       assert.strictEqual(call?.request.headers.origin, "https://app.test")
+    })
+  )
+
+  it.effect("an edit goes as the app's referenceImage (a data URL) only to an entry that says its app takes one", () =>
+    Effect.gen(function* () {
+      const png = Uint8Array.from(atob(PNG_BASE64), (c) => c.charCodeAt(0))
+      const edit: UpstreamJob = { ...job, inputs: { images: [{ blob: new Blob([png]), format: "png" }] } }
+      const fork = new ModelEntry({ ...model, edits: true, options: { referenceImage: true, referenceMode: "img2img" } })
+      const sent = yield* run([ok], fork, edit)
+      assert.strictEqual(sent.result._tag, "Success")
+      assert.deepStrictEqual(sent.requests[0]?.body, {
+        prompt: "a cat",
+        provider: "replicate",
+        modelId: "black-forest-labs/flux-schnell",
+        aspectRatio: "16:9",
+        referenceImage: `data:image/png;base64,${PNG_BASE64}`,
+        referenceMode: "img2img"
+      })
+      const plain = yield* run([ok], model, edit)
+      assert.strictEqual(plain.calls, 0)
+      assert.strictEqual((failureOf(plain.result).reason as { param?: string }).param, "model")
     })
   )
 

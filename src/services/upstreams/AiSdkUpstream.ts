@@ -1,7 +1,9 @@
+import { Buffer } from "node:buffer"
 import { Effect, Schema } from "effect"
 import { HttpClient, HttpClientRequest } from "effect/http"
-import { type UpstreamFailure, UpstreamMalformed } from "../../domain/Errors.ts"
-import type { GeneratedImage } from "../../domain/ImageFormat.ts"
+import { UpstreamError, type UpstreamFailure, UpstreamMalformed, UpstreamRejected } from "../../domain/Errors.ts"
+import type { InputImage } from "../../domain/ImageEdit.ts"
+import { type GeneratedImage, mimeTypeOf } from "../../domain/ImageFormat.ts"
 import { nearestAspectRatio } from "../../domain/ImageSize.ts"
 import { findTopLevelString } from "../../domain/JsonBytes.ts"
 import type { UpstreamJob } from "../../domain/Upstream.ts"
@@ -22,8 +24,25 @@ export class AiSdkRequest extends Schema.Class<AiSdkRequest>("AiSdkRequest")({
   prompt: Schema.String,
   provider: Schema.String,
   modelId: Schema.String,
-  aspectRatio: Schema.optional(Schema.String)
+  aspectRatio: Schema.optional(Schema.String),
+  /** Newer forks of the app: the image to start from (img2img), as a data URL. */
+  referenceImage: Schema.optional(Schema.String),
+  referenceMode: Schema.optional(Schema.String)
 }) {}
+
+/**
+ * An entry's `options` for this kind. `referenceImage`: the app this model runs on is a fork that takes a
+ * reference image (set `edits: true` on the entry too); `referenceMode` is sent with it when set.
+ */
+const AiSdkOptions = Schema.Struct({
+  referenceImage: Schema.optional(Schema.Boolean),
+  referenceMode: Schema.optional(Schema.String)
+})
+const decodeOptions = Schema.decodeUnknownOption(AiSdkOptions)
+
+/** An uploaded image as the data URL the app's `referenceImage` takes. */
+const dataUrlOf = async (image: InputImage) =>
+  `data:${mimeTypeOf(image.format)};base64,${Buffer.from(await image.blob.arrayBuffer()).toString("base64")}`
 
 /** The upstream's answer. Decoded in full only when the fast byte path cannot read it (see `imageBytesOf`). */
 const AiSdkResponse = Schema.Struct({ image: Schema.String.check(Schema.isMinLength(1)) })
@@ -96,17 +115,43 @@ export const AiSdkKind: UpstreamKind = {
 
       const upstream: ImageUpstream = {
         instance,
-        bind: (model) => (job: UpstreamJob) => {
-          const aspectRatio = nearestAspectRatio(job.size, model.aspectRatios)
-          const request = new AiSdkRequest({
-            prompt: job.prompt,
-            provider: model.provider,
-            modelId: model.upstreamModelId,
-            ...(aspectRatio === undefined ? {} : { aspectRatio })
-          })
-          return retried(attempt(request, job.incremental === true)).pipe(
-            Effect.map(({ value, attempts }) => [{ ...value, attempts }])
-          )
+        bind: (model) => {
+          const decoded = decodeOptions(model.options ?? {})
+          if (decoded._tag === "None") return "'options' must be {referenceImage?: boolean, referenceMode?: string}"
+          const options = decoded.value
+          return (job: UpstreamJob) => {
+            const aspectRatio = nearestAspectRatio(job.size, model.aspectRatios)
+            const base = {
+              prompt: job.prompt,
+              provider: model.provider,
+              modelId: model.upstreamModelId,
+              ...(aspectRatio === undefined ? {} : { aspectRatio })
+            }
+            const first = job.inputs?.images[0]
+            if (job.inputs !== undefined && (options.referenceImage !== true || first === undefined)) {
+              const reason = new UpstreamRejected({
+                status: 400,
+                detail: `${model.id} takes no reference image (its entry needs options.referenceImage)`,
+                param: "model"
+              })
+              return Effect.fail(new UpstreamError({ reason, attempts: 0, upstream: instance.id, failovers: 0 }))
+            }
+            const request =
+              first === undefined
+                ? Effect.succeed(new AiSdkRequest(base))
+                : Effect.map(
+                    Effect.promise(() => dataUrlOf(first)),
+                    (referenceImage) =>
+                      new AiSdkRequest({
+                        ...base,
+                        referenceImage,
+                        ...(options.referenceMode === undefined ? {} : { referenceMode: options.referenceMode })
+                      })
+                  )
+            return Effect.flatMap(request, (body) =>
+              retried(attempt(body, job.incremental === true)).pipe(Effect.map(({ value, attempts }) => [{ ...value, attempts }]))
+            )
+          }
         }
       }
       return upstream
