@@ -119,14 +119,9 @@ export interface ImageAnswer {
   readonly images: Stream.Stream<Result.Result<GeneratedImage, UpstreamError>>
 }
 
-/** Notes how an image's tail ended: one that broke off is a failed image; one cancelled, the client gone. */
-const noteTailEnd = (notes: Option.Option<UsageNotes>, image: GeneratedImage, end: TailEnd) => {
-  if (end === "written") return
+/** An image whose tail broke off after its first bytes went out: a failed image, not a written one. */
+const noteBroken = (notes: Option.Option<UsageNotes>, image: GeneratedImage) =>
   Option.map(notes, (current) => {
-    if (end === "cancelled") {
-      current.clientClosed = true
-      return
-    }
     current.images--
     current.failedImages++
     current.failure ??= new UpstreamError({
@@ -136,30 +131,49 @@ const noteTailEnd = (notes: Option.Option<UsageNotes>, image: GeneratedImage, en
       failovers: image.failovers ?? 0
     })
   })
-}
 
-const brokenTailLog = (image: GeneratedImage) =>
-  Effect.logWarning("an image broke off after the answer began", { upstream: image.upstream })
+/**
+ * Notes how a request's tails ended, once every one has. A tail that broke off ended the body itself: the
+ * interruption that followed is not the client's, and the images the body never reached failed with it.
+ * Otherwise `closed` (the client went away) explains every cancelled tail; without it, a tail cancelled was
+ * never written: a failed image too.
+ */
+const noteTailEnds = Effect.fnUntraced(function* (
+  notes: Option.Option<UsageNotes>,
+  tailed: ReadonlyArray<GeneratedImage>,
+  ends: ReadonlyArray<TailEnd | undefined>,
+  closed: boolean,
+  n: number
+) {
+  const broke = ends.includes("broken")
+  const gone = !broke && closed
+  Option.map(notes, (current) => {
+    if (broke) current.clientClosed = false
+    else if (gone) current.clientClosed = true
+  })
+  for (const [i, end] of ends.entries()) {
+    const image = tailed[i]!
+    if (end === "broken") yield* Effect.logWarning("an image broke off after the answer began", { upstream: image.upstream })
+    if (end === "broken" || (end === "cancelled" && !gone)) noteBroken(notes, image)
+  }
+  if (broke) Option.map(notes, (current) => (current.failedImages = n - current.images))
+})
 
 /**
  * Images whose bytes are still arriving end the request when their tails end: the usage record waits for
- * them, and counts an image whose tail broke off as failed, and a tail cancelled as the client gone.
+ * them. One image's tail is only ever cancelled by its reader, the client.
  */
-const settleTails = Effect.fnUntraced(function* (images: ReadonlyArray<GeneratedImage>) {
+const settleTails = Effect.fnUntraced(function* (images: ReadonlyArray<GeneratedImage>, n: number) {
   const tailed = images.filter((image) => image.tail !== undefined)
   if (tailed.length === 0) return
   const notes = yield* Effect.serviceOption(RequestUsage)
   const context = yield* Effect.context<never>()
   const settle = Option.match(notes, { onNone: () => () => {}, onSome: (current) => noteStream(current, false) })
-  void Promise.all(tailed.map((image) => image.tail?.ended)).then((ends) => {
-    ends.forEach((end, i) => {
-      const image = tailed[i]!
-      if (end === undefined) return
-      noteTailEnd(notes, image, end)
-      if (end === "broken") Effect.runForkWith(context)(brokenTailLog(image))
-    })
-    settle()
-  })
+  void Promise.all(tailed.map((image) => image.tail?.ended)).then((ends) =>
+    Effect.runForkWith(context)(
+      noteTailEnds(notes, tailed, ends, ends.includes("cancelled"), n).pipe(Effect.ensuring(Effect.sync(settle)))
+    )
+  )
 })
 
 /** The request's fields an upstream may honour, for `n` images from the request's image `firstImage` on. */
@@ -311,7 +325,7 @@ export class ImageGenerator extends Context.Service<
           attempts: results.reduce((sum, result) => sum + attemptsOf(result), 0),
           latencyMs: (yield* Clock.currentTimeMillis) - started
         })
-        yield* settleTails(images)
+        yield* settleTails(images, n)
         const firstFailure = failures[0]
         if (images.length === 0 && firstFailure !== undefined) return yield* Effect.fail(firstFailure)
         return { created: Math.floor(started / 1000), model, images, failed: n - images.length } satisfies GenerationResult
@@ -385,19 +399,11 @@ export class ImageGenerator extends Context.Service<
               const closed = Exit.isFailure(exit) && Cause.hasInterrupts(exit.cause)
               if (closed) Option.map(notes, (current) => (current.clientClosed = true))
               // The record waits for every tail (the answer's body writes them, or cancels those it never reaches).
-              // A tail cancelled while the client is still there was never written: a failed image too.
-              const ends = yield* Effect.promise(() => Promise.all(tailed.map((image) => image.tail?.ended)))
-              // A tail that broke off ended the body itself: the interruption that followed is not the client's.
-              const broke = ends.includes("broken")
-              if (broke) Option.map(notes, (current) => (current.clientClosed = false))
-              const gone = !broke && Option.match(notes, { onNone: () => closed, onSome: (current) => current.clientClosed })
-              for (const [i, end] of ends.entries()) {
-                const image = tailed[i]!
-                if (end === "broken") yield* brokenTailLog(image)
-                if (end === "broken" || (end === "cancelled" && !gone)) noteTailEnd(notes, image, "broken")
+              if (tailed.length > 0) {
+                const ends = yield* Effect.promise(() => Promise.all(tailed.map((image) => image.tail?.ended)))
+                const gone = Option.match(notes, { onNone: () => closed, onSome: (current) => current.clientClosed })
+                yield* noteTailEnds(notes, tailed, ends, gone, n)
               }
-              // The images the broken body never reached (calls stopped, or never made) failed with it.
-              if (broke) Option.map(notes, (current) => (current.failedImages = n - current.images))
               settle()
               yield* Effect.logInfo("generation finished", {
                 model: model.id,
