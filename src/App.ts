@@ -4,13 +4,14 @@ import { HttpApiBuilder } from "effect/http-api"
 import type { GatewayMisconfigured } from "./domain/Errors.ts"
 import { Api } from "./http/Api.ts"
 import { errorBody } from "./http/ApiErrors.ts"
-import { AuthorizationLive } from "./http/AuthorizationLive.ts"
+import { AdminOnlyLive, AuthorizationLive } from "./http/AuthorizationLive.ts"
 import { ChatHttp } from "./http/ChatHttp.ts"
 import { EdgeMiddleware } from "./http/Edge.ts"
 import { EditsHttp } from "./http/EditsHttp.ts"
 import { GatewayHttp } from "./http/GatewayHttp.ts"
 import { HostedImagesHttp } from "./http/HostedImagesHttp.ts"
 import { ImagesHttp } from "./http/ImagesHttp.ts"
+import { KeyHttp } from "./http/KeyHttp.ts"
 import { ModelsHttp } from "./http/ModelsHttp.ts"
 import { RequestValidationLive } from "./http/RequestValidationLive.ts"
 import { SystemHttp } from "./http/SystemHttp.ts"
@@ -20,6 +21,8 @@ import { GenerationCache } from "./services/GenerationCache.ts"
 import { ImageGenerator } from "./services/ImageGenerator.ts"
 import { ImageInputs } from "./services/ImageInputs.ts"
 import { ImageStore } from "./services/ImageStore.ts"
+import { KeyLimits } from "./services/KeyLimits.ts"
+import { KeyReports } from "./services/KeyReports.ts"
 import { ModelRegistry } from "./services/ModelRegistry.ts"
 import { UpstreamRegistry } from "./services/UpstreamRegistry.ts"
 import { UpstreamRouter } from "./services/UpstreamRouter.ts"
@@ -32,7 +35,8 @@ export type { Bindings } from "./services/WorkerBindings.ts"
  * The services, each given what it needs from the ones below it: generation on the router, the
  * router on the catalogue, the circuits and the upstream instances; hosting and the cache on R2.
  */
-const services = ImageGenerator.layerNoDeps.pipe(
+const services = Layer.mergeAll(ImageGenerator.layerNoDeps, KeyReports.layer).pipe(
+  Layer.provideMerge(KeyLimits.layer),
   Layer.provideMerge(UpstreamRouter.layerNoDeps),
   Layer.provideMerge(CircuitBreaker.layer),
   Layer.provideMerge(ModelRegistry.layerNoDeps),
@@ -44,8 +48,8 @@ const services = ImageGenerator.layerNoDeps.pipe(
 
 const apiRoutes = Layer.mergeAll(
   HttpApiBuilder.layer(Api, { openapiPath: "/openapi.json" }).pipe(
-    Layer.provide([ImagesHttp, EditsHttp, ChatHttp, ModelsHttp, GatewayHttp, SystemHttp]),
-    Layer.provide([AuthorizationLive, RequestValidationLive])
+    Layer.provide([ImagesHttp, EditsHttp, ChatHttp, ModelsHttp, GatewayHttp, KeyHttp, SystemHttp]),
+    Layer.provide([AuthorizationLive, AdminOnlyLive, RequestValidationLive])
   ),
   HostedImagesHttp
 ).pipe(Layer.provide(services))
@@ -78,9 +82,10 @@ const TracingOff = Layer.mergeAll(
   Layer.succeed(HttpClient.TracerDisabledWhen, () => true)
 )
 
-// One UsageStats for the edge (which records) and the cockpit's handlers (which read): one write buffer per isolate.
+// One UsageStats (and one KeyLimits) for the edge (which records) and the cockpit's handlers (which read): one write buffer per isolate.
 const gateway = Layer.mergeAll(apiRoutes, EdgeMiddleware, LogLevelFromConfig, TracingOff, JsonLogs).pipe(
   Layer.provide(UsageStats.layer),
+  Layer.provide(KeyLimits.layer),
   Layer.provide(GatewayConfig.layer)
 )
 

@@ -4,6 +4,7 @@ import { makeHandler, runScheduled } from "./App.ts"
 import { WorkerBindings } from "./services/WorkerBindings.ts"
 import { WorkerContext } from "./services/WorkerContext.ts"
 
+export { KeyLimitsObject } from "./durable/KeyLimitsObject.ts"
 export { UsageStatsObject } from "./durable/UsageStatsObject.ts"
 
 /**

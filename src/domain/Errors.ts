@@ -96,3 +96,21 @@ export class UpstreamError extends Schema.TaggedError<UpstreamError>()("Upstream
 export class UsageStoreUnavailable extends Schema.TaggedError<UsageStoreUnavailable>()("UsageStoreUnavailable", {
   message: Schema.String
 }) {}
+
+/** A named key is over its `rpm` (`reason: "rate"`) or its daily images (`"quota"`): refused before any upstream call. */
+export class KeyLimitExceeded extends Schema.TaggedError<KeyLimitExceeded>()("KeyLimitExceeded", {
+  reason: Schema.Literals(["rate", "quota"]),
+  key: Schema.String,
+  limit: Schema.Int,
+  /** For a quota: images already charged today, and the images this request asked for. */
+  used: Schema.Int,
+  requested: Schema.Int,
+  retryAfterMs: Schema.Number,
+  /** Unix ms when a quota resets (the next UTC midnight); for a rate, when the next request fits. */
+  resetsAt: Schema.Number
+}) {}
+
+/** The limits store did not answer, and LIMITS_FAIL_OPEN=false: the request is refused, not let through unlimited. */
+export class LimiterUnavailable extends Schema.TaggedError<LimiterUnavailable>()("LimiterUnavailable", {
+  message: Schema.String
+}) {}

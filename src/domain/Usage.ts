@@ -24,6 +24,8 @@ export const UsageEvent = Schema.Struct({
   method: Schema.String,
   path: Schema.String,
   endpoint: UsageEndpoint,
+  /** The name of the key the request was made with (never the key); null when no key matched. */
+  key: Schema.NullOr(Schema.String),
   /** The model after alias resolution, or the requested id when it did not resolve. */
   model: Schema.NullOr(Schema.String),
   /** The upstream instance that served the first image, or that gave the failure. */

@@ -1,3 +1,4 @@
+import type { KeyTraffic } from "../domain/ApiKey.ts"
 import {
   isGeneration,
   type ModelUsage,
@@ -35,7 +36,16 @@ const hourOf = (ms: number) => Math.floor(ms / HOUR) * HOUR
  * Longest stored text per field: a client chooses the model id and the path, so an event's size must not be
  * its choice. Longer values are cut (the prompt's limit is the API's own).
  */
-const FIELD_LIMITS = { method: 16, path: 256, model: 128, upstream: 64, error: 64, requestId: 64, prompt: 32_000 } as const
+const FIELD_LIMITS = {
+  method: 16,
+  path: 256,
+  key: 64,
+  model: 128,
+  upstream: 64,
+  error: 64,
+  requestId: 64,
+  prompt: 32_000
+} as const
 const clip = (value: string | null, limit: number) => (value === null || value.length <= limit ? value : value.slice(0, limit))
 
 /** Pruning runs on a write at most this often (and from the cron trigger). */
@@ -92,17 +102,45 @@ const SCHEMA = [
     ${bucketColumns.map((column) => `${column} INTEGER NOT NULL`).join(", ")},
     PRIMARY KEY (hour, model, endpoint))`,
   `CREATE TABLE IF NOT EXISTS rollup_errors (
-    hour INTEGER NOT NULL, error TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (hour, error))`
+    hour INTEGER NOT NULL, error TEXT NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (hour, error))`,
+  // Per key and hour, for the Keys panel's 30-day window (shorter windows read the events).
+  `CREATE TABLE IF NOT EXISTS key_rollups (
+    hour INTEGER NOT NULL, key TEXT NOT NULL,
+    requests INTEGER NOT NULL, generations INTEGER NOT NULL, images INTEGER NOT NULL, errors INTEGER NOT NULL,
+    latency_max INTEGER NOT NULL, ${bucketColumns.map((column) => `${column} INTEGER NOT NULL`).join(", ")},
+    PRIMARY KEY (hour, key))`
 ]
 
 /** Columns added after the table was first created, for stores made by an older version. */
 const ADDED_COLUMNS: ReadonlyArray<{ readonly table: string; readonly column: string; readonly definition: string }> = [
-  { table: "events", column: "failovers", definition: "INTEGER NOT NULL DEFAULT 0" }
+  { table: "events", column: "failovers", definition: "INTEGER NOT NULL DEFAULT 0" },
+  { table: "events", column: "key", definition: "TEXT" }
 ]
 
 const INSERT_EVENT = `INSERT INTO events (ts, request_id, method, path, endpoint, model, upstream, status, latency_ms,
-  attempts, images, failed_images, error, stream, prompt, generation, ok, failovers)
-  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+  attempts, images, failed_images, error, stream, prompt, generation, ok, failovers, key)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+const UPSERT_KEY_ROLLUP = `INSERT INTO key_rollups (hour, key, requests, generations, images, errors, latency_max,
+    ${bucketColumns.join(", ")})
+  VALUES (?, ?, ?, ?, ?, ?, ?, ${bucketColumns.map(() => "?").join(", ")})
+  ON CONFLICT (hour, key) DO UPDATE SET
+    requests = requests + excluded.requests, generations = generations + excluded.generations,
+    images = images + excluded.images, errors = errors + excluded.errors,
+    latency_max = MAX(latency_max, excluded.latency_max),
+    ${bucketColumns.map((column) => `${column} = ${column} + excluded.${column}`).join(", ")}`
+
+/** One key's share of a batch, before it is added to the stored row. */
+interface KeyDelta {
+  readonly hour: number
+  readonly key: string
+  requests: number
+  generations: number
+  images: number
+  errors: number
+  latencyMax: number
+  readonly histogram: Array<number>
+}
 
 const UPSERT_ROLLUP = `INSERT INTO rollups (hour, model, endpoint, requests, generations, succeeded, images, failed_images,
     attempts, latency_max, ${bucketColumns.join(", ")})
@@ -154,6 +192,7 @@ interface EventRow {
   readonly stream: number
   readonly prompt: string | null
   readonly failovers: number
+  readonly key: string | null
 }
 
 const toEvent = (row: EventRow): UsageEvent => ({
@@ -162,6 +201,7 @@ const toEvent = (row: EventRow): UsageEvent => ({
   method: row.method,
   path: row.path,
   endpoint: row.endpoint,
+  key: row.key,
   model: row.model,
   upstream: row.upstream,
   status: row.status,
@@ -226,6 +266,7 @@ export class UsageDb {
   record(events: ReadonlyArray<UsageEvent>, now: number = Date.now()): void {
     const rollups = new Map<string, RollupDelta>()
     const errors = new Map<string, { hour: number; error: string; count: number }>()
+    const keys = new Map<string, KeyDelta>()
     for (const event of events) {
       const generation = isGeneration(event.endpoint) ? 1 : 0
       const ok = succeeded(event) ? 1 : 0
@@ -249,9 +290,36 @@ export class UsageDb {
         clip(event.prompt, FIELD_LIMITS.prompt),
         generation,
         ok,
-        event.failovers
+        event.failovers,
+        clip(event.key, FIELD_LIMITS.key)
       )
       const hour = hourOf(event.ts)
+      const keyName = clip(event.key, FIELD_LIMITS.key)
+      if (keyName !== null) {
+        const keyOf = `${hour}\u0000${keyName}`
+        let delta = keys.get(keyOf)
+        if (delta === undefined) {
+          delta = {
+            hour,
+            key: keyName,
+            requests: 0,
+            generations: 0,
+            images: 0,
+            errors: 0,
+            latencyMax: 0,
+            histogram: new Array<number>(BUCKETS).fill(0)
+          }
+          keys.set(keyOf, delta)
+        }
+        delta.requests += 1
+        delta.generations += generation
+        delta.images += event.images
+        delta.errors += event.error === null ? 0 : 1
+        if (ok === 1) {
+          delta.latencyMax = Math.max(delta.latencyMax, event.latencyMs)
+          delta.histogram[bucketOf(event.latencyMs)] += 1
+        }
+      }
       const rollupModel = model ?? ""
       const key = `${hour}\u0000${rollupModel}\u0000${event.endpoint}`
       let rollup = rollups.get(key)
@@ -306,6 +374,19 @@ export class UsageDb {
       )
     }
     for (const { hour, error, count } of errors.values()) this.sql.all(UPSERT_ERROR, hour, error, count)
+    for (const delta of keys.values()) {
+      this.sql.all(
+        UPSERT_KEY_ROLLUP,
+        delta.hour,
+        delta.key,
+        delta.requests,
+        delta.generations,
+        delta.images,
+        delta.errors,
+        delta.latencyMax,
+        ...delta.histogram
+      )
+    }
     // The row cap holds on every write, not only when pruning: ids only grow, so the newest id less the cap
     // is the oldest row to keep, and the delete walks the primary key over the rows it removes.
     const [newest] = this.sql.all<{ id: number | null }>("SELECT MAX(id) AS id FROM events")
@@ -324,10 +405,11 @@ export class UsageDb {
     const oldestHour = hourOf(now - ROLLUP_RETENTION_MS)
     this.sql.all("DELETE FROM rollups WHERE hour < ?", oldestHour)
     this.sql.all("DELETE FROM rollup_errors WHERE hour < ?", oldestHour)
+    this.sql.all("DELETE FROM key_rollups WHERE hour < ?", oldestHour)
     return { events: before - this.count("events"), rollups: rollupsBefore - this.count("rollups") }
   }
 
-  count(table: "events" | "rollups" | "rollup_errors"): number {
+  count(table: "events" | "rollups" | "rollup_errors" | "key_rollups"): number {
     return this.sql.all<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table}`)[0]?.n ?? 0
   }
 
@@ -341,6 +423,49 @@ export class UsageDb {
     const { spanMs, bucketMs } = WINDOWS[window]
     const from = now - spanMs
     return window === "30d" ? this.fromRollups(window, from, now, bucketMs) : this.fromEvents(window, from, now, bucketMs)
+  }
+
+  /**
+   * Per key (by name) over the window: requests, generations, images, errors and the latency of successful
+   * generations, from the events (exact) or, for 30 days, from the hourly key rollups.
+   */
+  keys(window: UsageWindow, now: number = Date.now()): Array<KeyTraffic> {
+    const { spanMs } = WINDOWS[window]
+    const from = now - spanMs
+    if (window === "30d") {
+      const rows = this.sql.all<Record<string, number | string>>(
+        `SELECT key, SUM(requests) AS requests, SUM(generations) AS generations, SUM(images) AS images,
+          SUM(errors) AS errors, MAX(latency_max) AS latency_max, ${SUM_BUCKETS}
+        FROM key_rollups WHERE hour >= ? GROUP BY key ORDER BY key`,
+        hourOf(from)
+      )
+      return rows.map((row) => ({
+        key: String(row.key),
+        requests: Number(row.requests),
+        generations: Number(row.generations),
+        images: Number(row.images),
+        errors: Number(row.errors),
+        latencyMs: {
+          p50: percentileFromHistogram(histogramOf(row), 0.5, Number(row.latency_max)),
+          p95: percentileFromHistogram(histogramOf(row), 0.95, Number(row.latency_max))
+        }
+      }))
+    }
+    const rows = this.sql.all<{ key: string; requests: number; generations: number; images: number; errors: number }>(
+      `SELECT key, COUNT(*) AS requests, SUM(generation) AS generations, SUM(images) AS images,
+        SUM(CASE WHEN error IS NULL THEN 0 ELSE 1 END) AS errors
+      FROM events WHERE ts >= ? AND key IS NOT NULL GROUP BY key ORDER BY key`,
+      from
+    )
+    const latency = this.percentiles("key", "ts >= ? AND key IS NOT NULL", from)
+    return rows.map((row) => ({
+      key: row.key,
+      requests: row.requests,
+      generations: row.generations,
+      images: row.images,
+      errors: row.errors,
+      latencyMs: latency.get(row.key) ?? { p50: null, p95: null }
+    }))
   }
 
   /** Per upstream: generations in the last hour and the latest one at any age. */

@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers"
+import type { KeyTraffic } from "../domain/ApiKey.ts"
 import type { UpstreamHealth, UsageEvent, UsageSummary, UsageWindow } from "../domain/Usage.ts"
 import type { UsageStore } from "../services/WorkerBindings.ts"
 import { UsageDb } from "./UsageDb.ts"
@@ -34,6 +35,10 @@ export class UsageStatsObject extends DurableObject<unknown> implements UsageSto
 
   upstreams(): Array<UpstreamHealth> {
     return this.db.upstreams()
+  }
+
+  keys(window: UsageWindow): Array<KeyTraffic> {
+    return this.db.keys(window)
   }
 
   prune(): { events: number; rollups: number } {

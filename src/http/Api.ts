@@ -1,5 +1,6 @@
 import { Schema } from "effect"
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "effect/http-api"
+import { KeyReport } from "../domain/ApiKey.ts"
 import { ChatCompletion, ChatCompletionRequest } from "../domain/Chat.ts"
 import { ImageEditRequest, ImageVariationRequest } from "../domain/ImageEdit.ts"
 import { ImageGenerationRequest, ImagesResponse } from "../domain/ImageGeneration.ts"
@@ -15,12 +16,24 @@ import {
   UpstreamTimedOutWire,
   UpstreamUnavailableNowWire
 } from "./ApiErrors.ts"
-import { Authorization, RequestValidation } from "./Middleware.ts"
+import { AdminOnly, Authorization, RequestValidation } from "./Middleware.ts"
 
 /** `x-images-failed`: how many of the `n` images failed when the others succeeded. */
 export const ImagesResponseWithHeaders = HttpApiSchema.WithHeaders(ImagesResponse, {
   "x-images-failed": Schema.optional(Schema.String)
 })
+
+/** What a generation can answer besides its images: the request's faults, the key's limits, the upstream's failures. */
+const GenerationErrors = [
+  BadRequestWire,
+  NotFoundWire,
+  RateLimitedWire,
+  UpstreamFailedWire,
+  UpstreamTimedOutWire,
+  UpstreamUnavailableNowWire
+] as const
+
+export const KeysReport = Schema.Struct({ window: UsageWindow, data: Schema.Array(KeyReport) })
 
 /** The edit's multipart form, as /openapi.json shows it (the handler reads the body itself). */
 const EditForm = Schema.Struct({
@@ -50,7 +63,7 @@ export class ImagesApiGroup extends HttpApiGroup.make("images")
     HttpApiEndpoint.post("generate", "/images/generations", {
       payload: ImageGenerationRequest,
       success: ImagesResponseWithHeaders,
-      error: [BadRequestWire, NotFoundWire, RateLimitedWire, UpstreamFailedWire, UpstreamTimedOutWire, UpstreamUnavailableNowWire]
+      error: GenerationErrors
     }).annotateMerge(
       OpenApi.annotations({
         summary: "Create images",
@@ -100,7 +113,7 @@ export class ChatApiGroup extends HttpApiGroup.make("chat")
     HttpApiEndpoint.post("completions", "/chat/completions", {
       payload: ChatCompletionRequest,
       success: ChatCompletion,
-      error: [BadRequestWire, NotFoundWire, RateLimitedWire, UpstreamFailedWire, UpstreamTimedOutWire, UpstreamUnavailableNowWire]
+      error: GenerationErrors
     }).annotateMerge(
       OpenApi.annotations({
         summary: "Chat completions that answer with images",
@@ -257,12 +270,43 @@ export class GatewayApiGroup extends HttpApiGroup.make("gateway")
     HttpApiEndpoint.post("probe", "/gateway/probe", {
       payload: ProbeRequest,
       success: ProbeResult,
-      error: NotFoundWire
+      error: [NotFoundWire, RateLimitedWire, UpstreamUnavailableNowWire]
     }).annotateMerge(
       OpenApi.annotations({
         summary: "Probe an upstream",
         description:
           "Runs one real generation on `model` (default: the default model) and reports its outcome and latency. It is recorded in the statistics like any request."
+      })
+    )
+  )
+  .add(
+    HttpApiEndpoint.get("keys", "/gateway/keys", {
+      query: { window: Schema.optional(UsageWindow) },
+      success: KeysReport
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "Keys and their usage",
+        description:
+          "Every key by name (never the key): role, model allow-list, limits, its requests, images, errors and latency over `window`, and the images charged to today's quota (UTC). Admin keys only."
+      })
+    )
+  )
+  .middleware(RequestValidation)
+  .middleware(AdminOnly)
+  .middleware(Authorization)
+  .prefix("/v1") {}
+
+/** What any key may read about itself: the cockpit's view for a `user` key. */
+export class KeyApiGroup extends HttpApiGroup.make("key")
+  .add(
+    HttpApiEndpoint.get("me", "/me", {
+      query: { window: Schema.optional(UsageWindow) },
+      success: KeyReport
+    }).annotateMerge(
+      OpenApi.annotations({
+        summary: "This key",
+        description:
+          "The calling key's name, role, models, limits, usage over `window` and today's quota, as `/v1/gateway/keys` shows it to admins. Any key."
       })
     )
   )
@@ -287,6 +331,7 @@ export class Api extends HttpApi.make("ai-image-gateway")
   .add(ChatApiGroup)
   .add(ModelsApiGroup)
   .add(GatewayApiGroup)
+  .add(KeyApiGroup)
   .add(SystemApiGroup)
   .annotateMerge(
     OpenApi.annotations({

@@ -38,7 +38,7 @@ type Fields = { readonly message: string; readonly param: string | null; readonl
 /** Encodes an error class as the OpenAI body plus headers, under one fixed status. */
 const openAi = <S extends Schema.Top & { readonly Type: Fields }>(
   status: number,
-  type: string,
+  type: string | ((error: S["Type"]) => string),
   make: (fields: Fields & { readonly retryAfter?: string }) => S["Type"],
   headers: (error: S["Type"]) => ErrorHeaders = () => ({})
 ) =>
@@ -52,9 +52,15 @@ const openAi = <S extends Schema.Top & { readonly Type: Fields }>(
           code: body.error.code,
           ...(received["retry-after"] === undefined ? {} : { retryAfter: received["retry-after"] })
         }),
-      encode: (error) => ({ body: errorBody(type, error.message, error.param, error.code), headers: headers(error) })
+      encode: (error) => ({
+        body: errorBody(typeof type === "string" ? type : type(error), error.message, error.param, error.code),
+        headers: headers(error)
+      })
     }
   )
+
+export const INSUFFICIENT_QUOTA = "insufficient_quota"
+export const LIMITS_UNAVAILABLE = "limits_unavailable"
 
 const noRetry = () => ({ "x-should-retry": "false" })
 
@@ -62,6 +68,7 @@ const noRetry = () => ({ "x-should-retry": "false" })
 export const WIRE_TYPES = {
   BadRequest: "invalid_request_error",
   Unauthorized: "invalid_request_error",
+  Forbidden: "invalid_request_error",
   NotFound: "invalid_request_error",
   PayloadTooLarge: "invalid_request_error",
   RateLimited: "rate_limit_error",
@@ -92,6 +99,10 @@ export const UnauthorizedWire = Unauthorized.pipe(
   openAi<typeof Unauthorized>(401, WIRE_TYPES.Unauthorized, (f) => new Unauthorized(f))
 )
 
+/** The key is valid but its role does not allow this endpoint. */
+export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", Fields) {}
+export const ForbiddenWire = Forbidden.pipe(openAi<typeof Forbidden>(403, WIRE_TYPES.Forbidden, (f) => new Forbidden(f)))
+
 export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", Fields) {}
 export const NotFoundWire = NotFound.pipe(openAi<typeof NotFound>(404, WIRE_TYPES.NotFound, (f) => new NotFound(f)))
 
@@ -100,7 +111,11 @@ export const PayloadTooLargeWire = PayloadTooLarge.pipe(
   openAi<typeof PayloadTooLarge>(413, WIRE_TYPES.PayloadTooLarge, (f) => new PayloadTooLarge(f))
 )
 
-/** `retried`: the gateway already retried the upstream, so SDKs are told not to multiply its attempts. */
+/**
+ * `retried`: the gateway already retried the upstream, so SDKs are told not to multiply its attempts.
+ * One class for every 429 (HttpApi allows one error schema with headers per status): a key's spent daily
+ * quota is OpenAI's `insufficient_quota`, whose `type` is that code too, and which no SDK should retry.
+ */
 export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited", {
   ...Fields,
   retryAfterSeconds: Schema.Int,
@@ -109,11 +124,11 @@ export class RateLimited extends Schema.TaggedError<RateLimited>()("RateLimited"
 export const RateLimitedWire = RateLimited.pipe(
   openAi<typeof RateLimited>(
     429,
-    WIRE_TYPES.RateLimited,
+    (error) => (error.code === INSUFFICIENT_QUOTA ? INSUFFICIENT_QUOTA : WIRE_TYPES.RateLimited),
     (f) => new RateLimited({ ...f, retryAfterSeconds: Number(f.retryAfter ?? 1), retried: false }),
     (error) => ({
       "retry-after": String(error.retryAfterSeconds),
-      ...(error.retried ? { "x-should-retry": "false" } : {})
+      ...(error.retried || error.code === INSUFFICIENT_QUOTA ? { "x-should-retry": "false" } : {})
     })
   )
 )
@@ -128,7 +143,11 @@ export const UpstreamTimedOutWire = UpstreamTimedOut.pipe(
   openAi<typeof UpstreamTimedOut>(504, WIRE_TYPES.UpstreamTimedOut, (f) => new UpstreamTimedOut(f), noRetry)
 )
 
-/** Every upstream that could serve the request has its circuit open: fail fast, and say when to try again. */
+/**
+ * Every upstream that could serve the request has its circuit open: fail fast, and say when to try again.
+ * Also the one 503 with headers (HttpApi allows one per status) for a key's limits that cannot be checked
+ * when LIMITS_FAIL_OPEN=false: code `limits_unavailable`, type `server_error`.
+ */
 export class UpstreamUnavailableNow extends Schema.TaggedError<UpstreamUnavailableNow>()("UpstreamUnavailableNow", {
   ...Fields,
   retryAfterSeconds: Schema.Int
@@ -136,7 +155,7 @@ export class UpstreamUnavailableNow extends Schema.TaggedError<UpstreamUnavailab
 export const UpstreamUnavailableNowWire = UpstreamUnavailableNow.pipe(
   openAi<typeof UpstreamUnavailableNow>(
     503,
-    WIRE_TYPES.UpstreamUnavailableNow,
+    (error) => (error.code === LIMITS_UNAVAILABLE ? "server_error" : WIRE_TYPES.UpstreamUnavailableNow),
     (f) => new UpstreamUnavailableNow({ ...f, retryAfterSeconds: Number(f.retryAfter ?? 1) }),
     (error) => ({ "retry-after": String(error.retryAfterSeconds) })
   )

@@ -9,7 +9,7 @@ import { type GenerationResult, ImageGenerator } from "../services/ImageGenerato
 import { ImageInputs } from "../services/ImageInputs.ts"
 import { ImageStore } from "../services/ImageStore.ts"
 import { Api } from "./Api.ts"
-import { failWith, invalidRequest, modelNotFound, upstreamError } from "./ErrorMapping.ts"
+import { failWith, invalidRequest, limitFailures, modelNotFound, upstreamError } from "./ErrorMapping.ts"
 import { chatCompletionId, chatFrames, eventStreamResponse, markdownImage, progressLine } from "./EventStream.ts"
 import { imageHostFor, publicOrigin } from "./HostedUrls.ts"
 
@@ -101,7 +101,8 @@ export const ChatHttp = HttpApiBuilder.group(
         Effect.catchTags({
           InvalidRequest: (error) => failWith(invalidRequest(error)),
           ModelNotFound: (error) => failWith(modelNotFound(error)),
-          UpstreamError: (error) => failWith(upstreamError(error))
+          UpstreamError: (error) => failWith(upstreamError(error)),
+          ...limitFailures
         })
       )
     )

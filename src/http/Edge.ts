@@ -2,6 +2,7 @@ import { Cause, Effect } from "effect"
 import { HttpRouter, HttpServerRequest, HttpServerResponse } from "effect/http"
 import { MAX_INPUT_IMAGES } from "../domain/ImageEdit.ts"
 import { GatewayConfig } from "../services/GatewayConfig.ts"
+import { KeyLimits } from "../services/KeyLimits.ts"
 import { RequestUsage } from "../services/RequestUsage.ts"
 import { UsageStats } from "../services/UsageStats.ts"
 import { makeCors } from "./edge/Cors.ts"
@@ -20,6 +21,7 @@ export const EdgeMiddleware = HttpRouter.middleware(
   Effect.gen(function* () {
     const config = yield* GatewayConfig
     const usage = yield* UsageStats
+    const limits = yield* KeyLimits
     const cors = makeCors(config.corsOrigins)
     // An edit's body: up to 16 images and a mask (as base64 in JSON, a third more), plus its fields.
     const checkBody = makeBodyCheck(
@@ -75,7 +77,10 @@ export const EdgeMiddleware = HttpRouter.middleware(
                 if (recorded === undefined) return Effect.void
                 notes.clientClosed = true
                 const closed = HttpServerResponse.empty({ status: CLIENT_CLOSED.status })
-                return usage.record(undefined, () => usageEvent(recorded, closed, notes, config.logPrompts))
+                return Effect.andThen(
+                  usage.record(undefined, () => usageEvent(recorded, closed, notes, config.logPrompts)),
+                  limits.settle(notes)
+                )
               })
             )
           }
@@ -89,6 +94,8 @@ export const EdgeMiddleware = HttpRouter.middleware(
         if (recorded !== undefined) {
           yield* usage.record(notes.settled, () => usageEvent(recorded, response, notes, config.logPrompts))
         }
+        // A key's images reserved for this request and not served go back to its quota once the answer has ended.
+        yield* limits.settle(notes)
         return HttpServerResponse.setHeaders(response, { ...corsHeaders, "x-request-id": requestId })
       })
     }

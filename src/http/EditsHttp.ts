@@ -15,7 +15,7 @@ import { ImageGenerator } from "../services/ImageGenerator.ts"
 import { ImageStore } from "../services/ImageStore.ts"
 import { Api } from "./Api.ts"
 import { BadRequest, PayloadTooLarge } from "./ApiErrors.ts"
-import { failWith, invalidRequest, modelNotFound, upstreamError } from "./ErrorMapping.ts"
+import { failWith, invalidRequest, limitFailures, modelNotFound, upstreamError } from "./ErrorMapping.ts"
 import { imageHostFor } from "./HostedUrls.ts"
 import { respond } from "./ImagesHttp.ts"
 import { issueToBadRequest } from "./RequestValidationLive.ts"
@@ -94,7 +94,8 @@ export const EditsHttp = HttpApiBuilder.group(
           PayloadTooLarge: (error) => failWith(error),
           InvalidRequest: (error) => failWith(invalidRequest(error)),
           ModelNotFound: (error) => failWith(modelNotFound(error)),
-          UpstreamError: (error) => failWith(upstreamError(error))
+          UpstreamError: (error) => failWith(upstreamError(error)),
+          ...limitFailures
         })
       )
     return handlers

@@ -1,10 +1,12 @@
 import { Effect } from "effect"
-import type { InvalidRequest, ModelNotFound, UpstreamError } from "../domain/Errors.ts"
+import type { InvalidRequest, KeyLimitExceeded, LimiterUnavailable, ModelNotFound, UpstreamError } from "../domain/Errors.ts"
 import { noteUsage } from "../services/RequestUsage.ts"
 import {
   BadRequest,
   type ErrorBody,
   errorBody,
+  INSUFFICIENT_QUOTA,
+  LIMITS_UNAVAILABLE,
   NotFound,
   RateLimited,
   recordedErrorOf,
@@ -34,6 +36,35 @@ export const modelNotFound = (error: ModelNotFound) =>
     param: "model",
     code: "model_not_found"
   })
+
+const utcTime = (ms: number) => new Date(ms).toISOString().replace(".000Z", "Z")
+
+/** A key's own limit: the rpm as OpenAI's `rate_limit_exceeded`, the daily images as its `insufficient_quota`. */
+export const keyLimitError = (error: KeyLimitExceeded) =>
+  error.reason === "rate"
+    ? new RateLimited({
+        message: `Rate limit reached for this key: ${error.limit} requests per minute. Try again in ${Math.max(1, Math.ceil(error.retryAfterMs / 1000))} s.`,
+        param: null,
+        code: "rate_limit_exceeded",
+        retryAfterSeconds: Math.max(1, Math.ceil(error.retryAfterMs / 1000)),
+        retried: false
+      })
+    : new RateLimited({
+        message: `You exceeded your current quota: this key may make ${error.limit} images a day (UTC), ${error.used} are used and this request asks for ${error.requested}. The quota resets at ${utcTime(error.resetsAt)}.`,
+        param: error.requested > 1 ? "n" : null,
+        code: INSUFFICIENT_QUOTA,
+        retryAfterSeconds: Math.max(1, Math.ceil(error.retryAfterMs / 1000)),
+        retried: false
+      })
+
+export const limiterUnavailable = (error: LimiterUnavailable) =>
+  new UpstreamUnavailableNow({ message: error.message, param: null, code: LIMITS_UNAVAILABLE, retryAfterSeconds: 5 })
+
+/** The `catchTags` cases of the key limits, for every handler that generates. */
+export const limitFailures = {
+  KeyLimitExceeded: (error: KeyLimitExceeded) => failWith(keyLimitError(error)),
+  LimiterUnavailable: (error: LimiterUnavailable) => failWith(limiterUnavailable(error))
+}
 
 const tries = (attempts: number) => (attempts === 1 ? "1 attempt" : `${attempts} attempts`)
 const withDetail = (text: string, detail: string | null) => (detail === null ? `${text}.` : `${text}: ${detail}`)

@@ -6,12 +6,13 @@ import { GatewayConfig } from "../services/GatewayConfig.ts"
 import { GenerationCache } from "../services/GenerationCache.ts"
 import { ImageGenerator } from "../services/ImageGenerator.ts"
 import { ImageStore } from "../services/ImageStore.ts"
+import { KeyReports } from "../services/KeyReports.ts"
 import { ModelRegistry } from "../services/ModelRegistry.ts"
 import { publicBaseUrl, UpstreamRegistry } from "../services/UpstreamRegistry.ts"
 import { UsageStats } from "../services/UsageStats.ts"
 import { Api, VERSION } from "./Api.ts"
 import { StatsUnavailable } from "./ApiErrors.ts"
-import { failWith, modelNotFound, upstreamOutcome } from "./ErrorMapping.ts"
+import { failWith, limitFailures, modelNotFound, upstreamOutcome } from "./ErrorMapping.ts"
 
 const PROBE_PROMPT = "A small lighthouse on a rocky shore at dusk, soft light"
 
@@ -30,6 +31,7 @@ export const GatewayHttp = HttpApiBuilder.group(
     const store = yield* ImageStore
     const cache = yield* GenerationCache
     const breaker = yield* CircuitBreaker
+    const reports = yield* KeyReports
     const { upstreams } = yield* UpstreamRegistry
     const { catalogue } = registry
 
@@ -100,6 +102,10 @@ export const GatewayHttp = HttpApiBuilder.group(
       .handle("stats", ({ query }) =>
         usage.summary(query.window ?? "24h").pipe(Effect.catch((error) => failWith(statsUnavailable(error))))
       )
+      .handle("keys", ({ query }) => {
+        const window = query.window ?? "24h"
+        return Effect.map(reports.all(window), (data) => ({ window, data }))
+      })
       .handle("requests", ({ query }) =>
         usage.recent(query.limit ?? 50).pipe(
           Effect.map((data) => ({ data })),
@@ -128,7 +134,7 @@ export const GatewayHttp = HttpApiBuilder.group(
             }
           }
           const failure = outcome.failure
-          if (failure._tag === "ModelNotFound") return yield* failure
+          if (failure._tag !== "UpstreamError") return yield* failure
           const { status, body } = upstreamOutcome(failure)
           return {
             model: model.id as string,
@@ -140,7 +146,7 @@ export const GatewayHttp = HttpApiBuilder.group(
             bytes: null,
             error: { status, message: body.error.message, type: body.error.type, code: body.error.code }
           }
-        }).pipe(Effect.catchTag("ModelNotFound", (error) => failWith(modelNotFound(error))))
+        }).pipe(Effect.catchTags({ ModelNotFound: (error) => failWith(modelNotFound(error)), ...limitFailures }))
       )
   })
 )

@@ -11,7 +11,7 @@ import { ImageStore } from "../services/ImageStore.ts"
 import { ModelRegistry } from "../services/ModelRegistry.ts"
 import { noteUsage } from "../services/RequestUsage.ts"
 import { Api } from "./Api.ts"
-import { failWith, modelNotFound, upstreamError } from "./ErrorMapping.ts"
+import { failWith, limitFailures, modelNotFound, upstreamError } from "./ErrorMapping.ts"
 import { eventStreamResponse, imageFrames } from "./EventStream.ts"
 import { hostedUrl, type ImageHost, imageHostFor, publicOrigin } from "./HostedUrls.ts"
 
@@ -245,7 +245,8 @@ export const ImagesHttp = HttpApiBuilder.group(
       ).pipe(
         Effect.catchTags({
           ModelNotFound: (error) => failWith(modelNotFound(error)),
-          UpstreamError: (error) => failWith(upstreamError(error))
+          UpstreamError: (error) => failWith(upstreamError(error)),
+          ...limitFailures
         })
       )
     )

@@ -1,11 +1,21 @@
 import { HttpApiMiddleware, HttpApiSecurity } from "effect/http-api"
-import { BadRequestWire, ServerMisconfiguredWire, UnauthorizedWire } from "./ApiErrors.ts"
+import type { CurrentKey } from "../services/CurrentKey.ts"
+import { BadRequestWire, ForbiddenWire, ServerMisconfiguredWire, UnauthorizedWire } from "./ApiErrors.ts"
 
-/** Bearer-key check for every /v1 endpoint. Implemented in `AuthorizationLive.ts`. */
-export class Authorization extends HttpApiMiddleware.Service<Authorization>()("ai-image-gateway/http/Authorization", {
-  security: { bearer: HttpApiSecurity.bearer },
-  error: [UnauthorizedWire, ServerMisconfiguredWire]
-}) {}
+/** Bearer-key check for every /v1 endpoint; provides the caller's key. Implemented in `AuthorizationLive.ts`. */
+export class Authorization extends HttpApiMiddleware.Service<Authorization, { provides: CurrentKey; requires: never }>()(
+  "ai-image-gateway/http/Authorization",
+  {
+    security: { bearer: HttpApiSecurity.bearer },
+    error: [UnauthorizedWire, ServerMisconfiguredWire]
+  }
+) {}
+
+/** Admin keys only (the gateway's own endpoints); after `Authorization`. Implemented in `AuthorizationLive.ts`. */
+export class AdminOnly extends HttpApiMiddleware.Service<AdminOnly, { provides: never; requires: CurrentKey }>()(
+  "ai-image-gateway/http/AdminOnly",
+  { error: ForbiddenWire }
+) {}
 
 /**
  * Turns request decoding failures (malformed JSON, a field of the wrong type or

@@ -17,14 +17,18 @@ export const ModelsHttp = HttpApiBuilder.group(
   "models",
   Effect.fn(function* (handlers) {
     const registry = yield* ModelRegistry
-    const list = { object: "list" as const, data: registry.catalogue.models.map(toModelObject) }
+    const all = { object: "list" as const, data: registry.catalogue.models.map(toModelObject) }
+    // A key with an allow-list sees only its models; every other key, the whole catalogue (built once).
+    const list = Effect.map(registry.visible, (models) =>
+      models === registry.catalogue.models ? all : { object: "list" as const, data: models.map(toModelObject) }
+    )
     const retrieve = (id: string) =>
       registry.resolve(id).pipe(
         Effect.map(toModelObject),
         Effect.catchTag("ModelNotFound", (error) => failWith(modelNotFound(error)))
       )
     return handlers
-      .handle("list", () => Effect.succeed(list))
+      .handle("list", () => list)
       .handle("retrieve", ({ params }) => retrieve(params.id))
       .handle("retrieveByProvider", ({ params }) => retrieve(`${params.provider}/${params.name}`))
   })

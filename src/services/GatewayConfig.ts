@@ -1,4 +1,6 @@
-import { Config, Context, Effect, Layer, type LogLevel, Option, Predicate, Redacted, Schema } from "effect"
+import { createHash } from "node:crypto"
+import { Config, Context, Effect, Layer, type LogLevel, Option, Predicate, Redacted, Result, Schema } from "effect"
+import { type CallerKey, KeyConfigEntry } from "../domain/ApiKey.ts"
 import { GatewayMisconfigured, invalidConfiguration } from "../domain/Errors.ts"
 import { ModelOverride } from "../domain/Model.ts"
 import { UpstreamConfigEntry } from "../domain/Upstream.ts"
@@ -12,11 +14,40 @@ export const DEFAULT_UPSTREAM_URL = "https://ai-sdk-image-generator.vercel.app"
  */
 export const DEVELOPMENT_API_KEY = "sk-dev-local"
 
+/** A named key of `KEYS`: the caller it stands for, and the key itself or only its SHA-256. */
+export interface NamedKey extends CallerKey {
+  readonly key: Redacted.Redacted<string> | undefined
+  /** Lower-case hex. */
+  readonly sha256: string | undefined
+}
+
+/** A key of API_KEYS as a caller: an unlimited admin, named by its position (its name in statistics and the cockpit). */
+export const apiKeyCaller = (index: number): CallerKey => ({
+  name: `API_KEYS #${index + 1}`,
+  role: "admin",
+  models: undefined,
+  rpm: undefined,
+  imagesPerDay: undefined
+})
+
+/** The development key as a caller (see DEVELOPMENT_API_KEY). */
+export const DEVELOPMENT_CALLER: CallerKey = {
+  name: "development",
+  role: "admin",
+  models: undefined,
+  rpm: undefined,
+  imagesPerDay: undefined
+}
+
 export interface GatewaySettings {
   readonly environment: "development" | "production"
   /** Keys callers may present. Empty means "not configured": every /v1 call fails, unless `developmentKey`. */
   readonly apiKeys: ReadonlyArray<Redacted.Redacted<string>>
-  /** Development without API_KEYS: the development key is accepted, on loopback hosts only. */
+  /** `KEYS`: named keys with roles, model allow-lists and limits, beside the unlimited admin keys of API_KEYS. */
+  readonly keys: ReadonlyArray<NamedKey>
+  /** Whether a request is let through when the limits store does not answer (`LIMITS_FAIL_OPEN`). */
+  readonly limitsFailOpen: boolean
+  /** Development without API_KEYS or KEYS: the development key is accepted, on loopback hosts only. */
   readonly developmentKey: boolean
   readonly upstreamUrl: URL
   readonly upstreamHeaders: Readonly<Record<string, string>>
@@ -78,15 +109,33 @@ const parseJson = (name: string, text: string): unknown => {
 /** A field name without case, `_` or `-`: `max_n` and `MaxN` are both `maxn`. */
 const loose = (field: string) => field.toLowerCase().replace(/[_-]/g, "")
 
-const decodeEntries = <S extends Struct>(name: string, text: string, schema: S): Array<S["Type"]> | GatewayMisconfigured => {
+/** How an entry is named in an error: its `id`, when it has a plain one, else its position. */
+const labelById = (entry: unknown, index: number) =>
+  Predicate.isObject(entry) && typeof entry.id === "string" && entry.id.length <= 100 ? `'${entry.id}'` : `#${index + 1}`
+
+/**
+ * A `KEYS` entry is named by position, and by its name only when that cannot be a key put in the wrong
+ * field (a valid name, not the entry's own key, not shaped like an OpenAI key).
+ */
+const labelByName = (entry: unknown, index: number) => {
+  if (!Predicate.isObject(entry) || typeof entry.name !== "string") return `#${index + 1}`
+  const plain = /^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$/.test(entry.name) && !/^sk-/i.test(entry.name) && entry.name !== entry.key
+  return plain ? `#${index + 1} ('${entry.name}')` : `#${index + 1}`
+}
+
+const decodeEntries = <S extends Struct>(
+  name: string,
+  text: string,
+  schema: S,
+  labelOf: (entry: unknown, index: number) => string = labelById
+): Array<S["Type"]> | GatewayMisconfigured => {
   const parsed = parseJson(name, text)
   if (parsed instanceof GatewayMisconfigured) return parsed
   if (!Array.isArray(parsed)) return invalidConfiguration(`${name} must be a JSON array of objects`)
   const fields = schema.fields as Record<string, Schema.Top>
   const decoded: Array<S["Type"]> = []
   for (const [index, entry] of parsed.entries()) {
-    const label =
-      Predicate.isObject(entry) && typeof entry.id === "string" && entry.id.length <= 100 ? `'${entry.id}'` : `#${index + 1}`
+    const label = labelOf(entry, index)
     if (!Predicate.isObject(entry)) return invalidConfiguration(`${name} entry ${label} must be a JSON object`)
     for (const key of Object.keys(entry)) {
       if (!Object.hasOwn(fields, key)) {
@@ -138,6 +187,8 @@ const splitList = (raw: string) =>
 const settings = Config.all({
   environment: Config.Literals(["development", "production"], "ENVIRONMENT").pipe(Config.withDefault("production" as const)),
   apiKeys: Config.Redacted("API_KEYS").pipe(Config.option),
+  keys: Config.Redacted("KEYS").pipe(Config.option),
+  limitsFailOpen: Config.Boolean("LIMITS_FAIL_OPEN").pipe(Config.withDefault(true)),
   upstreamUrl: Config.URL("UPSTREAM_URL").pipe(Config.withDefault(new URL(DEFAULT_UPSTREAM_URL))),
   upstreamHeaders: jsonText("UPSTREAM_HEADERS"),
   upstreamTimeoutMs: positiveInt("UPSTREAM_TIMEOUT_MS", 60_000),
@@ -165,6 +216,52 @@ const settings = Config.all({
   cacheTtlSeconds: Config.Int("CACHE_TTL_SECONDS").pipe(Config.withDefault(0)),
   logPrompts: Config.Boolean("LOG_PROMPTS").pipe(Config.withDefault(false))
 })
+
+const sha256Hex = (key: string) => createHash("sha256").update(key).digest("hex")
+
+/**
+ * Decodes `KEYS`. Every problem names the entry by position (and name), never a key or a hash: two
+ * entries with the same key, or a key also in API_KEYS, are refused, as a key must name one caller.
+ */
+const namedKeys = (
+  text: string,
+  apiKeys: ReadonlyArray<Redacted.Redacted<string>>
+): Result.Result<ReadonlyArray<NamedKey>, GatewayMisconfigured> => {
+  const entries = decodeEntries("KEYS", text, KeyConfigEntry, labelByName)
+  if (entries instanceof GatewayMisconfigured) return Result.fail(entries)
+  const names = new Map<string, number>()
+  const hashes = new Map<string, number>()
+  for (const key of apiKeys) hashes.set(sha256Hex(Redacted.value(key)), -1)
+  const named: Array<NamedKey> = []
+  for (const [index, entry] of entries.entries()) {
+    const label = `#${index + 1} ('${entry.name}')`
+    if ((entry.key === undefined) === (entry.sha256 === undefined)) {
+      return Result.fail(invalidConfiguration(`KEYS entry ${label} needs exactly one of 'key' and 'sha256'`))
+    }
+    const earlierName = names.get(entry.name)
+    if (earlierName !== undefined) {
+      return Result.fail(invalidConfiguration(`KEYS entries #${earlierName + 1} and ${label} have the same name`))
+    }
+    names.set(entry.name, index)
+    const hash = entry.sha256?.toLowerCase() ?? sha256Hex(entry.key ?? "")
+    const earlierKey = hashes.get(hash)
+    if (earlierKey !== undefined) {
+      const other = earlierKey === -1 ? "a key of API_KEYS" : `entry #${earlierKey + 1}`
+      return Result.fail(invalidConfiguration(`KEYS entry ${label} has the same key as ${other}`))
+    }
+    hashes.set(hash, index)
+    named.push({
+      name: entry.name,
+      role: entry.role,
+      models: entry.models,
+      rpm: entry.rpm,
+      imagesPerDay: entry.imagesPerDay,
+      key: entry.key === undefined ? undefined : Redacted.make(entry.key),
+      sha256: entry.sha256?.toLowerCase()
+    })
+  }
+  return Result.succeed(named)
+}
 
 const mustBePositive = (values: Record<string, number>) => {
   for (const [name, value] of Object.entries(values)) {
@@ -208,10 +305,12 @@ export const loadSettings: Effect.Effect<GatewaySettings, GatewayMisconfigured> 
     onNone: () => [],
     onSome: (secret) => splitList(Redacted.value(secret)).map((key) => Redacted.make(key))
   })
+  const named = Option.isNone(raw.keys) ? [] : yield* Effect.fromResult(namedKeys(Redacted.value(raw.keys.value), keys))
   return {
     ...raw,
     apiKeys: keys,
-    developmentKey: keys.length === 0 && development,
+    keys: named,
+    developmentKey: keys.length === 0 && named.length === 0 && development,
     upstreamHeaders,
     aliases,
     models,
@@ -232,6 +331,8 @@ export class GatewayConfig extends Context.Service<GatewayConfig, GatewaySetting
 export const testSettings = (overrides: Partial<GatewaySettings> = {}): GatewaySettings => ({
   environment: "production",
   apiKeys: [Redacted.make("test-key")],
+  keys: [],
+  limitsFailOpen: true,
   developmentKey: false,
   upstreamUrl: new URL("http://upstream.test"),
   upstreamHeaders: {},

@@ -14,7 +14,14 @@ import {
   Semaphore,
   Stream
 } from "effect"
-import { InvalidRequest, type ModelNotFound, UpstreamError, UpstreamMalformed } from "../domain/Errors.ts"
+import {
+  InvalidRequest,
+  type KeyLimitExceeded,
+  type LimiterUnavailable,
+  type ModelNotFound,
+  UpstreamError,
+  UpstreamMalformed
+} from "../domain/Errors.ts"
 import {
   type EditInputs,
   type ImageEditRequest,
@@ -29,6 +36,7 @@ import type { TailEnd } from "../domain/ImageTail.ts"
 import type { ModelEntry } from "../domain/Model.ts"
 import { splitImages, type UpstreamJob } from "../domain/Upstream.ts"
 import { GatewayConfig } from "./GatewayConfig.ts"
+import { KeyLimits } from "./KeyLimits.ts"
 import { ModelRegistry } from "./ModelRegistry.ts"
 import { noteStream, noteUsage, RequestUsage, type UsageNotes } from "./RequestUsage.ts"
 import { UpstreamRouter } from "./UpstreamRouter.ts"
@@ -198,6 +206,9 @@ const jobOf = (
   outputCompression: request.output_compression ?? undefined
 })
 
+/** The current key's limits refused the request, or could not be checked (and fail closed). */
+export type KeyLimited = KeyLimitExceeded | LimiterUnavailable
+
 export interface GenerateOptions {
   readonly asText?: boolean
   readonly incremental?: boolean
@@ -221,7 +232,7 @@ export class ImageGenerator extends Context.Service<
     generate(
       request: ImageGenerationRequest,
       options?: GenerateOptions
-    ): Effect.Effect<GenerationResult, ModelNotFound | UpstreamError>
+    ): Effect.Effect<GenerationResult, ModelNotFound | KeyLimited | UpstreamError>
     /**
      * An edit of the uploaded images: a model whose entry does not take it (edits, or a mask) is refused
      * before any upstream call; otherwise as `generate`, every call carrying the images.
@@ -230,7 +241,7 @@ export class ImageGenerator extends Context.Service<
       request: ImageEditRequest | ImageVariationRequest | ImageGenerationRequest,
       inputs: EditInputs,
       options?: { readonly asText?: boolean }
-    ): Effect.Effect<GenerationResult, ModelNotFound | InvalidRequest | UpstreamError>
+    ): Effect.Effect<GenerationResult, ModelNotFound | InvalidRequest | KeyLimited | UpstreamError>
     /**
      * Resolves the model first (an unknown one, or one that does not take the edit, fails before any byte is
      * sent), then streams images as they finish. `inputs`: an edit of these images (chat's pasted images).
@@ -238,7 +249,7 @@ export class ImageGenerator extends Context.Service<
     stream(
       request: ImageGenerationRequest,
       options?: { readonly inputs?: EditInputs | undefined }
-    ): Effect.Effect<ImageStream, ModelNotFound | InvalidRequest>
+    ): Effect.Effect<ImageStream, ModelNotFound | InvalidRequest | KeyLimited>
     /**
      * Runs the calls and waits for the first image; fails, like `generate`, when every image fails.
      * `incremental`: images may come with their tails still arriving (the body writes each in turn).
@@ -246,7 +257,7 @@ export class ImageGenerator extends Context.Service<
     answer(
       request: ImageGenerationRequest,
       options?: { readonly incremental?: boolean }
-    ): Effect.Effect<ImageAnswer, ModelNotFound | UpstreamError>
+    ): Effect.Effect<ImageAnswer, ModelNotFound | KeyLimited | UpstreamError>
   }
 >()("ai-image-gateway/services/ImageGenerator") {
   static readonly layerNoDeps = Layer.effect(
@@ -255,6 +266,7 @@ export class ImageGenerator extends Context.Service<
       const config = yield* GatewayConfig
       const registry = yield* ModelRegistry
       const router = yield* UpstreamRouter
+      const limits = yield* KeyLimits
 
       const call = (
         model: ModelEntry,
@@ -300,6 +312,8 @@ export class ImageGenerator extends Context.Service<
       const generate = Effect.fnUntraced(function* (request: ImageGenerationRequest, options?: GenerateOptions) {
         const model = yield* resolve(request)
         const n = request.n ?? 1
+        // The key's rpm and daily images, after the model (a model the key may not use is a 404, not a charge).
+        yield* limits.admit(n)
         yield* Effect.logDebug("generating", { prompt: request.prompt })
         const started = yield* Clock.currentTimeMillis
         const parts = splitImages(n, router.imagesPerCall(model))
@@ -342,9 +356,10 @@ export class ImageGenerator extends Context.Service<
         inputs?: EditInputs
       ) {
         const model = yield* resolve(request)
+        const n = request.n ?? 1
+        yield* limits.admit(n)
         const started = yield* Clock.currentTimeMillis
         const created = Math.floor(started / 1000)
-        const n = request.n ?? 1
         yield* Effect.logDebug("generating", { prompt: request.prompt })
         // What the closing log line reports; this request's own, updated as its calls end.
         const tally = { succeeded: 0, attempts: 0 }

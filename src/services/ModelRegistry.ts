@@ -1,6 +1,8 @@
 import { Context, Effect, Layer, Option, Schema } from "effect"
+import type { CallerKey } from "../domain/ApiKey.ts"
 import { invalidConfiguration, ModelNotFound } from "../domain/Errors.ts"
 import { ModelEntry, type ModelOverride } from "../domain/Model.ts"
+import { currentKey } from "./CurrentKey.ts"
 import catalogue from "./catalogue.json" with { type: "json" }
 import { GatewayConfig, type GatewaySettings } from "./GatewayConfig.ts"
 import { UpstreamRegistry } from "./UpstreamRegistry.ts"
@@ -121,14 +123,48 @@ export const buildCatalogue = (settings: GatewaySettings, upstreams: ReadonlySet
   return { defaultModel, models: [...byId.values()], aliases }
 }
 
+/**
+ * Each `KEYS` entry's allow-list as model ids (aliases resolved), in the order given; a name that is
+ * neither a model nor an alias here is a configuration error naming the entry and the model.
+ */
+export const allowLists = (
+  settings: GatewaySettings,
+  built: Catalogue
+): ReadonlyMap<string, ReadonlyArray<ModelEntry>> | string => {
+  const byId = new Map(built.models.map((entry) => [entry.id as string, entry]))
+  const lists = new Map<string, ReadonlyArray<ModelEntry>>()
+  for (const [index, key] of settings.keys.entries()) {
+    if (key.models === undefined) continue
+    const allowed: Array<ModelEntry> = []
+    for (const name of key.models) {
+      const id = byId.has(name) ? name : Object.hasOwn(built.aliases, name) ? built.aliases[name] : undefined
+      const entry = id === undefined ? undefined : byId.get(id)
+      if (entry === undefined) {
+        return `KEYS entry #${index + 1} ('${key.name}') allows the model '${name}', which is not a model id or alias of this gateway (GET /v1/models lists them)`
+      }
+      if (!allowed.includes(entry)) allowed.push(entry)
+    }
+    lists.set(key.name, allowed)
+  }
+  return lists
+}
+
 export class ModelRegistry extends Context.Service<
   ModelRegistry,
   {
     readonly catalogue: Catalogue
-    /** Resolves a public id or an alias; `undefined`/`null` means the default model. */
+    /**
+     * Resolves a public id or an alias; `undefined`/`null` means the default model. For a key with an
+     * allow-list, a model outside it does not exist (as OpenAI answers for a model a key cannot see), and
+     * the default is the list's first model when the gateway's default is not in it.
+     */
     resolve(model: string | null | undefined): Effect.Effect<ModelEntry, ModelNotFound>
-    /** Resolves only exact public ids (what `GET /v1/models/{id}` serves). */
+    /** Resolves only exact public ids (what `GET /v1/models/{id}` serves), within the key's allow-list. */
     get(id: string): Effect.Effect<ModelEntry, ModelNotFound>
+    /** The models the current key may use: `GET /v1/models`. */
+    readonly visible: Effect.Effect<ReadonlyArray<ModelEntry>>
+    /** A key's allow-list as model entries; undefined when it may use every model. */
+    allowed(key: CallerKey): ReadonlyArray<ModelEntry> | undefined
     /** The models tried for this one: itself first, then its fallbacks. */
     chain(model: ModelEntry): ReadonlyArray<ModelEntry>
   }
@@ -137,25 +173,41 @@ export class ModelRegistry extends Context.Service<
     ModelRegistry,
     Effect.gen(function* () {
       const { upstreams } = yield* UpstreamRegistry
-      const built = buildCatalogue(yield* GatewayConfig, new Set(upstreams.map((upstream) => upstream.instance.id)))
+      const settings = yield* GatewayConfig
+      const built = buildCatalogue(settings, new Set(upstreams.map((upstream) => upstream.instance.id)))
       if (typeof built === "string") {
         return yield* invalidConfiguration(built)
+      }
+      const lists = allowLists(settings, built)
+      if (typeof lists === "string") {
+        return yield* invalidConfiguration(lists)
       }
       // Keyed by client input: a Map, so `constructor` or `__proto__` is just an unknown model.
       const byId = new Map(built.models.map((entry) => [entry.id as string, entry]))
       const aliases = new Map(Object.entries(built.aliases))
       const chains = new Map(built.models.map((entry) => [entry.id as string, chainOf(byId, entry.id)]))
-      const get = (id: string) => {
-        const entry = byId.get(id)
-        return entry === undefined ? Effect.fail(new ModelNotFound({ model: id })) : Effect.succeed(entry)
-      }
+      const allowed = (key: CallerKey) => lists.get(key.name)
+      /** The entry, when the current key may use it; a model it may not use is reported as the name asked for. */
+      const permitted = (entry: ModelEntry | undefined, asked: string) =>
+        Effect.flatMap(currentKey, (key) => {
+          const list = Option.isSome(key) ? allowed(key.value) : undefined
+          return entry === undefined || (list !== undefined && !list.includes(entry))
+            ? Effect.fail(new ModelNotFound({ model: asked }))
+            : Effect.succeed(entry)
+        })
+      const defaultModel = Effect.map(currentKey, (key) => {
+        const list = Option.isSome(key) ? allowed(key.value) : undefined
+        return list === undefined || list.includes(built.defaultModel) ? built.defaultModel : list[0]!
+      })
       return ModelRegistry.of({
         catalogue: built,
-        get,
+        get: (id) => permitted(byId.get(id), id),
         resolve: (model) =>
           model === undefined || model === null || model === ""
-            ? Effect.succeed(built.defaultModel)
-            : get(byId.has(model) ? model : (aliases.get(model) ?? model)),
+            ? defaultModel
+            : permitted(byId.get(byId.has(model) ? model : (aliases.get(model) ?? model)), model),
+        visible: Effect.map(currentKey, (key) => (Option.isSome(key) ? allowed(key.value) : undefined) ?? built.models),
+        allowed,
         chain: (model) => chains.get(model.id) ?? [model]
       })
     })

@@ -8,6 +8,8 @@ import type { UpstreamError } from "../domain/Errors.ts"
  * `noteUsage` then does nothing.
  */
 export interface UsageNotes {
+  /** The name of the key the request was made with (never the key). */
+  key: string | null
   model: string | null
   upstream: string | null
   attempts: number
@@ -25,10 +27,13 @@ export interface UsageNotes {
   clientClosed: boolean
   /** The `code` (else `type`) of the error the answer carried, noted where that error was made. */
   error: string | undefined
+  /** Images reserved from a key's daily quota; what was not served is given back when the request ends. */
+  charge: { readonly key: string; readonly day: number; readonly images: number } | undefined
 }
 
 export class RequestUsage extends Context.Service<RequestUsage, UsageNotes>()("ai-image-gateway/services/RequestUsage") {
   static readonly make = (): UsageNotes => ({
+    key: null,
     model: null,
     upstream: null,
     attempts: 0,
@@ -40,7 +45,8 @@ export class RequestUsage extends Context.Service<RequestUsage, UsageNotes>()("a
     failure: undefined,
     settled: undefined,
     clientClosed: false,
-    error: undefined
+    error: undefined,
+    charge: undefined
   })
 }
 

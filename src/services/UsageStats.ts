@@ -1,8 +1,9 @@
 import { Clock, Context, Duration, Effect, Layer, Option } from "effect"
+import type { KeyTraffic } from "../domain/ApiKey.ts"
 import { UsageStoreUnavailable } from "../domain/Errors.ts"
 import type { UpstreamHealth, UsageEvent, UsageSummary, UsageWindow } from "../domain/Usage.ts"
 import { type UsageStoreNamespace, WorkerBindings } from "./WorkerBindings.ts"
-import { WorkerContext } from "./WorkerContext.ts"
+import { inBackground } from "./WorkerContext.ts"
 
 /** A streamed answer can run for minutes; past this its event is dropped rather than kept waiting. */
 const SETTLE_LIMIT = Duration.minutes(10)
@@ -34,6 +35,8 @@ export class UsageStats extends Context.Service<
     summary(window: UsageWindow): Effect.Effect<UsageSummary, UsageStoreUnavailable>
     recent(limit: number): Effect.Effect<ReadonlyArray<UsageEvent>, UsageStoreUnavailable>
     readonly upstreams: Effect.Effect<ReadonlyArray<UpstreamHealth>, UsageStoreUnavailable>
+    /** Each key's traffic over the window, by name. */
+    keys(window: UsageWindow): Effect.Effect<ReadonlyArray<KeyTraffic>, UsageStoreUnavailable>
     readonly prune: Effect.Effect<{ readonly events: number; readonly rollups: number }, UsageStoreUnavailable>
   }
 >()("ai-image-gateway/services/UsageStats") {
@@ -53,6 +56,7 @@ const disabled = UsageStats.of({
   summary: () => Effect.fail(notBound),
   recent: () => Effect.fail(notBound),
   upstreams: Effect.fail(notBound),
+  keys: () => Effect.fail(notBound),
   prune: Effect.fail(notBound)
 })
 
@@ -133,15 +137,6 @@ const make = (namespace: UsageStoreNamespace) => {
     return flush
   }
 
-  /** Runs `work` after the response: inside `ctx.waitUntil` in the Worker, as a plain promise elsewhere. */
-  const inBackground = Effect.fnUntraced(function* (work: Effect.Effect<void>) {
-    const context = yield* Effect.context<never>()
-    const promise = Effect.runPromiseWith(context)(work)
-    const worker = yield* Effect.serviceOption(WorkerContext)
-    // Outside the Workers runtime (Node unit tests) there is no ctx; the promise simply runs.
-    if (Option.isSome(worker)) worker.value.waitUntil(promise)
-  })
-
   /** A streamed answer's event: recorded when its body has ended, or dropped after SETTLE_LIMIT. */
   const afterSettled = Effect.fnUntraced(function* (settled: Promise<unknown>, event: () => UsageEvent) {
     const ended = yield* Effect.promise(() => settled).pipe(Effect.timeoutOption(SETTLE_LIMIT))
@@ -164,6 +159,7 @@ const make = (namespace: UsageStoreNamespace) => {
     summary: (window) => call("summary", () => store().summary(window)),
     recent: (limit) => call("recent", () => store().recent(limit)),
     upstreams: call("upstreams", () => store().upstreams()),
+    keys: (window) => call("keys", () => store().keys(window)),
     prune: call("prune", () => store().prune())
   })
 }

@@ -1,4 +1,5 @@
 import { Context, Layer, Predicate } from "effect"
+import type { Admission, KeyLimitsRequest, KeyTraffic } from "../domain/ApiKey.ts"
 import type { UpstreamHealth, UsageEvent, UsageSummary, UsageWindow } from "../domain/Usage.ts"
 
 /**
@@ -10,7 +11,19 @@ export interface UsageStore {
   summary(window: UsageWindow): UsageSummary
   recent(limit: number): Array<UsageEvent>
   upstreams(): Array<UpstreamHealth>
+  keys(window: UsageWindow): Array<KeyTraffic>
   prune(): { events: number; rollups: number }
+}
+
+/** One named key's limits (`KeyLimitsObject`, one object per key name). */
+export interface KeyLimitsStore {
+  admit(request: KeyLimitsRequest): Admission
+  refund(day: number, images: number): void
+  today(): number
+}
+
+export interface KeyLimitsNamespace {
+  getByName(name: string): Remote<KeyLimitsStore>
 }
 
 /** A Durable Object stub: every method of the object, answered as a promise. */
@@ -35,18 +48,21 @@ export interface Bindings {
   readonly usage?: UsageStoreNamespace | undefined
   /** Workers AI: the `workers-ai` upstream. */
   readonly ai?: AiBinding | undefined
+  /** The limits Durable Objects of named keys (`rpm`, `imagesPerDay`). */
+  readonly limits?: KeyLimitsNamespace | undefined
 }
 
 /**
  * The bindings, picked out of the Worker's `env` in this one place, by the names `wrangler.toml`
- * gives them (`IMAGES`, `USAGE_STATS`, `AI`). Services take them from here, never from `env`.
+ * gives them (`IMAGES`, `USAGE_STATS`, `AI`, `KEY_LIMITS`). Services take them from here, never from `env`.
  */
 export class WorkerBindings extends Context.Service<WorkerBindings, Bindings>()("ai-image-gateway/services/WorkerBindings") {
   static readonly fromEnv = (env: Record<string, unknown>): Bindings => {
-    const { IMAGES, USAGE_STATS, AI } = env
+    const { IMAGES, USAGE_STATS, AI, KEY_LIMITS } = env
     return {
       images: Predicate.isObjectKeyword(IMAGES) ? (IMAGES as R2Bucket) : undefined,
       usage: Predicate.isObjectKeyword(USAGE_STATS) ? (USAGE_STATS as UsageStoreNamespace) : undefined,
+      limits: Predicate.isObjectKeyword(KEY_LIMITS) ? (KEY_LIMITS as KeyLimitsNamespace) : undefined,
       ai: Predicate.isObjectKeyword(AI) && "run" in AI && typeof AI.run === "function" ? (AI as AiBinding) : undefined
     }
   }

@@ -1,4 +1,4 @@
-import { Context } from "effect"
+import { Context, Effect, Option } from "effect"
 
 /**
  * The Worker's per-request `ExecutionContext`, passed by `main.ts` as the
@@ -8,3 +8,12 @@ import { Context } from "effect"
 export class WorkerContext extends Context.Service<WorkerContext, { waitUntil(promise: Promise<unknown>): void }>()(
   "ai-image-gateway/services/WorkerContext"
 ) {}
+
+/** Runs `work` after the response: inside `ctx.waitUntil` in the Worker, as a plain promise elsewhere. */
+export const inBackground = Effect.fnUntraced(function* (work: Effect.Effect<void>) {
+  const context = yield* Effect.context<never>()
+  const promise = Effect.runPromiseWith(context)(work)
+  const worker = yield* Effect.serviceOption(WorkerContext)
+  // Outside the Workers runtime (Node unit tests) there is no ctx; the promise simply runs.
+  if (Option.isSome(worker)) worker.value.waitUntil(promise)
+})

@@ -7,6 +7,7 @@ export const usageEvent = (overrides: Partial<UsageEvent> = {}): UsageEvent => (
   method: "POST",
   path: "/v1/images/generations",
   endpoint: "images",
+  key: "API_KEYS #1",
   model: "openai/dall-e-3",
   upstream: "ai-sdk",
   status: 200,

@@ -25,6 +25,7 @@ const usage: UsageStoreNamespace = {
     summary: async (window) => store.summary(window),
     recent: async (limit) => store.recent(limit),
     upstreams: async () => store.upstreams(),
+    keys: async (window) => store.keys(window),
     prune: async () => store.prune()
   })
 }

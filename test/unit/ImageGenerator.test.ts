@@ -6,6 +6,7 @@ import { ImageGenerationRequest } from "../../src/domain/ImageGeneration.ts"
 import { CircuitBreaker } from "../../src/services/CircuitBreaker.ts"
 import { GatewayConfig } from "../../src/services/GatewayConfig.ts"
 import { ImageGenerator } from "../../src/services/ImageGenerator.ts"
+import { KeyLimits } from "../../src/services/KeyLimits.ts"
 import { ModelRegistry } from "../../src/services/ModelRegistry.ts"
 import { RequestUsage, type UsageNotes } from "../../src/services/RequestUsage.ts"
 import { UpstreamRegistry } from "../../src/services/UpstreamRegistry.ts"
@@ -56,6 +57,7 @@ const stack = (answer: (call: Call) => Step, settings: { maxConcurrentUpstream?:
     ...settings
   })
   const layer = ImageGenerator.layerNoDeps.pipe(
+    Layer.provideMerge(KeyLimits.layer),
     Layer.provideMerge(UpstreamRouter.layerNoDeps),
     Layer.provideMerge(CircuitBreaker.layer),
     Layer.provideMerge(ModelRegistry.layerNoDeps),

@@ -107,7 +107,7 @@ export const decodeBase64 = (base64: string) => Uint8Array.from(atob(base64), (c
 
 /**
  * A gateway of its own inside workerd: the Worker's vars with `vars` over them, the real R2 bucket and
- * statistics Durable Object (under a name of its own, so no other test's traffic lands in its statistics),
+ * statistics and key limits Durable Objects (under a name of its own, so no other test's traffic lands in its statistics),
  * and `bindings` over those. `call` answers once the response is ready; `settled` waits for the work the
  * gateway left to `waitUntil` (statistics, stream ends) instead of polling for it.
  */
@@ -115,9 +115,11 @@ export const isolatedGateway = (vars: Record<string, string> = {}, bindings: Bin
   const own = crypto.randomUUID()
   const real = WorkerBindings.fromEnv(env as unknown as Record<string, unknown>)
   const usage = real.usage
+  const limits = real.limits
   const ownBindings: Bindings = {
     ...real,
     usage: usage === undefined ? undefined : { getByName: (name: string) => usage.getByName(`${own}/${name}`) },
+    limits: limits === undefined ? undefined : { getByName: (name: string) => limits.getByName(`${own}/${name}`) },
     ...bindings
   }
   const config = ConfigProvider.fromUnknown({ ...env, ...vars })

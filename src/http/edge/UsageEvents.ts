@@ -46,6 +46,7 @@ export const usageEvent = (
     path: recorded.path,
     // A request without a valid key is counted apart from the endpoint it aimed at.
     endpoint: status === 401 ? "unauthorized" : recorded.endpoint,
+    key: notes.key,
     model: notes.model,
     upstream: notes.upstream,
     status,
