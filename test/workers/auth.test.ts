@@ -1,7 +1,7 @@
 import { HttpApi } from "effect/http-api"
 import { describe, expect, it } from "vitest"
 import { Api } from "../../src/http/Api.ts"
-import { Authorization } from "../../src/http/Middleware.ts"
+import { AdminOnly, Authorization } from "../../src/http/Middleware.ts"
 import { call, errorOf } from "./helpers.ts"
 
 /**
@@ -9,14 +9,15 @@ import { call, errorOf } from "./helpers.ts"
  * key, with a wrong key and with a good key. A route added to the contract is in this matrix at once, and a
  * `/v1` route without the Authorization middleware fails it.
  */
-const routes: Array<{ method: string; path: string; protectedByKey: boolean }> = []
+const routes: Array<{ method: string; path: string; protectedByKey: boolean; adminOnly: boolean }> = []
 HttpApi.reflect(Api, {
   onGroup: () => {},
   onEndpoint: ({ endpoint, middleware }) => {
     routes.push({
       method: endpoint.method,
       path: endpoint.path.replace(/:[A-Za-z]+/g, "local"),
-      protectedByKey: (middleware as ReadonlySet<unknown>).has(Authorization)
+      protectedByKey: (middleware as ReadonlySet<unknown>).has(Authorization),
+      adminOnly: (middleware as ReadonlySet<unknown>).has(AdminOnly)
     })
   }
 })
@@ -32,6 +33,11 @@ describe("auth matrix (every route of the contract)", () => {
   it("covers the whole contract, and every /v1 route asks for a key", () => {
     expect(routes.length).toBeGreaterThanOrEqual(10)
     for (const route of routes) expect(route.protectedByKey, `${route.method} ${route.path}`).toBe(route.path.startsWith("/v1/"))
+  })
+
+  it("every /v1/gateway route, and only those, needs an admin key", () => {
+    for (const route of routes)
+      expect(route.adminOnly, `${route.method} ${route.path}`).toBe(route.path.startsWith("/v1/gateway/"))
   })
 
   it.each(routes.map((route) => [`${route.method} ${route.path}`, route] as const))(
