@@ -83,7 +83,7 @@ const noKeysConfigured = new ServerMisconfigured({
 })
 
 const developmentKeyOnly = new Unauthorized({
-  message: `Incorrect API key provided. This gateway runs in development mode without API_KEYS or KEYS: it accepts only the development key (${DEVELOPMENT_API_KEY}), and only on localhost.`,
+  message: `Incorrect API key provided. This gateway runs in development mode without API_KEYS: it accepts the development key (${DEVELOPMENT_API_KEY}), only on localhost, and the keys of KEYS if any.`,
   param: null,
   code: "invalid_api_key"
 })
@@ -128,11 +128,6 @@ export const AuthorizationLive = Layer.effect(
       if (plain.length === 0 && hashed.length === 0 && !developmentKey) return yield* noKeysConfigured
       const presented = Redacted.value(credential).trim()
       if (presented === "") return yield* missingKey
-      if (developmentKey) {
-        if (!matchesDevelopmentKey(presented)) return yield* developmentKeyOnly
-        if (!isLoopbackHost(hostOf(yield* HttpServerRequest.HttpServerRequest))) return yield* developmentKeyRemote
-        return DEVELOPMENT_CALLER
-      }
       const given = encoder.encode(presented)
       const index = matchPlain(given)
       if (index !== -1) return plain[index]!.caller
@@ -140,6 +135,11 @@ export const AuthorizationLive = Layer.effect(
         const digest = new Uint8Array(yield* Effect.promise(() => crypto.subtle.digest("SHA-256", given)))
         const byHash = matchHashed(digest)
         if (byHash !== -1) return hashed[byHash]!.caller
+      }
+      if (developmentKey) {
+        if (!matchesDevelopmentKey(presented)) return yield* developmentKeyOnly
+        if (!isLoopbackHost(hostOf(yield* HttpServerRequest.HttpServerRequest))) return yield* developmentKeyRemote
+        return DEVELOPMENT_CALLER
       }
       return yield* wrongKey
     })

@@ -47,7 +47,7 @@ export interface GatewaySettings {
   readonly keys: ReadonlyArray<NamedKey>
   /** Whether a request is let through when the limits store does not answer (`LIMITS_FAIL_OPEN`). */
   readonly limitsFailOpen: boolean
-  /** Development without API_KEYS or KEYS: the development key is accepted, on loopback hosts only. */
+  /** Development without API_KEYS: the development key is accepted (beside any KEYS), on loopback hosts only. */
   readonly developmentKey: boolean
   readonly upstreamUrl: URL
   readonly upstreamHeaders: Readonly<Record<string, string>>
@@ -310,7 +310,7 @@ export const loadSettings: Effect.Effect<GatewaySettings, GatewayMisconfigured> 
     ...raw,
     apiKeys: keys,
     keys: named,
-    developmentKey: keys.length === 0 && named.length === 0 && development,
+    developmentKey: keys.length === 0 && development,
     upstreamHeaders,
     aliases,
     models,

@@ -3,6 +3,7 @@ import { encode as encodePng } from "fast-png"
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core"
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest"
 import { DEVELOPMENT_API_KEY } from "../../src/services/GatewayConfig.ts"
+import { E2E_ADMIN_KEY, E2E_GUEST_KEY } from "../support/e2eKeys.ts"
 
 /**
  * The status cockpit in a real browser: Debian's Chromium driven by
@@ -233,6 +234,79 @@ describe("status cockpit in Chromium", () => {
     expect(await error.textContent()).toContain("HTTP 400")
     expect(await error.textContent()).toContain('"code": "upstream_rejected"')
     await shot(page, "playground-error", "#playground")
+    await context.close()
+  })
+
+  it("shows every key's traffic in the Keys panel, and the key's name in recent requests", async () => {
+    const generate = (key: string, model: string) =>
+      fetch(`${base()}/v1/images/generations`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+        body: JSON.stringify({ model, prompt: `keys panel ${crypto.randomUUID()}`, response_format: "b64_json" })
+      })
+    const before = (await (await fetch(`${base()}/v1/me`, { headers: { authorization: `Bearer ${E2E_GUEST_KEY}` } })).json()) as {
+      today: { images: number }
+    }
+    for (const [key, model, status] of [
+      [E2E_ADMIN_KEY, "local/preview", 200],
+      [E2E_ADMIN_KEY, "local/preview", 200],
+      [E2E_GUEST_KEY, "local/preview", 200],
+      [E2E_GUEST_KEY, "my-openai/gpt-image-1", 404]
+    ] as const) {
+      const response = await generate(key, model)
+      expect(response.status).toBe(status)
+      await response.arrayBuffer()
+    }
+    const { context, page, errors } = await open()
+    await connect(page, E2E_ADMIN_KEY)
+    await page.getByRole("button", { name: "Last hour" }).click()
+    const row = (name: string) => page.locator(`#keys-body tr[data-key="${name}"]`)
+    // Usage events reach the statistics a second or so after each response; the panel refreshes on demand.
+    await expect
+      .poll(
+        async () => {
+          await page.getByRole("button", { name: "Refresh" }).click()
+          return (await row("guest").locator("td").nth(3).textContent()) ?? ""
+        },
+        { timeout: 15_000 }
+      )
+      .not.toBe("0")
+    const names = await page.locator("#keys-body th").allTextContents()
+    expect(names).toEqual(expect.arrayContaining(["development", "team-admin", "guest"]))
+    const guest = await row("guest").locator("td").allTextContents()
+    expect(guest[0]).toBe("user")
+    expect(guest[1]).toBe("local/preview")
+    // Today's quota counts the guest's one image (and any earlier in this run), out of 10.
+    expect(guest[7]).toBe(`${before.today.images + 1} / 10`)
+    expect(guest[8]).toBe("10 images/day")
+    expect(await row("team-admin").locator("td").nth(1).textContent()).toBe("all")
+    const admin = Number(await row("team-admin").locator("td").nth(3).textContent())
+    expect(admin).toBeGreaterThanOrEqual(2)
+    await expect.poll(() => page.locator("#recent-body").textContent()).toContain("guest")
+    const text = await page.content()
+    for (const key of [E2E_ADMIN_KEY, E2E_GUEST_KEY]) expect(text).not.toContain(key)
+    await shot(page, "panel-keys", "#keys")
+    expect(errors).toEqual([])
+    await context.close()
+  })
+
+  it("a user key sees only its own key and the playground, and generates with the models it may use", async () => {
+    const { context, page, errors } = await open()
+    await connect(page, E2E_GUEST_KEY)
+    await page.locator('#keys-body tr[data-key="guest"]').waitFor()
+    expect(await page.locator("#keys-body tr").count()).toBe(1)
+    for (const panel of ["#status", "#models", "#usage"]) expect(await page.locator(panel).isVisible(), panel).toBe(false)
+    for (const link of ["Status", "Models", "Usage"]) {
+      expect(await page.getByRole("navigation").getByRole("link", { name: link, exact: true }).isVisible()).toBe(false)
+    }
+    expect(await page.getByText("This is a user key").isVisible()).toBe(true)
+    const options = await playground(page).getByLabel("Model", { exact: true }).locator("option").allTextContents()
+    expect(options).toEqual(["local/preview"])
+    expect(await page.locator("#snippets").textContent()).toContain('model="local/preview"')
+    await playground(page).getByRole("button", { name: "Generate" }).click()
+    await playground(page).locator("#play-images img").first().waitFor({ timeout: 30_000 })
+    await shot(page, "user-key-view")
+    expect(errors).toEqual([])
     await context.close()
   })
 

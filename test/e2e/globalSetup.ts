@@ -1,5 +1,6 @@
 import type { ChildProcess } from "node:child_process"
 import type { TestProject } from "vitest/node"
+import { E2E_KEYS } from "../support/e2eKeys.ts"
 import { FAKE_OPENAI_KEY, startFakeUpstream } from "../support/fakeUpstream.ts"
 import { startWranglerDev } from "../support/wranglerDev.ts"
 
@@ -47,6 +48,9 @@ export default async function setup(project: TestProject) {
     `UPSTREAMS:${JSON.stringify([{ id: "my-openai", kind: "openai", baseUrl: `${upstream.url}/v1`, apiKey: "MY_OPENAI_KEY" }])}`,
     "--var",
     `MY_OPENAI_KEY:${FAKE_OPENAI_KEY}`,
+    // Named keys beside the development key: the cockpit's Keys panel and a user key's view.
+    "--var",
+    `KEYS:${JSON.stringify(E2E_KEYS)}`,
     "--var",
     `MODELS:${JSON.stringify([
       {
