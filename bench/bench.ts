@@ -15,10 +15,12 @@
  *    `BENCH_ONLY=memory` runs this part alone; `BENCH_BASELINE_CWD=<another checkout>` adds that
  *    checkout's gateway beside this one, to compare two versions in one run. `BENCH_ONLY=cpu` runs the CPU
  *    rounds alone, with the baseline's gateway too when it is given.
+ * 6. Named keys: CPU and latency of keys with and without limits (`BENCH_ONLY=keys` alone).
  *
  * Everything runs on loopback; every loop is bounded in time and count.
  */
 import { execFileSync } from "node:child_process"
+import { createHash } from "node:crypto"
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { gzipSync } from "node:zlib"
@@ -553,6 +555,96 @@ const main = async () => {
   }
 }
 
+/** The named keys of the keys bench: plain and hashed keys without limits, and a key with limits it never reaches. */
+const BENCH_NAMED_KEY = "bench-named-key-0001"
+const BENCH_HASHED_KEY = "bench-hashed-key-0001"
+const BENCH_LIMITED_KEY = "bench-limited-key-0001"
+const CPU_ROUNDS_KEYS = Number(process.env.BENCH_CPU_ROUNDS_KEYS ?? 5)
+const KEYS_LATENCY_ROUNDS = 6
+const KEYS_LATENCY_REQUESTS = 50
+/** Small images, so that the keys' share of a request is not lost in the copying of a large one. */
+const KEYS_IMAGE_BYTES = 64 * 1024
+
+/** Wall time (ms) of each of `count` requests, one at a time. */
+const sequentialLatencies = async (request: () => Request, count: number) => {
+  const times: Array<number> = []
+  for (let i = 0; i < count; i++) {
+    const started = performance.now()
+    const response = await fetch(request())
+    await response.arrayBuffer()
+    if (!response.ok) throw new Error(`a ${response.status} in the keys bench`)
+    times.push(performance.now() - started)
+  }
+  return times
+}
+
+/**
+ * Named keys (issue 16), on one gateway: CPU per request and latency of a key of API_KEYS, a KEYS key, a KEYS
+ * key stored as its SHA-256, and a KEYS key with limits (rpm and imagesPerDay far above what the bench sends,
+ * so every request is admitted: the cost is the limits object's round trip and its SQLite write). Alternating
+ * rounds, as the other CPU figures. Locally the Durable Object runs in the same workerd process, so its CPU
+ * is in the figure; on Cloudflare it runs where the object lives, and the round trip is a network hop.
+ */
+const keysFigures = async () => {
+  const root = join(import.meta.dirname, "..")
+  const upstream = await startFakeUpstream({ imageBytes: KEYS_IMAGE_BYTES })
+  const hashed = createHash("sha256").update(BENCH_HASHED_KEY).digest("hex")
+  const gateway = await startWorker(
+    vars({
+      API_KEYS: KEY,
+      KEYS: JSON.stringify([
+        { name: "named", key: BENCH_NAMED_KEY, role: "user" },
+        { name: "hashed", sha256: hashed, role: "user" },
+        { name: "limited", key: BENCH_LIMITED_KEY, role: "user", rpm: 1_000_000, imagesPerDay: 1_000_000_000 }
+      ]),
+      UPSTREAM_URL: upstream.url,
+      ENVIRONMENT: "production",
+      LOG_LEVEL: "Warn"
+    }),
+    root
+  )
+  const generation = (key: string) => () =>
+    new Request(`${gateway.url}/v1/images/generations`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json", ...IDENTITY },
+      body: JSON.stringify({ prompt: "a bench", model: "replicate/flux-schnell" })
+    })
+  const named: ReadonlyArray<readonly [string, () => Request]> = [
+    ["API_KEYS key", generation(KEY)],
+    ["KEYS key, no limits", generation(BENCH_NAMED_KEY)],
+    ["KEYS key by sha256, no limits", generation(BENCH_HASHED_KEY)],
+    ["KEYS key with rpm + imagesPerDay", generation(BENCH_LIMITED_KEY)]
+  ]
+  try {
+    const targets: Array<Target> = named.map(([, request]) => [gateway, request])
+    for (const [worker, request] of targets) await load(worker, request, CPU_CONNECTIONS, SESSION_WARM_UP)
+    const cpu = (await alternatingCpu(CPU_ROUNDS_KEYS, targets)).map((figures) => median(figures))
+    const latency = named.map(() => [] as Array<number>)
+    for (let round = 0; round < KEYS_LATENCY_ROUNDS; round++) {
+      for (const [i, [, request]] of named.entries()) {
+        latency[i]?.push(...(await sequentialLatencies(request, KEYS_LATENCY_REQUESTS)))
+      }
+    }
+    const p50 = latency.map((times) => median(times))
+    const rows = named.map(([label], i) => ({ label, cpuMs: cpu[i] ?? Number.NaN, p50Ms: p50[i] ?? Number.NaN }))
+    const base = rows[0]!
+    console.log(
+      `
+named keys, one gateway, ${KEYS_IMAGE_BYTES / 1024} KiB images: CPU per request (median of ${CPU_ROUNDS_KEYS} alternating rounds) and latency (p50 of ${KEYS_LATENCY_ROUNDS * KEYS_LATENCY_REQUESTS} sequential requests)`
+    )
+    for (const row of rows) {
+      console.log(
+        `  ${row.label.padEnd(34)} ${row.cpuMs.toFixed(2)} ms CPU (${row.cpuMs - base.cpuMs >= 0 ? "+" : ""}${(row.cpuMs - base.cpuMs).toFixed(2)}), p50 ${row.p50Ms.toFixed(1)} ms (${row.p50Ms - base.p50Ms >= 0 ? "+" : ""}${(row.p50Ms - base.p50Ms).toFixed(1)})`
+      )
+    }
+    writeFileSync(join(RESULTS, "keys.json"), JSON.stringify({ date: new Date().toISOString(), rows }, null, 2))
+    return rows
+  } finally {
+    gateway.stop()
+    await upstream.close()
+  }
+}
+
 /** A PNG's signature and then filler: the gateway checks an upload by its first bytes, the fake upstream never decodes it. */
 const uploadBytes = (size: number) => {
   const bytes = new Uint8Array(size)
@@ -799,9 +891,13 @@ if (process.env.BENCH_ONLY === "memory") {
 } else if (process.env.BENCH_ONLY === "cpu") {
   mkdirSync(RESULTS, { recursive: true })
   await cpuOnly()
+} else if (process.env.BENCH_ONLY === "keys") {
+  mkdirSync(RESULTS, { recursive: true })
+  await keysFigures()
 } else if (process.env.BENCH_ONLY === "startup") {
   mkdirSync(join(RESULTS, "startup"), { recursive: true })
   startupOnly()
 } else {
   await main()
+  await keysFigures()
 }
