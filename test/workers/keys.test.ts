@@ -16,6 +16,7 @@ const ADMIN = "sk-ops-0123456789"
 const ALICE = "sk-alice-0123456789"
 const BOB = "sk-bob-hashed-0123456789"
 const CAROL = "sk-carol-0123456789"
+const DAVE = "sk-dave-0123456789"
 
 const keys = async (extra: ReadonlyArray<Record<string, unknown>> = []) =>
   JSON.stringify([
@@ -23,6 +24,7 @@ const keys = async (extra: ReadonlyArray<Record<string, unknown>> = []) =>
     { name: "alice", key: ALICE, role: "user", models: ["local/preview"] },
     { name: "bob", sha256: await sha256Hex(BOB), role: "user", rpm: 2 },
     { name: "carol", key: CAROL, role: "user", imagesPerDay: 5 },
+    { name: "dave", key: DAVE, role: "user", imagesPerDay: 6 },
     ...extra
   ])
 
@@ -186,14 +188,14 @@ describe("imagesPerDay", () => {
     expect(me.today.images).toBe(2)
   })
 
-  it("20 requests racing for the last 5 images: exactly 5 are served", async () => {
+  it("20 requests racing for the last 5 images of a quota: exactly 5 are served", async () => {
     const { call, settled } = await gateway()
-    const first = await call("/v1/images/generations", { ...image("warm-up"), key: CAROL })
+    const first = await call("/v1/images/generations", { ...image("warm-up"), key: DAVE })
     expect(first.status).toBe(200)
     await first.arrayBuffer()
-    // Carol's quota is 5 with 1 used: 4 left, raced by 20.
+    // Dave's quota is 6 with 1 used: the last 5, raced by 20.
     const answers = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => call("/v1/images/generations", { ...image(`race ${i}`), key: CAROL }))
+      Array.from({ length: 20 }, (_, i) => call("/v1/images/generations", { ...image(`race ${i}`), key: DAVE }))
     )
     const statuses = await Promise.all(
       answers.map(async (answer) => {
@@ -201,11 +203,11 @@ describe("imagesPerDay", () => {
         return answer.status
       })
     )
-    expect(statuses.filter((status) => status === 200)).toHaveLength(4)
-    expect(statuses.filter((status) => status === 429)).toHaveLength(16)
+    expect(statuses.filter((status) => status === 200)).toHaveLength(5)
+    expect(statuses.filter((status) => status === 429)).toHaveLength(15)
     await settled()
-    const me = (await (await call("/v1/me", { key: CAROL })).json()) as KeyReport
-    expect(me.today.images).toBe(5)
+    const me = (await (await call("/v1/me", { key: DAVE })).json()) as KeyReport
+    expect(me.today.images).toBe(6)
   })
 
   it("counts edits and chat images against the same quota", async () => {
@@ -349,10 +351,10 @@ describe("usage per key", () => {
     }
     expect(events.filter((event) => event.key === "alice").map((event) => event.status)).toEqual([404, 200, 200])
     const text = await (await call("/v1/gateway/keys?window=1h", { key: ADMIN })).text()
-    for (const secret of [ADMIN, ALICE, BOB, CAROL, await sha256Hex(BOB), "test-key"]) expect(text).not.toContain(secret)
+    for (const secret of [ADMIN, ALICE, BOB, CAROL, DAVE, await sha256Hex(BOB), "test-key"]) expect(text).not.toContain(secret)
     const { window, data } = JSON.parse(text) as { window: string; data: Array<KeyReport> }
     expect(window).toBe("1h")
-    expect(data.map((key) => key.name)).toEqual(["API_KEYS #1", "API_KEYS #2", "ops", "alice", "bob", "carol"])
+    expect(data.map((key) => key.name)).toEqual(["API_KEYS #1", "API_KEYS #2", "ops", "alice", "bob", "carol", "dave"])
     const alice = data.find((key) => key.name === "alice")
     expect(alice?.usage).toMatchObject({ requests: 3, generations: 3, images: 2, errors: 1 })
     expect(alice?.usage?.latencyMs.p50).not.toBeNull()
