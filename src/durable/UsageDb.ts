@@ -170,6 +170,21 @@ interface RollupDelta {
   readonly histogram: Array<number>
 }
 
+/** The entry of `map` under `key`, made and added the first time. */
+const entryOf = <T>(map: Map<string, T>, key: string, make: () => T): T => {
+  const found = map.get(key)
+  if (found !== undefined) return found
+  const made = make()
+  map.set(key, made)
+  return made
+}
+
+/** A successful generation's latency, into a rollup's maximum and histogram. */
+const addLatency = (delta: { latencyMax: number; readonly histogram: Array<number> }, latencyMs: number) => {
+  delta.latencyMax = Math.max(delta.latencyMax, latencyMs)
+  delta.histogram[bucketOf(latencyMs)] += 1
+}
+
 /** A generation succeeded when it answered 2xx with at least one image. */
 export const succeeded = (event: UsageEvent) => isGeneration(event.endpoint) && event.status < 400 && event.images > 0
 
@@ -296,59 +311,43 @@ export class UsageDb {
       const hour = hourOf(event.ts)
       const keyName = clip(event.key, FIELD_LIMITS.key)
       if (keyName !== null) {
-        const keyOf = `${hour}\u0000${keyName}`
-        let delta = keys.get(keyOf)
-        if (delta === undefined) {
-          delta = {
-            hour,
-            key: keyName,
-            requests: 0,
-            generations: 0,
-            images: 0,
-            errors: 0,
-            latencyMax: 0,
-            histogram: new Array<number>(BUCKETS).fill(0)
-          }
-          keys.set(keyOf, delta)
-        }
+        const delta = entryOf(keys, `${hour}\u0000${keyName}`, () => ({
+          hour,
+          key: keyName,
+          requests: 0,
+          generations: 0,
+          images: 0,
+          errors: 0,
+          latencyMax: 0,
+          histogram: new Array<number>(BUCKETS).fill(0)
+        }))
         delta.requests += 1
         delta.generations += generation
         delta.images += event.images
         delta.errors += event.error === null ? 0 : 1
-        if (ok === 1) {
-          delta.latencyMax = Math.max(delta.latencyMax, event.latencyMs)
-          delta.histogram[bucketOf(event.latencyMs)] += 1
-        }
+        if (ok === 1) addLatency(delta, event.latencyMs)
       }
       const rollupModel = model ?? ""
-      const key = `${hour}\u0000${rollupModel}\u0000${event.endpoint}`
-      let rollup = rollups.get(key)
-      if (rollup === undefined) {
-        rollup = {
-          hour,
-          model: rollupModel,
-          endpoint: event.endpoint,
-          requests: 0,
-          generations: 0,
-          succeeded: 0,
-          images: 0,
-          failedImages: 0,
-          attempts: 0,
-          latencyMax: 0,
-          histogram: new Array<number>(BUCKETS).fill(0)
-        }
-        rollups.set(key, rollup)
-      }
+      const rollup = entryOf(rollups, `${hour}\u0000${rollupModel}\u0000${event.endpoint}`, () => ({
+        hour,
+        model: rollupModel,
+        endpoint: event.endpoint,
+        requests: 0,
+        generations: 0,
+        succeeded: 0,
+        images: 0,
+        failedImages: 0,
+        attempts: 0,
+        latencyMax: 0,
+        histogram: new Array<number>(BUCKETS).fill(0)
+      }))
       rollup.requests += 1
       rollup.generations += generation
       rollup.succeeded += ok
       rollup.images += event.images
       rollup.failedImages += event.failedImages
       rollup.attempts += event.attempts
-      if (ok === 1) {
-        rollup.latencyMax = Math.max(rollup.latencyMax, event.latencyMs)
-        rollup.histogram[bucketOf(event.latencyMs)] += 1
-      }
+      if (ok === 1) addLatency(rollup, event.latencyMs)
       const error = clip(event.error, FIELD_LIMITS.error)
       if (error !== null) {
         const errorKey = `${hour}\u0000${error}`

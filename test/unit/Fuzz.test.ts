@@ -1,12 +1,11 @@
-import { DatabaseSync } from "node:sqlite"
 import { ConfigProvider, Context } from "effect"
 import fc from "fast-check"
 import { afterAll, describe, expect, it } from "vitest"
 import { makeHandler } from "../../src/App.ts"
 import { UsageDb } from "../../src/durable/UsageDb.ts"
-import type { UsageStoreNamespace } from "../../src/services/WorkerBindings.ts"
 import { WorkerContext } from "../../src/services/WorkerContext.ts"
 import { fuzzCase, judge, sampleSeeds, toRequest } from "../support/fuzzCases.ts"
+import { nodeSql, usageNamespace } from "../support/nodeStores.ts"
 
 /**
  * About 1,000 generated requests against the whole gateway, in-process. The seed is fixed so `npm test` is
@@ -17,18 +16,8 @@ const RUNS = Number(process.env.FUZZ_RUNS ?? 1000)
 const SEED = Number(process.env.FUZZ_SEED ?? 20261130)
 
 /** The statistics store on Node's own SQLite, so the cockpit's routes answer and fuzzed events are written too. */
-const database = new DatabaseSync(":memory:")
-const store = new UsageDb({ all: (query, ...params) => database.prepare(query).all(...params) as Array<never> })
-const usage: UsageStoreNamespace = {
-  getByName: () => ({
-    record: async (events) => store.record(events),
-    summary: async (window) => store.summary(window),
-    recent: async (limit) => store.recent(limit),
-    upstreams: async () => store.upstreams(),
-    keys: async (window) => store.keys(window),
-    prune: async () => store.prune()
-  })
-}
+const store = new UsageDb(nodeSql())
+const usage = usageNamespace(store)
 
 const app = makeHandler(
   ConfigProvider.fromUnknown({ API_KEYS: KEY, ENABLE_LOCAL_MODEL: "true", DEFAULT_MODEL: "local/preview", LOG_LEVEL: "None" }),

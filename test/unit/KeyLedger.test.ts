@@ -1,13 +1,10 @@
-import { DatabaseSync } from "node:sqlite"
 import { describe, expect, it } from "vitest"
 import { DAY_MS, MINUTE_MS } from "../../src/domain/ApiKey.ts"
 import { KeyLedger } from "../../src/durable/KeyLedger.ts"
+import { nodeSql } from "../support/nodeStores.ts"
 
 /** The limits of one key on Node's own SQLite, with the times given explicitly. */
-const ledger = () => {
-  const database = new DatabaseSync(":memory:")
-  return new KeyLedger({ all: (query, ...params) => database.prepare(query).all(...params) as Array<never> })
-}
+const ledger = () => new KeyLedger(nodeSql())
 const T0 = Date.UTC(2026, 10, 30, 12, 0, 0)
 
 describe("KeyLedger", () => {

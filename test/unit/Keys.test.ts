@@ -1,57 +1,17 @@
 import { createHash } from "node:crypto"
-import { DatabaseSync } from "node:sqlite"
 import { ConfigProvider, Context } from "effect"
 import { afterAll, describe, expect, it } from "vitest"
 import { makeHandler } from "../../src/App.ts"
 import type { KeyReport } from "../../src/domain/ApiKey.ts"
-import { KeyLedger } from "../../src/durable/KeyLedger.ts"
-import { UsageDb } from "../../src/durable/UsageDb.ts"
-import type { KeyLimitsNamespace, UsageStoreNamespace } from "../../src/services/WorkerBindings.ts"
+import type { KeyLimitsNamespace } from "../../src/services/WorkerBindings.ts"
 import { WorkerContext } from "../../src/services/WorkerContext.ts"
+import { limitsNamespace, usageNamespace } from "../support/nodeStores.ts"
 
 /**
  * Named keys through the whole gateway in Node (as the mutation tests see it): the limits objects are
  * KeyLedgers on Node's own SQLite, one per key name as in the Worker, and the statistics a UsageDb. The
  * workerd tests (test/workers/keys.test.ts) run the same against the real Durable Objects.
  */
-const sqlite = () => {
-  const database = new DatabaseSync(":memory:")
-  return {
-    all: (query: string, ...params: ReadonlyArray<unknown>) => database.prepare(query).all(...(params as [])) as Array<never>
-  }
-}
-
-const limitsNamespace = (): KeyLimitsNamespace & { ledgers: Map<string, KeyLedger> } => {
-  const ledgers = new Map<string, KeyLedger>()
-  const ledger = (name: string) => {
-    const found = ledgers.get(name) ?? new KeyLedger(sqlite())
-    ledgers.set(name, found)
-    return found
-  }
-  return {
-    ledgers,
-    getByName: (name) => ({
-      admit: async (request) => ledger(name).admit(request, Date.now()),
-      refund: async (day, images) => ledger(name).refund(day, images),
-      today: async () => ledger(name).today(Date.now())
-    })
-  }
-}
-
-const usageNamespace = (): UsageStoreNamespace => {
-  const store = new UsageDb(sqlite())
-  return {
-    getByName: () => ({
-      record: async (events) => store.record(events),
-      summary: async (window) => store.summary(window),
-      recent: async (limit) => store.recent(limit),
-      upstreams: async () => store.upstreams(),
-      keys: async (window) => store.keys(window),
-      prune: async () => store.prune()
-    })
-  }
-}
-
 const ADMIN = "sk-unit-admin-0001"
 const USER = "sk-unit-user-0001"
 const HASHED = "sk-unit-hashed-0001"
