@@ -18,7 +18,7 @@ export const imageFigure = (src, index, prompt, format) => {
   )
 }
 
-/** Reads `image_generation.completed` / `error` events from an SSE body as they arrive. */
+/** Reads `image_generation.completed` (`image_edit.completed`) / `error` events from an SSE body as they arrive. */
 export const readEvents = async (response, onEvent) => {
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader()
   let buffer = ""
@@ -69,14 +69,13 @@ export const play = async (event) => {
     response_format: $("#play-format").value,
     stream: $("#play-stream").checked
   }
-  // An image attached makes the request an edit of it (multipart, as the SDKs send it; edits are not streamed).
+  // An image attached makes the request an edit of it (multipart, as the SDKs send it; streamed too when asked).
   const image = $("#play-image").files?.[0]
   const mask = $("#play-mask").files?.[0]
   let request
   if (image) {
-    body.stream = false
     const form = new FormData()
-    for (const [name, value] of Object.entries(body)) if (name !== "stream") form.append(name, String(value))
+    for (const [name, value] of Object.entries(body)) form.append(name, String(value))
     form.append("image", image)
     if (mask) form.append("mask", mask)
     request = { url: "/v1/images/edits", headers: { authorization: `Bearer ${state.key}` }, body: form }
@@ -108,7 +107,7 @@ export const play = async (event) => {
     } else if (body.stream) {
       let index = 0
       await readEvents(response, (name, data) => {
-        if (name === "image_generation.completed") {
+        if (name === "image_generation.completed" || name === "image_edit.completed") {
           images.append(
             imageFigure(
               `data:${MIME[data.output_format] ?? "image/png"};base64,${data.b64_json}`,

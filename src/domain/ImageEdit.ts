@@ -41,6 +41,26 @@ export class ImageVariationRequest extends Schema.Class<ImageVariationRequest>("
   user: generation.user
 }) {}
 
+/** An edit or a variation as the generation it is made as: the same fields, its images carried beside it. */
+export const asGenerationRequest = (request: ImageEditRequest | ImageVariationRequest): ImageGenerationRequest =>
+  new ImageGenerationRequest({
+    // A variation has no prompt: the upstream gets none (the offline model draws its tint from this text).
+    prompt: "prompt" in request ? request.prompt : VARIATION_PROMPT,
+    model: request.model,
+    n: request.n,
+    size: request.size,
+    response_format: request.response_format,
+    user: request.user,
+    ...("prompt" in request
+      ? {
+          quality: request.quality,
+          background: request.background,
+          output_format: request.output_format,
+          output_compression: request.output_compression
+        }
+      : {})
+  })
+
 /**
  * An uploaded image, its format known from its first bytes (never from its name or declared type). A `Blob`:
  * an uploaded file stays the platform's own part of the parsed form, handed on to an upstream without a copy,

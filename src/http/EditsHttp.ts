@@ -2,6 +2,7 @@ import { Effect, Schema } from "effect"
 import type { HttpServerRequest } from "effect/http"
 import { HttpApiBuilder } from "effect/http-api"
 import {
+  asGenerationRequest,
   type EditUpload,
   ImageEditRequest,
   ImageVariationRequest,
@@ -16,6 +17,7 @@ import { ImageStore } from "../services/ImageStore.ts"
 import { Api } from "./Api.ts"
 import { BadRequest, PayloadTooLarge } from "./ApiErrors.ts"
 import { failWith, invalidRequest, limitFailures, modelNotFound, upstreamError } from "./ErrorMapping.ts"
+import { eventStreamResponse, imageFrames } from "./EventStream.ts"
 import { imageHostFor } from "./HostedUrls.ts"
 import { respond } from "./ImagesHttp.ts"
 import { issueToBadRequest } from "./RequestValidationLive.ts"
@@ -76,13 +78,10 @@ export const EditsHttp = HttpApiBuilder.group(
         const payload = yield* (variation ? decodeVariation(upload.fields) : decodeEdit(upload.fields)).pipe(
           Effect.mapError((error) => issueToBadRequest(error.issue))
         )
-        // A client that asked for events must not be handed JSON it will not read as such.
+        // As generations stream: `image_edit.completed` events as the images finish (`partial_images` accepted, none made).
         if ("stream" in payload && payload.stream === true) {
-          return yield* new BadRequest({
-            message: "Edits are not streamed by this gateway: send the edit without 'stream' (or with stream=false).",
-            param: "stream",
-            code: "unsupported_value"
-          })
+          const images = yield* generator.stream(asGenerationRequest(payload), { inputs: upload.inputs })
+          return eventStreamResponse(imageFrames(images, payload.size, "image_edit"), config.keepAliveMs)
         }
         const result = yield* generator.edit(payload, upload.inputs)
         const host = payload.response_format === "url" ? yield* imageHostFor(store, config) : undefined

@@ -11,7 +11,7 @@ import type { ImageHost } from "./HostedUrls.ts"
  * Server-sent events for the two streaming endpoints. Frames are written as
  * byte parts so that a 1-3 MB image goes out as the upstream's own bytes.
  * Chat streams use bare `data:` lines (OpenAI chat framing); image streams use
- * named `image_generation.*` events. Both send `: keep-alive` comments while
+ * named `image_generation.*` (or `image_edit.*`) events. Both send `: keep-alive` comments while
  * the upstream works, which every SSE parser ignores.
  */
 
@@ -145,8 +145,15 @@ export const chatFrames = (images: ImageStream, options: ChatStreamOptions): Str
   return Stream.concat(Stream.concat(head, body), tail)
 }
 
-/** `image_generation.completed` events, one per image as it finishes; an `error` event if none succeeded. */
-export const imageFrames = (images: ImageStream, requestedSize: string | null | undefined): Stream.Stream<Frame> => {
+/**
+ * `image_generation.completed` events (`image_edit.completed` for an edit), one per image as it finishes; an
+ * `error` event if none succeeded.
+ */
+export const imageFrames = (
+  images: ImageStream,
+  requestedSize: string | null | undefined,
+  kind: "image_generation" | "image_edit" = "image_generation"
+): Stream.Stream<Frame> => {
   const size = formatSize(parseSize(requestedSize))
   const eventSize = ["1024x1024", "1024x1536", "1536x1024"].includes(size) ? size : "auto"
   let succeeded = 0
@@ -168,7 +175,7 @@ export const imageFrames = (images: ImageStream, requestedSize: string | null | 
         usage: { total_tokens: 0, input_tokens: 0, output_tokens: 0, input_tokens_details: { text_tokens: 0, image_tokens: 0 } }
       }).slice(1)
       return Stream.succeed<Frame>([
-        text('event: image_generation.completed\ndata: {"type":"image_generation.completed","b64_json":"'),
+        text(`event: ${kind}.completed\ndata: {"type":"${kind}.completed","b64_json":"`),
         image.base64,
         text(`",${tail}\n\n`)
       ])

@@ -23,11 +23,11 @@ import {
   UpstreamMalformed
 } from "../domain/Errors.ts"
 import {
+  asGenerationRequest,
   type EditInputs,
   type ImageEditRequest,
   type ImageVariationRequest,
-  takesEdit,
-  VARIATION_PROMPT
+  takesEdit
 } from "../domain/ImageEdit.ts"
 import { type GeneratedImage, isBase64Text } from "../domain/ImageFormat.ts"
 import { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
@@ -477,26 +477,7 @@ export class ImageGenerator extends Context.Service<
         inputs: EditInputs,
         options?: { readonly asText?: boolean }
       ) {
-        const asGeneration =
-          request instanceof ImageGenerationRequest
-            ? request
-            : new ImageGenerationRequest({
-                // A variation has no prompt: the upstream gets none (the offline model draws its tint from this text).
-                prompt: "prompt" in request ? request.prompt : VARIATION_PROMPT,
-                model: request.model,
-                n: request.n,
-                size: request.size,
-                response_format: request.response_format,
-                user: request.user,
-                ...("prompt" in request
-                  ? {
-                      quality: request.quality,
-                      background: request.background,
-                      output_format: request.output_format,
-                      output_compression: request.output_compression
-                    }
-                  : {})
-              })
+        const asGeneration = request instanceof ImageGenerationRequest ? request : asGenerationRequest(request)
         yield* checked(asGeneration, inputs)
         return yield* generate(asGeneration, { inputs, asText: options?.asText === true })
       })

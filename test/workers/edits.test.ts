@@ -116,6 +116,33 @@ describe("image edits", () => {
     expect(await eventOf(response)).toMatchObject({ endpoint: "edits", status: 200, images: 1, model: "local/preview" })
   })
 
+  it("streams an edit through the openai SDK: image_edit.completed events, one per image, byte-exact PNGs", async () => {
+    const input = flatPng(16, 16, RED)
+    const whole = await openai.images.edit({
+      model: "local/preview",
+      prompt: "make it blue",
+      image: file(input, "a.png"),
+      n: 2,
+      size: "64x64"
+    })
+    const stream = await openai.images.edit({
+      model: "local/preview",
+      prompt: "make it blue",
+      image: file(input, "a.png"),
+      n: 2,
+      size: "64x64",
+      stream: true
+    })
+    const events: Array<{ type: string; b64_json?: string; output_format?: string }> = []
+    for await (const event of stream) events.push(event)
+    expect(events.map((event) => [event.type, event.output_format])).toEqual([
+      ["image_edit.completed", "png"],
+      ["image_edit.completed", "png"]
+    ])
+    // Completion order may differ from the answer's: the same two images either way.
+    expect(events.map((event) => event.b64_json).sort()).toEqual(whole.data?.map((image) => image.b64_json).sort())
+  })
+
   it("refuses every bad upload with a 4xx naming its field, before any upstream call", async () => {
     const { id, prompt } = steered("format=png")
     const png = file(flatPng(8, 8, RED), "a.png")
@@ -141,7 +168,8 @@ describe("image edits", () => {
       [editForm({ model: "fake/gpt-image" }, [["image", png]]), 400, "prompt"],
       [editForm({ model: "fake/gpt-image", prompt, n: "0" }, [["image", png]]), 400, "n"],
       [editForm({ model: "fake/gpt-image", prompt }, []), 400, "image"],
-      [editForm({ model: "fake/gpt-image", prompt, stream: "true" }, [["image", png]]), 400, "stream"],
+      [editForm({ model: "fake/gpt-image", prompt, stream: "maybe" }, [["image", png]]), 400, "stream"],
+      [editForm({ model: "replicate/flux-schnell", prompt, stream: "true" }, [["image", png]]), 400, "model"],
       [editForm({ model: "replicate/flux-schnell", prompt }, [["image", png]]), 400, "model"]
     ]
     for (const [form, status, param] of cases) {
