@@ -20,7 +20,8 @@ const sha256 = (text: string) => createHash("sha256").update(text).digest("hex")
 
 const KEYS = JSON.stringify([
   { name: "ops", key: ADMIN, role: "admin" },
-  { name: "alice", key: USER, role: "user", models: ["preview"] },
+  // The same model twice (by alias and by id) is one model.
+  { name: "alice", key: USER, role: "user", models: ["preview", "local/preview"] },
   { name: "bob", sha256: sha256(HASHED).toUpperCase(), role: "user", rpm: 2 },
   { name: "carol", key: QUOTA, role: "user", imagesPerDay: 4 }
 ])
@@ -89,6 +90,25 @@ describe("named keys (KEYS) in Node", () => {
     const wrong = await call("/v1/me", `${HASHED}!`)
     expect(wrong.status).toBe(401)
     expect((await errorOf(wrong)).code).toBe("invalid_api_key")
+    const empty = await call("/v1/me", " ")
+    expect(empty.status).toBe(401)
+    expect((await errorOf(empty)).code).toBeNull()
+    // Surrounding spaces are not part of a key.
+    expect((await call("/v1/me", ` ${USER} `)).status).toBe(200)
+  })
+
+  it("a gateway whose only keys are stored as hashes, with no API_KEYS, accepts them", async () => {
+    const app = makeHandler(
+      ConfigProvider.fromUnknown({
+        KEYS: JSON.stringify([{ name: "only", sha256: sha256(HASHED), role: "admin" }]),
+        LOG_LEVEL: "None"
+      }),
+      {}
+    )
+    disposers.push(app.dispose)
+    const me = await app.handler(new Request("http://gateway.test/v1/me", { headers: { authorization: `Bearer ${HASHED}` } }))
+    expect(me.status).toBe(200)
+    expect(((await me.json()) as KeyReport).name).toBe("only")
   })
 
   it("a user key gets 403 permission_denied on /v1/gateway routes; an admin of KEYS does not", async () => {
@@ -156,6 +176,8 @@ describe("named keys (KEYS) in Node", () => {
     expect(me.today.images).toBe(3)
     expect(me.today.limit).toBe(4)
     expect(me.today.resetsAt % 86_400_000).toBe(0)
+    expect(me.today.resetsAt).toBeGreaterThan(Date.now())
+    expect(me.today.resetsAt).toBeLessThanOrEqual(Date.now() + 86_400_000)
     const one = await generate(QUOTA, { n: 1, response_format: "b64_json" })
     expect(one.status).toBe(200)
     expect((await generate(QUOTA)).status).toBe(429)
@@ -230,6 +252,17 @@ describe("named keys (KEYS) in Node", () => {
     const me = (key: string) =>
       app.handler(new Request("http://localhost:8787/v1/me", { headers: { authorization: `Bearer ${key}` } }))
     expect(((await (await me("sk-dev-local")).json()) as KeyReport).name).toBe("development")
+    const keys = await app.handler(
+      new Request("http://localhost:8787/v1/gateway/keys", { headers: { authorization: "Bearer sk-dev-local" } })
+    )
+    const listed = ((await keys.json()) as { data: Array<KeyReport> }).data
+    expect(listed.map((key) => [key.name, key.source])).toEqual([
+      ["ops", "KEYS"],
+      ["alice", "KEYS"],
+      ["bob", "KEYS"],
+      ["carol", "KEYS"],
+      ["development", "development"]
+    ])
     expect(((await (await me(USER)).json()) as KeyReport).name).toBe("alice")
     const wrong = await me("sk-wrong-0000")
     expect(wrong.status).toBe(401)
@@ -293,7 +326,8 @@ describe("bad KEYS: a configuration error naming the entry, never a key", () => 
       "a duplicate key",
       [
         { name: "a", key: "sk-aaaaaaaa", role: "user" },
-        { name: "b", sha256: sha256("sk-aaaaaaaa"), role: "admin" }
+        // A hash in capitals is the same hash.
+        { name: "b", sha256: sha256("sk-aaaaaaaa").toUpperCase(), role: "admin" }
       ],
       "KEYS entry #2 ('b') has the same key as entry #1"
     ],
@@ -306,6 +340,12 @@ describe("bad KEYS: a configuration error naming the entry, never a key", () => 
       "an unknown model",
       [{ name: "a", key: "sk-aaaaaaaa", role: "user", models: ["local/nope"] }],
       "KEYS entry #1 ('a') allows the model 'local/nope'"
+    ],
+    ["a name that is not text", [{ name: 7, key: "sk-aaaaaaaa", role: "user" }], "KEYS entry #1: 'name' is missing or not valid"],
+    [
+      "a name with other characters",
+      [{ name: "a/b", key: "sk-aaaaaaaa", role: "user" }],
+      "KEYS entry #1: 'name' is missing or not valid"
     ],
     ["a name shaped like a key", [{ name: "sk-live-abcdefgh", key: "sk-live-abcdefgh", role: "root" }], "KEYS entry #1: 'role'"],
     ["a name equal to its key", [{ name: "abcdefgh1234", key: "abcdefgh1234", role: "root" }], "KEYS entry #1: 'role'"]
