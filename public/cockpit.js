@@ -140,7 +140,7 @@ const start = () => {
   for (const button of $$("button.window")) {
     button.addEventListener("click", () => {
       state.window = button.dataset.window
-      loadUsage()
+      if (state.role === "admin") loadUsage()
       loadKeys()
     })
   }

@@ -1,6 +1,6 @@
 // The Keys panel: each key by name with its rights, limits, usage over the window and today's quota.
 // An admin key sees every key (/v1/gateway/keys); a user key sees only itself (/v1/me).
-import { $, api, h, ms, num, state, t } from "./core.js"
+import { $, $$, api, h, ms, num, state, t } from "./core.js"
 
 const limitsText = (limits) => {
   const parts = []
@@ -45,6 +45,8 @@ const keyRow = (key) => {
 }
 
 export const renderKeys = () => {
+  // A user key chooses the window here (the Usage panel, where admins choose it, is not shown to it).
+  for (const button of $$("button.window")) button.setAttribute("aria-pressed", String(button.dataset.window === state.window))
   $("#keys-window").textContent = t(`w${state.window}`)
   $("#keys-body").replaceChildren(...state.keys.map(keyRow))
 }

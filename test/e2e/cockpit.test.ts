@@ -300,6 +300,10 @@ describe("status cockpit in Chromium", () => {
       expect(await page.getByRole("navigation").getByRole("link", { name: link, exact: true }).isVisible()).toBe(false)
     }
     expect(await page.getByText("This is a user key").isVisible()).toBe(true)
+    // Its window is chosen in the Keys panel.
+    await page.locator("#keys").getByRole("button", { name: "7 days" }).click()
+    await expect.poll(() => page.locator("#keys-window").textContent()).toBe("7 days")
+    expect(await page.locator("#keys").getByRole("button", { name: "7 days" }).getAttribute("aria-pressed")).toBe("true")
     const options = await playground(page).getByLabel("Model", { exact: true }).locator("option").allTextContents()
     expect(options).toEqual(["local/preview"])
     expect(await page.locator("#snippets").textContent()).toContain('model="local/preview"')
