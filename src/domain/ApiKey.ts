@@ -10,11 +10,17 @@ export type KeyRole = typeof KeyRole.Type
 
 const positive = Schema.Int.check(Schema.isGreaterThan(0))
 
+/**
+ * A key's name: shown in the statistics and the cockpit, so never shaped like a key (`sk-...`), which is
+ * what a key pasted into the wrong field would be.
+ */
+export const KEY_NAME_PATTERN = /^(?!sk-)[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$/i
+
 /** One entry of `KEYS`, as the operator writes it. Exactly one of `key` and `sha256` (checked when loaded). */
 export const KeyConfigEntry = Schema.Struct({
   name: Schema.String.check(
-    Schema.isPattern(/^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$/, {
-      message: "'name' must be 1-64 letters, digits, spaces, '.', '_', '@' or '-'"
+    Schema.isPattern(KEY_NAME_PATTERN, {
+      message: "'name' must be 1-64 letters, digits, spaces, '.', '_', '@' or '-', not starting with 'sk-'"
     })
   ),
   key: Schema.optional(Schema.String.check(Schema.isMinLength(8))),

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto"
 import { Config, Context, Effect, Layer, type LogLevel, Option, Predicate, Redacted, Result, Schema } from "effect"
-import { type CallerKey, KeyConfigEntry } from "../domain/ApiKey.ts"
+import { type CallerKey, KEY_NAME_PATTERN, KeyConfigEntry } from "../domain/ApiKey.ts"
 import { GatewayMisconfigured, invalidConfiguration } from "../domain/Errors.ts"
 import { ModelOverride } from "../domain/Model.ts"
 import { UpstreamConfigEntry } from "../domain/Upstream.ts"
@@ -115,11 +115,11 @@ const labelById = (entry: unknown, index: number) =>
 
 /**
  * A `KEYS` entry is named by position, and by its name only when that cannot be a key put in the wrong
- * field (a valid name, not the entry's own key, not shaped like an OpenAI key).
+ * field (a valid name, which is never shaped like an OpenAI key, and not the entry's own key).
  */
 const labelByName = (entry: unknown, index: number) => {
   if (!Predicate.isObject(entry) || typeof entry.name !== "string") return `#${index + 1}`
-  const plain = /^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$/.test(entry.name) && !/^sk-/i.test(entry.name) && entry.name !== entry.key
+  const plain = KEY_NAME_PATTERN.test(entry.name) && entry.name !== entry.key
   return plain ? `#${index + 1} ('${entry.name}')` : `#${index + 1}`
 }
 

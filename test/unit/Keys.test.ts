@@ -347,7 +347,16 @@ describe("bad KEYS: a configuration error naming the entry, never a key", () => 
       [{ name: "a/b", key: "sk-aaaaaaaa", role: "user" }],
       "KEYS entry #1: 'name' is missing or not valid"
     ],
-    ["a name shaped like a key", [{ name: "sk-live-abcdefgh", key: "sk-live-abcdefgh", role: "root" }], "KEYS entry #1: 'role'"],
+    [
+      "a name starting like a key",
+      [{ name: "SK-team", key: "sk-aaaaaaaa", role: "user" }],
+      "KEYS entry #1: 'name' is missing or not valid"
+    ],
+    [
+      "a name shaped like a key",
+      [{ name: "sk-live-abcdefgh", key: "sk-live-abcdefgh", role: "root" }],
+      "KEYS entry #1: 'name' is missing or not valid"
+    ],
     ["a name equal to its key", [{ name: "abcdefgh1234", key: "abcdefgh1234", role: "root" }], "KEYS entry #1: 'role'"]
   ] as const)("%s", async (_, keys, expected) => {
     const message = await misconfigured(keys)

@@ -312,7 +312,7 @@ describe("bad KEYS values: a configuration error naming the entry, never a key",
     [
       "a key in the name field",
       JSON.stringify([{ name: "sk-live-abcdef123456", key: "sk-live-abcdef123456", role: "user", rpm: 0 }]),
-      "KEYS entry #1: 'rpm' is missing or not valid"
+      "KEYS entry #1: 'name' is missing or not valid"
     ]
   ]
 
