@@ -3,8 +3,8 @@
  *
  * 1. The account: a `wrangler login` session, or CLOUDFLARE_API_TOKEN with CLOUDFLARE_ACCOUNT_ID (CI; no prompt).
  * 2. The R2 bucket of wrangler.toml, created when missing; when R2 is not enabled on the account, what to click.
- * 3. An API key: when the Worker has no API_KEYS secret yet, a new key is uploaded with the deploy (so the
- *    gateway never runs without one) and printed once. An existing API_KEYS is left as it is.
+ * 3. An API key: when the Worker has neither an API_KEYS nor a KEYS secret yet, a new key is uploaded with the
+ *    deploy (so the gateway never runs without one) and printed once. Existing keys are left as they are.
  * 4. `wrangler deploy`, then a check of the deployed URL: /health, /v1/models refused without a key, and,
  *    with a key it knows (the new one, or GATEWAY_API_KEY), /v1/models answered.
  *
@@ -96,14 +96,14 @@ const ensureBucket = () => {
   stop(`Creating the bucket failed:\n${created.output.trim()}`)
 }
 
-/** Whether the Worker already has an API_KEYS secret (a Worker that does not exist yet has none). */
-const hasApiKeys = () => {
+/** Whether the Worker already has keys, API_KEYS or named KEYS (a Worker that does not exist yet has none). */
+const hasKeys = () => {
   const listed = wrangler(["secret", "list", "--format", "json"])
   if (!listed.ok) return false
   const json = listed.output.slice(listed.output.indexOf("["), listed.output.lastIndexOf("]") + 1)
   try {
     const secrets = JSON.parse(json) as ReadonlyArray<{ name?: unknown }>
-    return secrets.some((secret) => secret.name === "API_KEYS")
+    return secrets.some((secret) => secret.name === "API_KEYS" || secret.name === "KEYS")
   } catch {
     return false
   }
@@ -163,9 +163,11 @@ const main = async () => {
   signIn()
   ensureBucket()
   step("API key")
-  const newKey = hasApiKeys() ? undefined : newApiKey()
+  const newKey = hasKeys() ? undefined : newApiKey()
   console.log(
-    newKey === undefined ? "  API_KEYS is set; kept as it is" : "  API_KEYS is not set: a new key goes up with this deploy"
+    newKey === undefined
+      ? "  API_KEYS or KEYS is set; kept as it is"
+      : "  neither API_KEYS nor KEYS is set: a new key goes up with this deploy (as API_KEYS)"
   )
   const url = deploy(newKey)
   if (url === undefined) {
@@ -188,7 +190,7 @@ const main = async () => {
   if (newKey !== undefined) {
     console.log(`  Key:      ${newKey}`)
     console.log("            (the API_KEYS secret; shown this once. Add keys with `npx wrangler secret put API_KEYS`.)")
-  } else console.log("  Key:      your existing API_KEYS secret")
+  } else console.log("  Key:      your existing API_KEYS or KEYS secret")
 }
 
 main().catch((error: unknown) => {

@@ -37,6 +37,7 @@ if (command.startsWith("r2 bucket create")) {
 }
 if (command === "secret list --format") {
   if (state.has("has-key")) out('[{"name":"API_KEYS","type":"secret_text"}]')
+  if (state.has("has-named-keys")) out('[{"name":"KEYS","type":"secret_text"}]')
   api("This Worker does not exist on your account. [code: 10007]")
 }
 if (args[0] === "deploy") {
@@ -149,6 +150,14 @@ describe("npm run deploy", { timeout: 30_000 }, () => {
     expect(deployed.authorized).toEqual([key])
     expect(run.output).toContain(`Cockpit:  ${gatewayUrl}/`)
     expect(run.output).toContain(`API:      ${gatewayUrl}/v1`)
+  })
+
+  it("a Worker with named keys (KEYS) only: no API_KEYS is added, and no key is printed", async () => {
+    const run = await deploy(["bucket-present", "has-named-keys"])
+    expect(run.code, run.output).toBe(0)
+    expect(run.calls[3]?.args).toEqual(["deploy"])
+    expect(run.output).toContain("kept as it is")
+    expect(run.output).not.toMatch(/sk-gw-/)
   })
 
   it("run again: the bucket and the key are kept, the deploy carries no secret, and no key is printed", async () => {
