@@ -98,7 +98,16 @@ export const renderStatus = () => {
     [t("cfgKeepAlive"), ms(c.keepAliveMs)],
     [t("cfgPrompts"), onOff(c.logPrompts)],
     [t("cfgLocal"), onOff(c.localModel)],
-    [t("cfgBody"), `${num(c.maxBodyBytes)} B`]
+    [t("cfgBody"), `${num(c.maxBodyBytes)} B`],
+    [
+      t("cfgKeys"),
+      t("cfgKeysValue", {
+        api: c.keys.apiKeys,
+        named: c.keys.named,
+        limited: c.keys.limited,
+        fail: c.keys.limitsFailOpen ? t("failOpen") : t("failClosed")
+      })
+    ]
   ]
   $("#config").replaceChildren(...rows.flatMap(([name, value]) => [h("dt", {}, name), h("dd", {}, String(value))]))
   const fill = (select) => {

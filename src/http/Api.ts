@@ -185,7 +185,9 @@ export const GatewayStatus = Schema.Struct({
     chatProgress: Schema.Boolean,
     logPrompts: Schema.Boolean,
     localModel: Schema.Boolean,
-    maxBodyBytes: Schema.Int
+    maxBodyBytes: Schema.Int,
+    /** Keys by kind (never a key): API_KEYS, named KEYS, and how many of those have limits. */
+    keys: Schema.Struct({ apiKeys: Schema.Int, named: Schema.Int, limited: Schema.Int, limitsFailOpen: Schema.Boolean })
   }),
   models: Schema.Array(
     Schema.Struct({

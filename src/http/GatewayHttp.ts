@@ -1,5 +1,6 @@
 import { Clock, Effect, Result } from "effect"
 import { HttpApiBuilder } from "effect/http-api"
+import { hasLimits } from "../domain/ApiKey.ts"
 import type { UpstreamHealth } from "../domain/Usage.ts"
 import { CircuitBreaker } from "../services/CircuitBreaker.ts"
 import { GatewayConfig } from "../services/GatewayConfig.ts"
@@ -74,7 +75,13 @@ export const GatewayHttp = HttpApiBuilder.group(
       chatProgress: config.chatProgress,
       logPrompts: config.logPrompts,
       localModel: config.enableLocalModel,
-      maxBodyBytes: config.maxBodyBytes
+      maxBodyBytes: config.maxBodyBytes,
+      keys: {
+        apiKeys: config.apiKeys.length,
+        named: config.keys.length,
+        limited: config.keys.filter(hasLimits).length,
+        limitsFailOpen: config.limitsFailOpen
+      }
     }
 
     return handlers

@@ -116,6 +116,7 @@ describe("status cockpit in Chromium", () => {
     const config = await page.locator("#config").textContent()
     expect(config).toContain("up to 3 attempts")
     expect(config).toContain("Usage statistics")
+    expect(config).toContain("0 in API_KEYS, 2 named (1 with limits; a limits store that is down lets requests through)")
     const models = page.locator("#models-body")
     await expect.poll(() => models.locator("tr").count()).toBeGreaterThan(20)
     expect(await models.textContent()).toContain("dall-e-3")
