@@ -693,6 +693,29 @@ const editsOnly = async () => {
     console.log(
       `\nmemory: one edit of a ${(EDIT_UPLOAD_BYTES / 1048576).toFixed(0)} MB upload grows the Worker by ${(memory.growth / 1048576).toFixed(1)} MB: ${uploadRatio.toFixed(2)}x the upload (samples ${memory.samples.map((sample) => (sample / 1048576).toFixed(1)).join(", ")} MB; target about 2 copies)`
     )
+    // The platform's own share, with none of the gateway's work (bench/multipart-floor): the same upload read and
+    // dropped, parsed as a form, and parsed and sent on to the same upstream.
+    const floorVars = vars({ UPSTREAM_URL: upstream.url, UPSTREAM_KEY: "fake-openai-key" })
+    const floorRatios: Record<string, number> = {}
+    for (const path of ["drain", "parse", "forward"] as const) {
+      const floor = await measureMemory(
+        `multipart floor /${path}`,
+        () => startWorker(floorVars, join(import.meta.dirname, "multipart-floor")),
+        (worker, imageBytes) => {
+          const form = new FormData()
+          form.append("model", "gpt-image-1")
+          form.append("prompt", "an edit")
+          const size = imageBytes === MEMORY_IMAGE_BYTES ? EDIT_UPLOAD_BYTES : imageBytes
+          form.append("image", new File([uploadBytes(size)], "upload.png", { type: "image/png" }))
+          return new Request(`${worker.url}/${path}`, { method: "POST", headers: IDENTITY, body: form })
+        },
+        1
+      )
+      floorRatios[path] = floor.growth / EDIT_UPLOAD_BYTES
+      console.log(
+        `  the platform alone, /${path.padEnd(8)} ${(floor.growth / 1048576).toFixed(1)} MB: ${floorRatios[path]?.toFixed(2)}x the upload`
+      )
+    }
     const gateway = await startWorker(gatewayVars, root)
     try {
       const generation = () =>
@@ -713,7 +736,7 @@ const editsOnly = async () => {
       )
       writeFileSync(
         join(RESULTS, "edits.json"),
-        JSON.stringify({ date: new Date().toISOString(), memory, uploadRatio, cpu: { generate, edits } }, null, 2)
+        JSON.stringify({ date: new Date().toISOString(), memory, uploadRatio, floorRatios, cpu: { generate, edits } }, null, 2)
       )
     } finally {
       gateway.stop()
