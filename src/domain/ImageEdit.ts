@@ -63,8 +63,9 @@ export const asGenerationRequest = (request: ImageEditRequest | ImageVariationRe
 
 /**
  * An uploaded image, its format known from its first bytes (never from its name or declared type). A `Blob`:
- * an uploaded file stays the platform's own part of the parsed form, handed on to an upstream without a copy,
- * and read whole only by what needs its pixels.
+ * an uploaded file stays the platform's own part of the parsed form, handed on to an upstream without a copy
+ * of the gateway's own (the platform's form body for the upstream is its own: see `bench/multipart-floor`), and
+ * read whole only by what needs its pixels.
  */
 export interface InputImage {
   readonly blob: Blob
