@@ -48,15 +48,7 @@ const VariationForm = Schema.Struct({
 }).pipe(HttpApiSchema.asMultipart())
 
 /** What an upload endpoint answers besides its images: a generation's errors, and 413 for a file too large. */
-const UploadErrors = [
-  BadRequestWire,
-  PayloadTooLargeWire,
-  NotFoundWire,
-  RateLimitedWire,
-  UpstreamFailedWire,
-  UpstreamTimedOutWire,
-  UpstreamUnavailableNowWire
-] as const
+const UploadErrors = [...GenerationErrors, PayloadTooLargeWire] as const
 
 export class ImagesApiGroup extends HttpApiGroup.make("images")
   .add(
