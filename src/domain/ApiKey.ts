@@ -70,6 +70,9 @@ export const DAY_MS = 24 * 60 * MINUTE_MS
 /** The UTC day a moment falls in, as days since the epoch: the key of a quota's count. */
 export const utcDay = (ms: number) => Math.floor(ms / DAY_MS)
 
+/** When the quota of the UTC day holding `ms` resets: the next UTC midnight. */
+export const quotaResetsAt = (ms: number) => (utcDay(ms) + 1) * DAY_MS
+
 const Latency = Schema.Struct({ p50: Schema.NullOr(Schema.Int), p95: Schema.NullOr(Schema.Int) })
 
 /** One key's traffic in a window, from the usage statistics. */

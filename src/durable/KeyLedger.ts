@@ -1,4 +1,4 @@
-import { type Admission, DAY_MS, type KeyLimitsRequest, MINUTE_MS, utcDay } from "../domain/ApiKey.ts"
+import { type Admission, type KeyLimitsRequest, MINUTE_MS, quotaResetsAt, utcDay } from "../domain/ApiKey.ts"
 import type { Sql } from "./UsageDb.ts"
 
 /** Days of counts kept: today's is the one that matters; a few more for the record. */
@@ -33,7 +33,7 @@ export class KeyLedger {
     const used = this.used(day)
     if (request.imagesPerDay !== null) {
       if (used + request.images > request.imagesPerDay) {
-        return { ok: false, reason: "quota", used, limit: request.imagesPerDay, resetsAt: (day + 1) * DAY_MS }
+        return { ok: false, reason: "quota", used, limit: request.imagesPerDay, resetsAt: quotaResetsAt(now) }
       }
     }
     this.recent.push(now)

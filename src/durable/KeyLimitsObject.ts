@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers"
 import type { Admission, KeyLimitsRequest } from "../domain/ApiKey.ts"
 import type { KeyLimitsStore } from "../services/WorkerBindings.ts"
 import { KeyLedger } from "./KeyLedger.ts"
+import { storageSql } from "./StorageSql.ts"
 
 /**
  * The limits of one named key: one SQLite-backed Durable Object per key (`getByName(key name)`), so
@@ -14,8 +15,7 @@ export class KeyLimitsObject extends DurableObject<unknown> implements KeyLimits
 
   constructor(ctx: DurableObjectState, env: unknown) {
     super(ctx, env)
-    const sql = ctx.storage.sql
-    this.ledger = new KeyLedger({ all: (query, ...params) => sql.exec(query, ...params).toArray() as Array<never> })
+    this.ledger = new KeyLedger(storageSql(ctx.storage))
   }
 
   admit(request: KeyLimitsRequest): Admission {

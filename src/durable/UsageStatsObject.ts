@@ -2,6 +2,7 @@ import { DurableObject } from "cloudflare:workers"
 import type { KeyTraffic } from "../domain/ApiKey.ts"
 import type { UpstreamHealth, UsageEvent, UsageSummary, UsageWindow } from "../domain/Usage.ts"
 import type { UsageStore } from "../services/WorkerBindings.ts"
+import { storageSql } from "./StorageSql.ts"
 import { UsageDb } from "./UsageDb.ts"
 
 /**
@@ -16,8 +17,7 @@ export class UsageStatsObject extends DurableObject<unknown> implements UsageSto
 
   constructor(ctx: DurableObjectState, env: unknown) {
     super(ctx, env)
-    const sql = ctx.storage.sql
-    this.db = new UsageDb({ all: (query, ...params) => sql.exec(query, ...params).toArray() as Array<never> })
+    this.db = new UsageDb(storageSql(ctx.storage))
   }
 
   /** A batch from one isolate, written in one transaction. */

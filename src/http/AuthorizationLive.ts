@@ -1,3 +1,4 @@
+import { Buffer } from "node:buffer"
 import { timingSafeEqual } from "node:crypto"
 import { Effect, Layer, Redacted } from "effect"
 import { HttpServerRequest } from "effect/http"
@@ -46,8 +47,6 @@ export const keyMatcher = (keys: ReadonlyArray<Redacted.Redacted<string>>) => {
   return (presented: string): boolean => match(encoder.encode(presented)) !== -1
 }
 
-const fromHex = (hex: string) => Uint8Array.from(hex.match(/../g) ?? [], (pair) => Number.parseInt(pair, 16))
-
 /** Every key the gateway accepts, as callers: API_KEYS (unlimited admin keys) first, then KEYS. */
 export const callers = (settings: Pick<GatewaySettings, "apiKeys" | "keys">) => {
   const plain: Array<{ readonly key: Uint8Array; readonly caller: CallerKey }> = settings.apiKeys.map((key, i) => ({
@@ -57,7 +56,7 @@ export const callers = (settings: Pick<GatewaySettings, "apiKeys" | "keys">) => 
   const hashed: Array<{ readonly key: Uint8Array; readonly caller: CallerKey }> = []
   for (const { key, sha256, ...caller } of settings.keys) {
     if (key !== undefined) plain.push({ key: encoder.encode(Redacted.value(key)), caller })
-    else if (sha256 !== undefined) hashed.push({ key: fromHex(sha256), caller })
+    else if (sha256 !== undefined) hashed.push({ key: Buffer.from(sha256, "hex"), caller })
   }
   return { plain, hashed }
 }

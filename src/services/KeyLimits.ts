@@ -1,5 +1,5 @@
 import { Clock, Context, Duration, Effect, Layer, Option } from "effect"
-import { type CallerKey, DAY_MS, hasLimits, utcDay } from "../domain/ApiKey.ts"
+import { type CallerKey, hasLimits } from "../domain/ApiKey.ts"
 import { KeyLimitExceeded, LimiterUnavailable } from "../domain/Errors.ts"
 import { currentKey } from "./CurrentKey.ts"
 import { GatewayConfig } from "./GatewayConfig.ts"
@@ -151,6 +151,3 @@ const make = (namespace: KeyLimitsNamespace | undefined, failOpen: boolean) => {
           )
   })
 }
-
-/** When today's quota resets: the next UTC midnight. */
-export const quotaResetsAt = (now: number) => (utcDay(now) + 1) * DAY_MS

@@ -1,8 +1,8 @@
 import { Clock, Context, Effect, Layer, Option } from "effect"
-import type { CallerKey, KeyReport, KeyTraffic } from "../domain/ApiKey.ts"
+import { type CallerKey, type KeyReport, type KeyTraffic, quotaResetsAt } from "../domain/ApiKey.ts"
 import type { UsageWindow } from "../domain/Usage.ts"
 import { apiKeyCaller, DEVELOPMENT_CALLER, GatewayConfig } from "./GatewayConfig.ts"
-import { KeyLimits, quotaResetsAt } from "./KeyLimits.ts"
+import { KeyLimits } from "./KeyLimits.ts"
 import { ModelRegistry } from "./ModelRegistry.ts"
 import { UsageStats } from "./UsageStats.ts"
 
