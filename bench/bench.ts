@@ -16,10 +16,12 @@
  *    checkout's gateway beside this one, to compare two versions in one run. `BENCH_ONLY=cpu` runs the CPU
  *    rounds alone, with the baseline's gateway too when it is given.
  * 6. Named keys: CPU and latency of keys with and without limits (`BENCH_ONLY=keys` alone).
+ * 7. Startup: workerd's own profile of a cold start (`wrangler check startup`), and the same start in steps in
+ *    V8 under Node (`BENCH_ONLY=startup` alone).
  *
  * Everything runs on loopback; every loop is bounded in time and count.
  */
-import { execFileSync } from "node:child_process"
+import { execFileSync, spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
@@ -400,6 +402,7 @@ const main = async () => {
       n4.push(await timeGeneration(gateway, 4))
     }
     const bundle = bundleSize()
+    const startup = startupFigures()
 
     // The generation cache against a 2 s upstream: a MISS pays the generation, a HIT is read from R2.
     const cached = await startWorker(
@@ -482,6 +485,7 @@ const main = async () => {
         openAiCpu: openAiKindCpu
       },
       bundle,
+      startup,
       memory
     }
     const throughputRatio = results.gateway.rps / results.passthrough.rps
@@ -502,6 +506,7 @@ const main = async () => {
       ["CPU per request vs passthrough", cpuRatio, "<=", 1.2],
       ["n:4 vs n:1 time, 2 s upstream", fanOutRatio, "<=", 1.15],
       ["bundle gzipped (KB)", bundle.gzip / 1024, "<=", 260],
+      ["startup CPU in workerd, ms (wrangler check startup)", median(startup.workerd.activeMs), "<", 25],
       ["url answer body (bytes), n: 1", urlBodyBytes, "<", 1024],
       ["url path CPU vs b64_json path, less the local R2 simulator's write", urlWorkerCpuRatio, "<=", 1.3],
       ["cache HIT speed-up over MISS, 2 s upstream", cacheSpeedup, ">=", 10],
@@ -535,6 +540,7 @@ const main = async () => {
       `upstream kinds, same gateway: openai ${results.kinds.openAiCpuMsPerRequest.toFixed(2)} ms CPU/req, ai-sdk ${results.kinds.aiSdkCpuMsPerRequest.toFixed(2)} ms, ${openAiKindRatio.toFixed(2)}x (${CPU_ROUNDS} rounds)\n`
     )
     printMemory(memory)
+    printStartup(startup)
     console.log("")
     let failed = false
     for (const [name, value, op, target] of checks) {
@@ -857,15 +863,38 @@ const cpuOnly = async () => {
 
 const STARTUP_SAMPLES = 5
 
+type StartupSample = Record<"moduleMs" | "buildMs" | "firstRequestMs" | "warmRequestMs", number>
+interface StartupFigures {
+  /** workerd's own startup profile of the deployed bundle (`wrangler check startup`): module scope and the handler build. */
+  readonly workerd: { readonly activeMs: Array<number>; readonly gcMs: Array<number> }
+  /** The same start split into its steps, in V8 under Node (`bench/startup-probe.mjs`). */
+  readonly node: Array<StartupSample>
+}
+
 /**
- * `BENCH_ONLY=startup`: what a cold isolate pays, measured in V8 under Node, a fresh process per sample
- * (`bench/startup-probe.mjs`): CPU to evaluate the module scope of the gateway bundled alone (esbuild, minified),
- * to build the handler, and to answer a first and a second `/health`. workerd's own start cannot be read apart:
- * the CPU of a `wrangler dev` until it is ready moves by ±150 ms between fresh instances, far more than the
- * Worker's share. The module figure includes parsing and compiling the whole bundle.
+ * What a cold isolate pays. workerd: `wrangler check startup` bundles the Worker as `wrangler deploy` does and
+ * profiles its startup in the local workerd, the runtime Cloudflare runs; its "Active" time is everything the
+ * isolate did before it could take a request (parse, compile, the module scope, the handler build at module
+ * load, garbage collection). It cannot name the steps of a minified bundle, so V8 under Node splits the same
+ * start: a fresh process per sample evaluates the gateway bundled alone (esbuild, minified), builds the
+ * handler, and answers a first and a second `/health`.
  */
-const startupOnly = () => {
-  const bundle = join(RESULTS, "startup", "app.mjs")
+const startupFigures = (): StartupFigures => {
+  const dir = join(RESULTS, "startup")
+  mkdirSync(dir, { recursive: true })
+  const workerd = { activeMs: [] as Array<number>, gcMs: [] as Array<number> }
+  for (let i = 0; i < STARTUP_SAMPLES; i++) {
+    const run = spawnSync("npx", ["wrangler", "check", "startup", "--outfile", join(dir, `worker-startup-${i}.cpuprofile`)], {
+      encoding: "utf8",
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false" }
+    })
+    const report = `${run.stdout}${run.stderr}`
+    const active = report.match(/Active: ([\d.]+) ms \(including ([\d.]+) ms garbage collection\)/)
+    if (active === null) throw new Error(`no startup profile in wrangler's report:\n${report}`)
+    workerd.activeMs.push(Number(active[1]))
+    workerd.gcMs.push(Number(active[2]))
+  }
+  const bundle = join(dir, "app.mjs")
   execFileSync(
     "npx",
     [
@@ -880,7 +909,7 @@ const startupOnly = () => {
     ],
     { stdio: "inherit" }
   )
-  const samples = Array.from(
+  const node = Array.from(
     { length: STARTUP_SAMPLES },
     () =>
       JSON.parse(
@@ -888,19 +917,33 @@ const startupOnly = () => {
           .trim()
           .split("\n")
           .at(-1) ?? "{}"
-      ) as Record<"moduleMs" | "buildMs" | "firstRequestMs" | "warmRequestMs", number>
+      ) as StartupSample
   )
-  const figure = (name: keyof (typeof samples)[number]) => median(samples.map((sample) => sample[name]))
-  const list = (name: keyof (typeof samples)[number]) => samples.map((sample) => sample[name].toFixed(1)).join(", ")
-  console.log(`\ncold start in V8 under Node, median of ${STARTUP_SAMPLES} fresh processes (CPU ms)`)
+  return { workerd, node }
+}
+
+const printStartup = ({ workerd, node }: StartupFigures) => {
+  const list = (values: ReadonlyArray<number>) => values.map((value) => value.toFixed(1)).join(", ")
+  console.log(`\ncold start, median of ${STARTUP_SAMPLES} (CPU ms)`)
+  console.log(
+    `  workerd, wrangler check startup (active)    ${median(workerd.activeMs).toFixed(1).padStart(7)}  (${list(workerd.activeMs)}; of it garbage collection ${median(workerd.gcMs).toFixed(1)})`
+  )
+  console.log("  V8 under Node, the same start in steps:")
   for (const [label, name] of [
     ["module scope (parse, compile, evaluate)", "moduleMs"],
-    ["handler build", "buildMs"],
-    ["first /health (layers built on first use)", "firstRequestMs"],
+    ["handler build (the layers)", "buildMs"],
+    ["first /health", "firstRequestMs"],
     ["second /health", "warmRequestMs"]
-  ] as const)
-    console.log(`  ${label.padEnd(44)} ${figure(name).toFixed(1).padStart(7)}  (${list(name)})`)
-  writeFileSync(join(RESULTS, "startup.json"), JSON.stringify({ date: new Date().toISOString(), samples }, null, 2))
+  ] as const) {
+    const values = node.map((sample) => sample[name])
+    console.log(`    ${label.padEnd(42)} ${median(values).toFixed(1).padStart(7)}  (${list(values)})`)
+  }
+}
+
+const startupOnly = () => {
+  const figures = startupFigures()
+  printStartup(figures)
+  writeFileSync(join(RESULTS, "startup.json"), JSON.stringify({ date: new Date().toISOString(), ...figures }, null, 2))
 }
 
 if (process.env.BENCH_ONLY === "memory") {
@@ -918,7 +961,6 @@ if (process.env.BENCH_ONLY === "memory") {
   mkdirSync(RESULTS, { recursive: true })
   await keysFigures()
 } else if (process.env.BENCH_ONLY === "startup") {
-  mkdirSync(join(RESULTS, "startup"), { recursive: true })
   startupOnly()
 } else {
   await main()
