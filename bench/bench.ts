@@ -866,7 +866,12 @@ const STARTUP_SAMPLES = 5
 type StartupSample = Record<"moduleMs" | "buildMs" | "firstRequestMs" | "warmRequestMs", number>
 interface StartupFigures {
   /** workerd's own startup profile of the deployed bundle (`wrangler check startup`): module scope and the handler build. */
-  readonly workerd: { readonly activeMs: Array<number>; readonly gcMs: Array<number> }
+  readonly workerd: {
+    readonly activeMs: Array<number>
+    readonly gcMs: Array<number>
+    /** The same for `bench/httpapi-floor`: one bare HttpApi endpoint, what the framework's start costs by itself. */
+    readonly floorActiveMs: Array<number>
+  }
   /** The same start split into its steps, in V8 under Node (`bench/startup-probe.mjs`). */
   readonly node: Array<StartupSample>
 }
@@ -882,17 +887,24 @@ interface StartupFigures {
 const startupFigures = (): StartupFigures => {
   const dir = join(RESULTS, "startup")
   mkdirSync(dir, { recursive: true })
-  const workerd = { activeMs: [] as Array<number>, gcMs: [] as Array<number> }
-  for (let i = 0; i < STARTUP_SAMPLES; i++) {
-    const run = spawnSync("npx", ["wrangler", "check", "startup", "--outfile", join(dir, `worker-startup-${i}.cpuprofile`)], {
+  const profile = (cwd: string, name: string, args: ReadonlyArray<string>) => {
+    const run = spawnSync("npx", ["wrangler", "check", "startup", "--outfile", join(dir, `${name}.cpuprofile`), ...args], {
+      cwd,
       encoding: "utf8",
       env: { ...process.env, WRANGLER_SEND_METRICS: "false" }
     })
     const report = `${run.stdout}${run.stderr}`
     const active = report.match(/Active: ([\d.]+) ms \(including ([\d.]+) ms garbage collection\)/)
     if (active === null) throw new Error(`no startup profile in wrangler's report:\n${report}`)
-    workerd.activeMs.push(Number(active[1]))
-    workerd.gcMs.push(Number(active[2]))
+    return { activeMs: Number(active[1]), gcMs: Number(active[2]) }
+  }
+  const workerd = { activeMs: [] as Array<number>, gcMs: [] as Array<number>, floorActiveMs: [] as Array<number> }
+  for (let i = 0; i < STARTUP_SAMPLES; i++) {
+    const gateway = profile(join(import.meta.dirname, ".."), `gateway-${i}`, [])
+    workerd.activeMs.push(gateway.activeMs)
+    workerd.gcMs.push(gateway.gcMs)
+    // The floor minified as the gateway is (its wrangler.toml leaves it out).
+    workerd.floorActiveMs.push(profile(join(import.meta.dirname, "httpapi-floor"), `floor-${i}`, ["--args=--minify"]).activeMs)
   }
   const bundle = join(dir, "app.mjs")
   execFileSync(
@@ -927,6 +939,9 @@ const printStartup = ({ workerd, node }: StartupFigures) => {
   console.log(`\ncold start, median of ${STARTUP_SAMPLES} (CPU ms)`)
   console.log(
     `  workerd, wrangler check startup (active)    ${median(workerd.activeMs).toFixed(1).padStart(7)}  (${list(workerd.activeMs)}; of it garbage collection ${median(workerd.gcMs).toFixed(1)})`
+  )
+  console.log(
+    `  the HttpApi floor, one bare endpoint           ${median(workerd.floorActiveMs).toFixed(1).padStart(7)}  (${list(workerd.floorActiveMs)})`
   )
   console.log("  V8 under Node, the same start in steps:")
   for (const [label, name] of [
