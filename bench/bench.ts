@@ -14,7 +14,7 @@
  *    once) as a multiple of the answer's size, beside the passthrough's (`bench/memory.ts`).
  *    `BENCH_ONLY=memory` runs this part alone; `BENCH_BASELINE_CWD=<another checkout>` adds that
  *    checkout's gateway beside this one, to compare two versions in one run. `BENCH_ONLY=cpu` runs the CPU
- *    rounds alone, with the baseline's gateway too when it is given.
+ *    rounds alone, with the floor's endpoint piping natively beside it and the baseline's gateway when it is given.
  * 6. Named keys: CPU and latency of keys with and without limits (`BENCH_ONLY=keys` alone).
  * 7. Startup: workerd's own profile of a cold start (`wrangler check startup`), and the same start in steps in
  *    V8 under Node (`BENCH_ONLY=startup` alone).
@@ -806,7 +806,9 @@ const throughputOnly = async () => {
 
 /**
  * `BENCH_ONLY=cpu`: the CPU rounds alone (sessions of fresh passthrough, floor and gateway instances, as in the full
- * run), with `BENCH_BASELINE_CWD`'s gateway as a fourth Worker in each session, to compare two versions in one run.
+ * run), with the floor's endpoint piping the upstream's body natively (`FLOOR_MODE=pipe`: the framework's share
+ * apart from the JavaScript byte path), and `BENCH_BASELINE_CWD`'s gateway as one more Worker in each session, to
+ * compare two versions in one run.
  */
 const cpuOnly = async () => {
   const root = join(import.meta.dirname, "..")
@@ -821,7 +823,7 @@ const cpuOnly = async () => {
     })
   const generation = JSON.stringify({ prompt: "a bench", model: "replicate/flux-schnell", response_format: "b64_json" })
   const upstreamBody = JSON.stringify({ prompt: "a bench", provider: "replicate", modelId: "black-forest-labs/flux-schnell" })
-  const names = ["passthrough", "floor", "gateway", ...(baselineCwd === undefined ? [] : ["baseline"])]
+  const names = ["passthrough", "floor", "floor, pipe", "gateway", ...(baselineCwd === undefined ? [] : ["baseline"])]
   const samples = names.map(() => [] as Array<number>)
   const ratios = names.map(() => [] as Array<number>)
   const roundsPerSession = Math.max(1, Math.round(CPU_ROUNDS / CPU_SESSIONS))
@@ -831,12 +833,16 @@ const cpuOnly = async () => {
       try {
         fresh.push(await startWorker(vars({ UPSTREAM_URL: upstream.url }), join(import.meta.dirname, "passthrough")))
         fresh.push(await startWorker(vars({ UPSTREAM_URL: upstream.url }), join(import.meta.dirname, "httpapi-floor")))
+        // The framework's share alone: the floor's endpoint with the upstream's body piped by the runtime.
+        fresh.push(
+          await startWorker(vars({ UPSTREAM_URL: upstream.url, FLOOR_MODE: "pipe" }), join(import.meta.dirname, "httpapi-floor"))
+        )
         fresh.push(await startWorker(gatewayVars, root))
         if (baselineCwd !== undefined) fresh.push(await startWorker(gatewayVars, baselineCwd))
         const targets: Array<Target> = fresh.map((worker, i) =>
           i === 0
             ? [worker, request(worker, "", upstreamBody, false)]
-            : [worker, request(worker, "/v1/images/generations", generation, i > 1)]
+            : [worker, request(worker, "/v1/images/generations", generation, i > 2)]
         )
         for (const [worker, make] of targets) await load(worker, make, CPU_CONNECTIONS, SESSION_WARM_UP)
         const cpu = await alternatingCpu(roundsPerSession, targets)

@@ -4,22 +4,31 @@
  * endpoint, streamed as the gateway streams it. The request is decoded with
  * the gateway's own schema, the upstream is called with `fetch`, the image is
  * passed through into OpenAI's shape with the gateway's own `openImageValue`
- * (its first bytes read, the rest piped natively). No middleware,
- * authentication, retries, timeouts, services or statistics: its CPU next to
- * the passthrough's is what the framework and the reshaping cost by themselves.
+ * (its first bytes read, the rest read and written chunk by chunk). No
+ * middleware, authentication, retries, timeouts, services or statistics: its
+ * CPU next to the passthrough's is what the framework and the reshaping cost
+ * by themselves.
+ *
+ * With `FLOOR_MODE=pipe` the same endpoint hands the upstream's body on
+ * untouched through the runtime's own pipe: no byte passes through JavaScript,
+ * as in the passthrough. What it costs is the framework's share alone; the
+ * difference to the default mode is the share of reading and writing the
+ * image in JavaScript.
  */
 import { env } from "cloudflare:workers"
 import { Effect, Layer, References } from "effect"
 import { HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
 import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup } from "effect/http-api"
 import { ImageGenerationRequest } from "../../src/domain/ImageGeneration.ts"
-import { openImageValue } from "../../src/domain/ImageTail.ts"
+import { makePipe, openImageValue } from "../../src/domain/ImageTail.ts"
 
 const Api = HttpApi.make("floor").add(
   HttpApiGroup.make("images").add(HttpApiEndpoint.post("generate", "/v1/images/generations", { payload: ImageGenerationRequest }))
 )
 
-const upstreamUrl = new URL("/api/generate-images", (env as { UPSTREAM_URL: string }).UPSTREAM_URL)
+const settings = env as { UPSTREAM_URL: string; FLOOR_MODE?: string }
+const upstreamUrl = new URL("/api/generate-images", settings.UPSTREAM_URL)
+const nativePipe = settings.FLOOR_MODE === "pipe"
 
 const encoder = new TextEncoder()
 const limits = { maxBytes: 32 * 1024 * 1024, timeoutMs: 60_000 }
@@ -31,6 +40,11 @@ const generate = async (prompt: string) => {
     body: JSON.stringify({ prompt, provider: "replicate", modelId: "black-forest-labs/flux-schnell" })
   })
   if (upstream.body === null) return HttpServerResponse.text("no image", { status: 502 })
+  if (nativePipe) {
+    const pipe = makePipe()
+    void upstream.body.pipeTo(pipe.writable).catch(() => {})
+    return HttpServerResponse.raw(pipe.readable, { contentType: "application/json" })
+  }
   const opened = await openImageValue(upstream.body, "image", limits)
   if (opened._tag !== "Open") return HttpServerResponse.text("no image", { status: 502 })
   const created = Math.floor(Date.now() / 1000)
