@@ -1,5 +1,6 @@
 import { env } from "cloudflare:workers"
-import { ConfigProvider, Context } from "effect"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Context from "effect/Context"
 import { makeHandler, runScheduled } from "./App.ts"
 import { WorkerBindings } from "./services/WorkerBindings.ts"
 import { WorkerContext } from "./services/WorkerContext.ts"

@@ -16,9 +16,16 @@
  * image in JavaScript.
  */
 import { env } from "cloudflare:workers"
-import { Effect, Layer, References } from "effect"
-import { HttpRouter, HttpServer, HttpServerResponse } from "effect/http"
-import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup } from "effect/http-api"
+import * as Effect from "effect/Effect"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServer from "effect/http/HttpServer"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
+import * as HttpApi from "effect/http-api/HttpApi"
+import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
+import * as HttpApiEndpoint from "effect/http-api/HttpApiEndpoint"
+import * as HttpApiGroup from "effect/http-api/HttpApiGroup"
+import * as Layer from "effect/Layer"
+import * as References from "effect/References"
 import { ImageGenerationRequest } from "../../src/domain/ImageGeneration.ts"
 import { makePipe, openImageValue } from "../../src/domain/ImageTail.ts"
 

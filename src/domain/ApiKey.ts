@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /**
  * Named keys (`KEYS`): who may call the gateway, for what, and how much. Shared by the configuration,

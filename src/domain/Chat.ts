@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { InvalidRequest } from "./Errors.ts"
 import { MAX_IMAGES, MAX_PROMPT_LENGTH } from "./ImageGeneration.ts"
 import { SIZE_PATTERN } from "./ImageSize.ts"

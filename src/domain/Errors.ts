@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 
 /**
  * Domain errors. They carry what went wrong, not how it is shown: the OpenAI

@@ -1,5 +1,5 @@
 import { Buffer } from "node:buffer"
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { detectImageFormat, type ImageFormat } from "./ImageFormat.ts"
 import { ImageGenerationRequest } from "./ImageGeneration.ts"
 

@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import { SIZE_PATTERN } from "./ImageSize.ts"
 
 export const MAX_PROMPT_LENGTH = 32000

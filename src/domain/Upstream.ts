@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import * as Schema from "effect/Schema"
 import type { EditInputs } from "./ImageEdit.ts"
 import type { ImageSize } from "./ImageSize.ts"
 

@@ -1,5 +1,5 @@
-import { Schema } from "effect"
-import { HttpApiSchema } from "effect/http-api"
+import * as HttpApiSchema from "effect/http-api/HttpApiSchema"
+import * as Schema from "effect/Schema"
 
 /**
  * The HTTP face of every failure: OpenAI's `{"error": {message, type, param, code}}`

@@ -1,7 +1,9 @@
 import { Buffer } from "node:buffer"
 import { timingSafeEqual } from "node:crypto"
-import { Effect, Layer, Redacted } from "effect"
-import { HttpServerRequest } from "effect/http"
+import * as Effect from "effect/Effect"
+import * as HttpServerRequest from "effect/http/HttpServerRequest"
+import * as Layer from "effect/Layer"
+import * as Redacted from "effect/Redacted"
 import type { CallerKey } from "../domain/ApiKey.ts"
 import { CurrentKey } from "../services/CurrentKey.ts"
 import {

@@ -1,4 +1,4 @@
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import type { InvalidRequest, KeyLimitExceeded, LimiterUnavailable, ModelNotFound, UpstreamError } from "../domain/Errors.ts"
 import { noteUsage } from "../services/RequestUsage.ts"
 import {

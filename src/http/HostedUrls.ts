@@ -1,5 +1,6 @@
-import { Effect, Option } from "effect"
-import { HttpServerRequest } from "effect/http"
+import * as Effect from "effect/Effect"
+import * as HttpServerRequest from "effect/http/HttpServerRequest"
+import * as Option from "effect/Option"
 import type { GeneratedImage } from "../domain/ImageFormat.ts"
 import type { GatewaySettings } from "../services/GatewayConfig.ts"
 import type { ImageStore } from "../services/ImageStore.ts"

@@ -1,5 +1,5 @@
-import { Effect } from "effect"
-import { HttpApiBuilder } from "effect/http-api"
+import * as Effect from "effect/Effect"
+import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import { CurrentKey } from "../services/CurrentKey.ts"
 import { KeyReports } from "../services/KeyReports.ts"
 import { Api } from "./Api.ts"

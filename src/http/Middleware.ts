@@ -1,4 +1,5 @@
-import { HttpApiMiddleware, HttpApiSecurity } from "effect/http-api"
+import * as HttpApiMiddleware from "effect/http-api/HttpApiMiddleware"
+import * as HttpApiSecurity from "effect/http-api/HttpApiSecurity"
 import type { CurrentKey } from "../services/CurrentKey.ts"
 import { BadRequestWire, ForbiddenWire, ServerMisconfiguredWire, UnauthorizedWire } from "./ApiErrors.ts"
 

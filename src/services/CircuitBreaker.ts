@@ -1,4 +1,8 @@
-import { Clock, Context, Effect, Layer, Ref } from "effect"
+import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Ref from "effect/Ref"
 import { GatewayConfig } from "./GatewayConfig.ts"
 
 /** One upstream instance's circuit. `HalfOpen`: the cooldown has passed and one trial call is under way. */

@@ -1,4 +1,6 @@
-import { Context, Effect, type Option } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import type * as Option from "effect/Option"
 import type { CallerKey } from "../domain/ApiKey.ts"
 
 /**

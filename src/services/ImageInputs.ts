@@ -1,6 +1,11 @@
 import { Buffer } from "node:buffer"
-import { Context, Duration, Effect, Layer, Option } from "effect"
-import { FetchHttpClient, HttpClient } from "effect/http"
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FetchHttpClient from "effect/http/FetchHttpClient"
+import * as HttpClient from "effect/http/HttpClient"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import { InvalidRequest } from "../domain/Errors.ts"
 import {
   type EditInputs,

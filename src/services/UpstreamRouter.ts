@@ -1,4 +1,7 @@
-import { Context, Effect, Exit, Layer } from "effect"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
 import { invalidConfiguration, isRequestRejection, UpstreamCircuitOpen, UpstreamError } from "../domain/Errors.ts"
 import { takesEdit } from "../domain/ImageEdit.ts"
 import type { GeneratedImage } from "../domain/ImageFormat.ts"

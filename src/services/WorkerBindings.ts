@@ -1,4 +1,6 @@
-import { Context, Layer, Predicate } from "effect"
+import * as Context from "effect/Context"
+import * as Layer from "effect/Layer"
+import * as Predicate from "effect/Predicate"
 import type { Admission, KeyLimitsRequest, KeyTraffic } from "../domain/ApiKey.ts"
 import type { UpstreamHealth, UsageEvent, UsageSummary, UsageWindow } from "../domain/Usage.ts"
 

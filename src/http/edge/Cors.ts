@@ -1,4 +1,4 @@
-import { HttpServerResponse } from "effect/http"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
 
 /** The answer headers a browser may read besides the simple ones: what the SDKs and the cockpit look at. */
 export const EXPOSED_HEADERS = ["x-request-id", "x-images-failed", "x-cache", "retry-after", "x-should-retry"].join(", ")

@@ -1,5 +1,7 @@
-import { Cause, Effect } from "effect"
-import { HttpServerError, type HttpServerRequest } from "effect/http"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as HttpServerError from "effect/http/HttpServerError"
+import type * as HttpServerRequest from "effect/http/HttpServerRequest"
 import { errorResponse, pathOf } from "./Responses.ts"
 import { allowedMethods } from "./Routes.ts"
 

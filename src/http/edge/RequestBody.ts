@@ -1,5 +1,5 @@
-import { Effect } from "effect"
-import { HttpServerRequest } from "effect/http"
+import * as Effect from "effect/Effect"
+import * as HttpServerRequest from "effect/http/HttpServerRequest"
 import { readBounded } from "../../domain/Bytes.ts"
 import { type EdgeAnswer, errorResponse, pathOf } from "./Responses.ts"
 import { takesUpload } from "./Routes.ts"

@@ -1,4 +1,4 @@
-import { HttpServerResponse } from "effect/http"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import { type ErrorBody, errorBody } from "../ApiErrors.ts"
 
 /** An answer of the edge's own, with the error code the usage record keeps. */

@@ -1,4 +1,4 @@
-import { HttpApi } from "effect/http-api"
+import * as HttpApi from "effect/http-api/HttpApi"
 import type { UsageEndpoint } from "../../domain/Usage.ts"
 import { Api } from "../Api.ts"
 

@@ -1,4 +1,5 @@
-import type { HttpServerRequest, HttpServerResponse } from "effect/http"
+import type * as HttpServerRequest from "effect/http/HttpServerRequest"
+import type * as HttpServerResponse from "effect/http/HttpServerResponse"
 import type { UpstreamError } from "../../domain/Errors.ts"
 import type { UsageEndpoint, UsageEvent } from "../../domain/Usage.ts"
 import type { UsageNotes } from "../../services/RequestUsage.ts"

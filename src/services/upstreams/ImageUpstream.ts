@@ -1,5 +1,6 @@
-import type { Effect, Redacted } from "effect"
-import type { HttpClient } from "effect/http"
+import type * as Effect from "effect/Effect"
+import type * as HttpClient from "effect/http/HttpClient"
+import type * as Redacted from "effect/Redacted"
 import type { UpstreamError } from "../../domain/Errors.ts"
 import type { GeneratedImage } from "../../domain/ImageFormat.ts"
 import type { ModelEntry } from "../../domain/Model.ts"

@@ -1,4 +1,4 @@
-import { Effect } from "effect"
+import * as Effect from "effect/Effect"
 import { UpstreamError, UpstreamMalformed, UpstreamRejected } from "../../domain/Errors.ts"
 import type { EditInputs } from "../../domain/ImageEdit.ts"
 import type { GeneratedImage } from "../../domain/ImageFormat.ts"

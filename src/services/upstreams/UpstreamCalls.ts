@@ -1,6 +1,12 @@
 import { Buffer } from "node:buffer"
-import { Clock, Duration, Effect, Option, Schedule, Schema } from "effect"
-import { type HttpClientError, HttpClientResponse } from "effect/http"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import type * as HttpClientError from "effect/http/HttpClientError"
+import * as HttpClientResponse from "effect/http/HttpClientResponse"
+import * as Option from "effect/Option"
+import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
 import { readBounded } from "../../domain/Bytes.ts"
 import {
   isRetryable,

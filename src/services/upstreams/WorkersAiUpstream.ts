@@ -1,4 +1,7 @@
-import { Effect, Option, Predicate, Schema } from "effect"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Predicate from "effect/Predicate"
+import * as Schema from "effect/Schema"
 import { readBounded } from "../../domain/Bytes.ts"
 import {
   UpstreamError,
