@@ -505,7 +505,7 @@ const main = async () => {
       ["throughput at 8 connections vs passthrough", throughputRatio, ">=", 0.9],
       ["CPU per request vs passthrough", cpuRatio, "<=", 1.2],
       ["n:4 vs n:1 time, 2 s upstream", fanOutRatio, "<=", 1.15],
-      ["bundle gzipped (KB)", bundle.gzip / 1024, "<=", 260],
+      ["bundle gzipped (KB)", bundle.gzip / 1024, "<=", 250],
       ["startup CPU in workerd, ms (wrangler check startup)", median(startup.workerd.activeMs), "<", 25],
       ["url answer body (bytes), n: 1", urlBodyBytes, "<", 1024],
       ["url path CPU vs b64_json path, less the local R2 simulator's write", urlWorkerCpuRatio, "<=", 1.3],
