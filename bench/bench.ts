@@ -18,6 +18,7 @@
  * 6. Named keys: CPU and latency of keys with and without limits (`BENCH_ONLY=keys` alone).
  * 7. Startup: workerd's own profile of a cold start (`wrangler check startup`), and the same start in steps in
  *    V8 under Node (`BENCH_ONLY=startup` alone).
+ * 8. `BENCH_ONLY=js` alone: the JavaScript of one request, gateway beside the floor, in V8 under Node (`bench/js.ts`).
  *
  * Everything runs on loopback; every loop is bounded in time and count.
  */
@@ -28,6 +29,7 @@ import { join } from "node:path"
 import { gzipSync } from "node:zlib"
 import { FAKE_OPENAI_KEY, startFakeUpstream } from "../test/support/fakeUpstream.ts"
 import { type LocalWorker, startWranglerDev } from "../test/support/wranglerDev.ts"
+import { jsFigures } from "./js.ts"
 import { MEMORY_IMAGE_BYTES, type MemoryFigure, measureMemory } from "./memory.ts"
 
 const KEY = "bench-key"
@@ -967,6 +969,22 @@ const startupOnly = () => {
   writeFileSync(join(RESULTS, "startup.json"), JSON.stringify({ date: new Date().toISOString(), ...figures }, null, 2))
 }
 
+const JS_ROUNDS = 6
+const JS_REQUESTS = 400
+
+const jsOnly = () => {
+  const figures = jsFigures(join(RESULTS, "js"), JS_ROUNDS, JS_REQUESTS)
+  const list = (values: ReadonlyArray<number>) => values.map((value) => value.toFixed(2)).join(", ")
+  const differences = figures.gatewayCpuMs.map((gateway, round) => gateway - (figures.floorCpuMs[round] ?? 0))
+  console.log(
+    `\nJavaScript of one n: 1 b64_json request (1 MiB image), V8 under Node, upstream in process (${JS_ROUNDS} alternating rounds of ${JS_REQUESTS})`
+  )
+  console.log(`  floor      ${median(figures.floorCpuMs).toFixed(2)} ms CPU/req  (${list(figures.floorCpuMs)})`)
+  console.log(`  gateway    ${median(figures.gatewayCpuMs).toFixed(2)} ms CPU/req  (${list(figures.gatewayCpuMs)})`)
+  console.log(`  gateway - floor, per round: ${list(differences)}; median ${median(differences).toFixed(2)} ms`)
+  writeFileSync(join(RESULTS, "js.json"), JSON.stringify({ date: new Date().toISOString(), ...figures, differences }, null, 2))
+}
+
 if (process.env.BENCH_ONLY === "memory") {
   mkdirSync(RESULTS, { recursive: true })
   await memoryOnly()
@@ -983,6 +1001,9 @@ if (process.env.BENCH_ONLY === "memory") {
   await keysFigures()
 } else if (process.env.BENCH_ONLY === "startup") {
   startupOnly()
+} else if (process.env.BENCH_ONLY === "js") {
+  mkdirSync(RESULTS, { recursive: true })
+  jsOnly()
 } else {
   await main()
   await keysFigures()

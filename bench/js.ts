@@ -1,0 +1,47 @@
+/**
+ * `BENCH_ONLY=js`: the JavaScript of the gateway's `n: 1` `b64_json` request beside the floor's, in V8 under Node
+ * (`bench/js-probe.mjs`), alternating fresh processes. It leaves out what the workerd figures hold besides the two
+ * programs' own JavaScript (the runtime's streams and sockets, the fake upstream, the load generator), so it shows
+ * the gateway's own share with less noise; it is not what Cloudflare bills, which the CPU rounds measure.
+ */
+import { execFileSync } from "node:child_process"
+import { mkdirSync } from "node:fs"
+import { join } from "node:path"
+
+export interface JsFigures {
+  readonly gatewayCpuMs: ReadonlyArray<number>
+  readonly floorCpuMs: ReadonlyArray<number>
+}
+
+const bundle = (entry: string, outfile: string) =>
+  execFileSync(
+    "npx",
+    ["esbuild", entry, "--bundle", "--format=esm", "--platform=node", "--minify", `--outfile=${outfile}`, "--log-level=warning"],
+    { stdio: "inherit" }
+  )
+
+export const jsFigures = (dir: string, rounds: number, requests: number): JsFigures => {
+  mkdirSync(dir, { recursive: true })
+  const gateway = join(dir, "gateway.mjs")
+  const floor = join(dir, "floor.mjs")
+  bundle(join(import.meta.dirname, "startup-entry.ts"), gateway)
+  bundle(join(import.meta.dirname, "httpapi-floor", "floor.ts"), floor)
+  const probe = (which: string, file: string) =>
+    (
+      JSON.parse(
+        execFileSync(process.execPath, [join(import.meta.dirname, "js-probe.mjs"), which, file, String(requests)], {
+          encoding: "utf8"
+        })
+          .trim()
+          .split("\n")
+          .at(-1) ?? "{}"
+      ) as { cpuMsPerRequest: number }
+    ).cpuMsPerRequest
+  const gatewayCpuMs: Array<number> = []
+  const floorCpuMs: Array<number> = []
+  for (let round = 0; round < rounds; round++) {
+    floorCpuMs.push(probe("floor", floor))
+    gatewayCpuMs.push(probe("gateway", gateway))
+  }
+  return { gatewayCpuMs, floorCpuMs }
+}
