@@ -809,8 +809,7 @@ const throughputOnly = async () => {
 /**
  * `BENCH_ONLY=cpu`: the CPU rounds alone (sessions of fresh passthrough, floor and gateway instances, as in the full
  * run), with the floor's endpoint piping the upstream's body natively (`FLOOR_MODE=pipe`: the framework's share
- * apart from the JavaScript byte path) and writing into workerd's identity pipe (`FLOOR_MODE=identity`: what the
- * gateway's `TransformStream` saves), and `BENCH_BASELINE_CWD`'s gateway as one more Worker in each session, to
+ * apart from the JavaScript byte path), and `BENCH_BASELINE_CWD`'s gateway as one more Worker in each session, to
  * compare two versions in one run.
  */
 const cpuOnly = async () => {
@@ -826,14 +825,7 @@ const cpuOnly = async () => {
     })
   const generation = JSON.stringify({ prompt: "a bench", model: "replicate/flux-schnell", response_format: "b64_json" })
   const upstreamBody = JSON.stringify({ prompt: "a bench", provider: "replicate", modelId: "black-forest-labs/flux-schnell" })
-  const names = [
-    "passthrough",
-    "floor",
-    "floor, pipe",
-    "floor, identity",
-    "gateway",
-    ...(baselineCwd === undefined ? [] : ["baseline"])
-  ]
+  const names = ["passthrough", "floor", "floor, pipe", "gateway", ...(baselineCwd === undefined ? [] : ["baseline"])]
   const samples = names.map(() => [] as Array<number>)
   const ratios = names.map(() => [] as Array<number>)
   const roundsPerSession = Math.max(1, Math.round(CPU_ROUNDS / CPU_SESSIONS))
@@ -847,19 +839,12 @@ const cpuOnly = async () => {
         fresh.push(
           await startWorker(vars({ UPSTREAM_URL: upstream.url, FLOOR_MODE: "pipe" }), join(import.meta.dirname, "httpapi-floor"))
         )
-        // The floor written into workerd's identity pipe instead of the TransformStream: what that choice is worth.
-        fresh.push(
-          await startWorker(
-            vars({ UPSTREAM_URL: upstream.url, FLOOR_MODE: "identity" }),
-            join(import.meta.dirname, "httpapi-floor")
-          )
-        )
         fresh.push(await startWorker(gatewayVars, root))
         if (baselineCwd !== undefined) fresh.push(await startWorker(gatewayVars, baselineCwd))
         const targets: Array<Target> = fresh.map((worker, i) =>
           i === 0
             ? [worker, request(worker, "", upstreamBody, false)]
-            : [worker, request(worker, "/v1/images/generations", generation, i > 3)]
+            : [worker, request(worker, "/v1/images/generations", generation, i > 2)]
         )
         for (const [worker, make] of targets) await load(worker, make, CPU_CONNECTIONS, SESSION_WARM_UP)
         const cpu = await alternatingCpu(roundsPerSession, targets)
@@ -876,7 +861,7 @@ const cpuOnly = async () => {
       const ms = median(samples[i] ?? [])
       const ratio = ms / median(samples[0] ?? [])
       const sets = (ratios[i] ?? []).map((r) => r.toFixed(2)).join(", ")
-      console.log(`  ${name.padEnd(16)} ${ms.toFixed(2)} ms   ${ratio.toFixed(2)}x the passthrough (per set: ${sets})`)
+      console.log(`  ${name.padEnd(12)} ${ms.toFixed(2)} ms   ${ratio.toFixed(2)}x the passthrough (per set: ${sets})`)
     }
     writeFileSync(join(RESULTS, "cpu.json"), JSON.stringify({ date: new Date().toISOString(), names, samples, ratios }, null, 2))
   } finally {

@@ -13,10 +13,7 @@
  * untouched through the runtime's own pipe: no byte passes through JavaScript,
  * as in the passthrough. What it costs is the framework's share alone; the
  * difference to the default mode is the share of reading and writing the
- * image in JavaScript. With `FLOOR_MODE=identity` the image is written as in
- * the default mode, but into workerd's `IdentityTransformStream` instead of
- * the standard `TransformStream` the gateway uses (`makePipe`): what that
- * choice is worth, measured in every `BENCH_ONLY=cpu` run.
+ * image in JavaScript.
  */
 import * as Effect from "effect/Effect"
 import * as HttpRouter from "effect/http/HttpRouter"
@@ -29,7 +26,7 @@ import * as HttpApiGroup from "effect/http-api/HttpApiGroup"
 import * as Layer from "effect/Layer"
 import * as References from "effect/References"
 import { ImageGenerationRequest } from "../../src/domain/ImageGeneration.ts"
-import { openImageValue, type Pipe } from "../../src/domain/ImageTail.ts"
+import { openImageValue } from "../../src/domain/ImageTail.ts"
 
 const Api = HttpApi.make("floor").add(
   HttpApiGroup.make("images").add(HttpApiEndpoint.post("generate", "/v1/images/generations", { payload: ImageGenerationRequest }))
@@ -47,8 +44,6 @@ export interface FloorSettings {
 export const makeFloorHandler = (settings: FloorSettings): ((request: Request) => Promise<Response>) => {
   const upstreamUrl = new URL("/api/generate-images", settings.UPSTREAM_URL)
   const nativePipe = settings.FLOOR_MODE === "pipe"
-  const Identity = (globalThis as { IdentityTransformStream?: new () => Pipe }).IdentityTransformStream
-  const identity = settings.FLOOR_MODE === "identity" && Identity !== undefined ? Identity : undefined
 
   const generate = async (prompt: string) => {
     const upstream = await fetch(upstreamUrl, {
@@ -62,15 +57,11 @@ export const makeFloorHandler = (settings: FloorSettings): ((request: Request) =
     const opened = await openImageValue(upstream.body, "image", limits)
     if (opened._tag !== "Open") return HttpServerResponse.text("no image", { status: 502 })
     const created = Math.floor(Date.now() / 1000)
-    const before = [encoder.encode(`{"created":${created},"data":[{"b64_json":"`), opened.head]
-    const after = encoder.encode(`"}],"output_format":"png"}`)
-    if (identity !== undefined) {
-      const pipe = new identity()
-      const writer = pipe.writable.getWriter()
-      void opened.tail.writeTo(writer, before, after).then((end) => (end === "written" ? writer.close() : undefined))
-      return HttpServerResponse.raw(pipe.readable, { contentType: "application/json" })
-    }
-    return HttpServerResponse.raw(opened.tail.frame(before, after), { contentType: "application/json" })
+    const body = opened.tail.frame(
+      [encoder.encode(`{"created":${created},"data":[{"b64_json":"`), opened.head],
+      encoder.encode(`"}],"output_format":"png"}`)
+    )
+    return HttpServerResponse.raw(body, { contentType: "application/json" })
   }
 
   const ImagesLive = HttpApiBuilder.group(Api, "images", (handlers) =>
