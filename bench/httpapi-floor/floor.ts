@@ -26,7 +26,7 @@ import * as HttpApiGroup from "effect/http-api/HttpApiGroup"
 import * as Layer from "effect/Layer"
 import * as References from "effect/References"
 import { ImageGenerationRequest } from "../../src/domain/ImageGeneration.ts"
-import { openImageValue } from "../../src/domain/ImageTail.ts"
+import { makePipe, openImageValue } from "../../src/domain/ImageTail.ts"
 
 const Api = HttpApi.make("floor").add(
   HttpApiGroup.make("images").add(HttpApiEndpoint.post("generate", "/v1/images/generations", { payload: ImageGenerationRequest }))
@@ -52,8 +52,11 @@ export const makeFloorHandler = (settings: FloorSettings): ((request: Request) =
       body: JSON.stringify({ prompt, provider: "replicate", modelId: "black-forest-labs/flux-schnell" })
     })
     if (upstream.body === null) return HttpServerResponse.text("no image", { status: 502 })
-    // The upstream's body itself as the answer's: the runtime moves the bytes, none passes through JavaScript.
-    if (nativePipe) return HttpServerResponse.raw(upstream.body, { contentType: "application/json" })
+    if (nativePipe) {
+      const pipe = makePipe()
+      void upstream.body.pipeTo(pipe.writable).catch(() => {})
+      return HttpServerResponse.raw(pipe.readable, { contentType: "application/json" })
+    }
     const opened = await openImageValue(upstream.body, "image", limits)
     if (opened._tag !== "Open") return HttpServerResponse.text("no image", { status: 502 })
     const created = Math.floor(Date.now() / 1000)

@@ -81,12 +81,14 @@ export const openValueStart = (input: Uint8Array, key: string): number | undefin
 /** How a tail ended: every byte written, cut off or malformed (the stream failed), or the reader went away. */
 export type TailEnd = "written" | "broken" | "cancelled"
 
-/** Reads the next bytes, `size` at most, each read into a buffer of its own. */
-type ReadChunk = (size: number) => Promise<Uint8Array | undefined>
+/** Reads the next bytes, `size` at most; into `into` when the source reads into caller's buffers (`reusable`). */
+type ReadChunk = (size: number, into?: Uint8Array) => Promise<Uint8Array | undefined>
 
 interface ChunkSource {
   readonly read: ReadChunk
   readonly cancel: () => Promise<void>
+  /** Reads fill the buffer given (workerd's `readAtLeast`): one buffer can serve every read. */
+  readonly reusable: boolean
 }
 
 const chunkReader = (body: ReadableStream<Uint8Array>): ChunkSource => {
@@ -99,16 +101,16 @@ const chunkReader = (body: ReadableStream<Uint8Array>): ChunkSource => {
   if (byob !== undefined) {
     const reader = byob
     // workerd's `readAtLeast` fills the buffer natively; elsewhere a BYOB read returns what one chunk brought.
-    // A fetch body read chunk by chunk with the default reader costs workerd about half a passthrough more.
     const native = typeof (reader as { readAtLeast?: unknown }).readAtLeast === "function"
     return {
-      read: async (size) => {
-        const buffer = new Uint8Array(size)
+      read: async (size, into) => {
+        const buffer = into ?? new Uint8Array(size)
         const result = await (native ? reader.readAtLeast(buffer.byteLength, buffer) : reader.read(buffer))
         const value = result.value as Uint8Array | undefined
         return value === undefined || (result.done && value.byteLength === 0) ? undefined : value
       },
-      cancel: () => reader.cancel().catch(() => {})
+      cancel: () => reader.cancel().catch(() => {}),
+      reusable: native
     }
   }
   const reader = body.getReader()
@@ -120,7 +122,8 @@ const chunkReader = (body: ReadableStream<Uint8Array>): ChunkSource => {
         if (value.byteLength > 0) return value
       }
     },
-    cancel: () => reader.cancel().catch(() => {})
+    cancel: () => reader.cancel().catch(() => {}),
+    reusable: false
   }
 }
 
@@ -162,8 +165,8 @@ class TailScan {
     this.maxBytes = maxBytes
   }
 
-  /** The chunk's image bytes (maybe none), or why the answer is refused. */
-  take(chunk: Uint8Array): Uint8Array | string {
+  /** The chunk's image bytes (maybe none), or why the answer is refused. `keep`: the chunk's buffer is reused. */
+  take(chunk: Uint8Array, keep: boolean): Uint8Array | string {
     this.#received += chunk.byteLength
     if (this.#received > this.maxBytes) {
       return `the upstream's answer is larger than UPSTREAM_MAX_BYTES (${this.maxBytes} bytes)`
@@ -171,7 +174,7 @@ class TailScan {
     if (this.#trailer !== undefined) {
       this.#trailerBytes += chunk.byteLength
       if (this.#trailerBytes > AFTER_LIMIT) return "the upstream's answer goes on too long after the image"
-      this.#trailer.push(chunk)
+      this.#trailer.push(keep ? chunk.slice() : chunk)
       return chunk.subarray(0, 0)
     }
     const quote = closingQuote(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength), 0, this.#carried)
@@ -180,7 +183,7 @@ class TailScan {
       return chunk
     }
     const rest = chunk.subarray(quote + 1)
-    this.#trailer = [rest]
+    this.#trailer = [keep ? rest.slice() : rest]
     this.#trailerBytes = rest.byteLength
     return chunk.subarray(0, quote)
   }
@@ -204,18 +207,22 @@ interface Deadline {
   readonly clear: () => void
 }
 
-export interface Pipe {
+export interface IdentityStream {
   readonly readable: ReadableStream<Uint8Array>
   readonly writable: WritableStream<Uint8Array>
 }
+/** workerd's native pipe: a write resolves once the reader (the response going out) has taken its bytes. */
+const Identity = (globalThis as { IdentityTransformStream?: new () => IdentityStream }).IdentityTransformStream
+
+/** A pipe for a body written as it goes: workerd's native one, or a plain `TransformStream` elsewhere (Node). */
+export const makePipe = (): IdentityStream =>
+  Identity === undefined ? new TransformStream<Uint8Array, Uint8Array>() : new Identity()
 
 /**
- * A pipe for a body written as it goes: the standard `TransformStream`, whose write resolves once the reader
- * (the response going out) has asked for more, so the writing never runs ahead of the client. Not workerd's
- * `IdentityTransformStream`: in side-by-side runs the same bytes cost workerd more CPU through it, however
- * large the writes (see the README's Performance section).
+ * Buffers are reused only where a write resolves once the reader has taken its bytes (the native pipe) and a
+ * read fills the buffer it is given (`readAtLeast`): both hold in workerd. Elsewhere each read has its own.
  */
-export const makePipe = (): Pipe => new TransformStream<Uint8Array, Uint8Array>()
+const reusesBuffers = (source: ChunkSource) => Identity !== undefined && source.reusable
 
 /**
  * The rest of an image value, still arriving. `frame` gives it as a stream between the caller's own bytes
@@ -284,8 +291,8 @@ export class ImageTail {
   }
 
   /**
-   * Each read (128 KiB) is written while the next is read, and awaited before the one after: a tail of any size
-   * holds about two chunks, and the buffers the response has sent are the garbage collector's.
+   * In workerd the body is read into two buffers in turn, each written to the native pipe and reused once the
+   * response has taken its bytes, so a tail of any size holds two chunks.
    */
   #piped(
     writer: WritableStreamDefaultWriter<Uint8Array>,
@@ -295,20 +302,22 @@ export class ImageTail {
     const source = this.#source
     const scan = this.#scan
     const deadline = this.#deadline()
+    const reuse = reusesBuffers(source)
     const pump = async (): Promise<TailEnd> => {
       for (const part of before) await writer.write(part)
-      let writing: Promise<void> | undefined
+      let next = new Uint8Array(reuse ? CHUNK_BYTES : 0)
+      let writing: { readonly done: Promise<void>; readonly buffer: ArrayBuffer } | undefined
       for (;;) {
         let chunk: Uint8Array | undefined
         let broke = false
         try {
-          chunk = await source.read(CHUNK_BYTES)
+          chunk = await source.read(CHUNK_BYTES, reuse ? next : undefined)
         } catch {
           broke = true
         }
         // Every write settles before the pipe is aborted or written again (an abort under a pending write is
         // reported by workerd as an uncaught error); a refused write is the client gone.
-        if (writing !== undefined) await writing
+        if (writing !== undefined) await writing.done
         if (broke) return refuse("the upstream's answer broke off before its end")
         if (deadline.expired()) return refuse("the upstream's answer did not end in time")
         if (chunk === undefined) {
@@ -317,11 +326,15 @@ export class ImageTail {
           await writer.write(after)
           return "written"
         }
-        const image = scan.take(chunk)
+        const image = scan.take(chunk, reuse)
         if (typeof image === "string") return refuse(image)
-        writing = image.byteLength > 0 ? writer.write(image) : Promise.resolve()
+        const free = writing?.buffer
+        const done = image.byteLength > 0 ? writer.write(image) : Promise.resolve()
         // Awaited on the next turn, or never when the tail is refused first: never an unhandled rejection.
-        writing.catch(() => {})
+        done.catch(() => {})
+        writing = { done, buffer: chunk.buffer as ArrayBuffer }
+        // The buffer whose bytes have gone out takes the next read; one a write detached is replaced.
+        if (reuse) next = free !== undefined && free.byteLength > 0 ? new Uint8Array(free) : new Uint8Array(CHUNK_BYTES)
       }
     }
     const refuse = async (reason: string): Promise<TailEnd> => {

@@ -9,7 +9,7 @@ import * as Result from "effect/Result"
 import * as Stream from "effect/Stream"
 import { type GeneratedImage, mimeTypeOf } from "../domain/ImageFormat.ts"
 import type { ImageGenerationRequest } from "../domain/ImageGeneration.ts"
-import { type ImageTail, makePipe, type Pipe } from "../domain/ImageTail.ts"
+import { type IdentityStream, type ImageTail, makePipe } from "../domain/ImageTail.ts"
 import { GatewayConfig } from "../services/GatewayConfig.ts"
 import { GenerationCache } from "../services/GenerationCache.ts"
 import { type GenerationResult, type ImageAnswer, ImageGenerator } from "../services/ImageGenerator.ts"
@@ -133,11 +133,11 @@ const writePiece = (writer: WritableStreamDefaultWriter<Uint8Array>, piece: Piec
 }
 
 /**
- * The answer is one pipe (`makePipe`): each piece is written when the response has asked for more, and an image
- * still arriving goes from its upstream's body into the pipe chunk by chunk, never through an Effect stream. The
- * writing runs on its own fiber; the client leaving interrupts it.
+ * The answer is one pipe (in workerd, native): each piece is written when the response has taken the one
+ * before, and an image still arriving goes from its upstream's body into the pipe in reused buffers, never
+ * through a JavaScript stream. The writing runs on its own fiber; the client leaving interrupts it.
  */
-const pipedResponse = (pieces: Stream.Stream<Piece>, pipe: Pipe, headers: Record<string, string>) =>
+const pipedResponse = (pieces: Stream.Stream<Piece>, pipe: IdentityStream, headers: Record<string, string>) =>
   Effect.gen(function* () {
     const writer = pipe.writable.getWriter()
     const written = pieces.pipe(
