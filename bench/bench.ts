@@ -29,7 +29,7 @@ import { join } from "node:path"
 import { gzipSync } from "node:zlib"
 import { FAKE_OPENAI_KEY, startFakeUpstream } from "../test/support/fakeUpstream.ts"
 import { type LocalWorker, startWranglerDev } from "../test/support/wranglerDev.ts"
-import { jsFigures } from "./js.ts"
+import { bundleForNode, jsFigures } from "./js.ts"
 import { MEMORY_IMAGE_BYTES, type MemoryFigure, measureMemory } from "./memory.ts"
 
 const KEY = "bench-key"
@@ -915,20 +915,7 @@ const startupFigures = (): StartupFigures => {
     workerd.floorActiveMs.push(profile(join(import.meta.dirname, "httpapi-floor"), `floor-${i}`, ["--args=--minify"]).activeMs)
   }
   const bundle = join(dir, "app.mjs")
-  execFileSync(
-    "npx",
-    [
-      "esbuild",
-      join(import.meta.dirname, "startup-entry.ts"),
-      "--bundle",
-      "--format=esm",
-      "--platform=node",
-      "--minify",
-      `--outfile=${bundle}`,
-      "--log-level=warning"
-    ],
-    { stdio: "inherit" }
-  )
+  bundleForNode(join(import.meta.dirname, "startup-entry.ts"), bundle)
   const node = Array.from(
     { length: STARTUP_SAMPLES },
     () =>

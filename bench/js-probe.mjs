@@ -2,16 +2,15 @@
 // built from its bundle and called in process, the upstream is a byte stream in the same process (as a fetch body
 // is in workerd), so no network, runtime or inspector is measured, only the JavaScript the two run. Prints one
 // JSON line: CPU ms per request over `requests` requests, after a warm-up. Run by `BENCH_ONLY=js`.
+import { imageBase64 } from "../test/support/fakeUpstream.ts"
+
 const [which, bundle, requestsArg] = process.argv.slice(2)
 const requests = Number(requestsArg ?? 400)
 const IMAGE_BYTES = 1024 * 1024
 const CHUNK = 64 * 1024
 
-const image = Buffer.alloc(IMAGE_BYTES)
-for (let i = 0; i < IMAGE_BYTES; i++) image[i] = (i * 31 + 7) & 0xff
-Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]).copy(image, 0)
-// The fake upstream's answer (test/support/fakeUpstream.ts), as the ai-sdk app sends it.
-const answer = Buffer.from(JSON.stringify({ provider: "replicate", image: image.toString("base64") }))
+// The fake upstream's answer, as the ai-sdk app sends it.
+const answer = Buffer.from(JSON.stringify({ provider: "replicate", image: imageBase64("png", IMAGE_BYTES) }))
 
 globalThis.fetch = async () => {
   let offset = 0

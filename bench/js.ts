@@ -13,7 +13,8 @@ export interface JsFigures {
   readonly floorCpuMs: ReadonlyArray<number>
 }
 
-const bundle = (entry: string, outfile: string) =>
+/** An entry bundled and minified for V8 under Node, as the startup probe and the JavaScript probe load it. */
+export const bundleForNode = (entry: string, outfile: string) =>
   execFileSync(
     "npx",
     ["esbuild", entry, "--bundle", "--format=esm", "--platform=node", "--minify", `--outfile=${outfile}`, "--log-level=warning"],
@@ -24,8 +25,8 @@ export const jsFigures = (dir: string, rounds: number, requests: number): JsFigu
   mkdirSync(dir, { recursive: true })
   const gateway = join(dir, "gateway.mjs")
   const floor = join(dir, "floor.mjs")
-  bundle(join(import.meta.dirname, "startup-entry.ts"), gateway)
-  bundle(join(import.meta.dirname, "httpapi-floor", "floor.ts"), floor)
+  bundleForNode(join(import.meta.dirname, "startup-entry.ts"), gateway)
+  bundleForNode(join(import.meta.dirname, "httpapi-floor", "floor.ts"), floor)
   const probe = (which: string, file: string) =>
     (
       JSON.parse(

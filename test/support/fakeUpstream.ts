@@ -66,7 +66,8 @@ const variedBase64 = (format: string, size: number, call: number): string => {
 }
 
 const imageCache = new Map<string, string>()
-const imageBase64 = (format: string, size: number): string => {
+/** The fake's image of `size` bytes (its magic number, then a fixed pattern), base64-encoded. */
+export const imageBase64 = (format: string, size: number): string => {
   const key = `${format}:${size}`
   const cached = imageCache.get(key)
   if (cached !== undefined) return cached
