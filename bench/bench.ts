@@ -29,7 +29,7 @@ import { join } from "node:path"
 import { gzipSync } from "node:zlib"
 import { FAKE_OPENAI_KEY, startFakeUpstream } from "../test/support/fakeUpstream.ts"
 import { type LocalWorker, startWranglerDev } from "../test/support/wranglerDev.ts"
-import { bundleForNode, jsFigures } from "./js.ts"
+import { bundleForNode, jsFigures, runProbe } from "./js.ts"
 import { MEMORY_IMAGE_BYTES, type MemoryFigure, measureMemory } from "./memory.ts"
 
 const KEY = "bench-key"
@@ -916,16 +916,7 @@ const startupFigures = (): StartupFigures => {
   }
   const bundle = join(dir, "app.mjs")
   bundleForNode(join(import.meta.dirname, "startup-entry.ts"), bundle)
-  const node = Array.from(
-    { length: STARTUP_SAMPLES },
-    () =>
-      JSON.parse(
-        execFileSync(process.execPath, [join(import.meta.dirname, "startup-probe.mjs"), bundle], { encoding: "utf8" })
-          .trim()
-          .split("\n")
-          .at(-1) ?? "{}"
-      ) as StartupSample
-  )
+  const node = Array.from({ length: STARTUP_SAMPLES }, () => runProbe<StartupSample>("startup-probe.mjs", [bundle]))
   return { workerd, node }
 }
 

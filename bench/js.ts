@@ -21,6 +21,15 @@ export const bundleForNode = (entry: string, outfile: string) =>
     { stdio: "inherit" }
   )
 
+/** Runs one of the bench's Node probes in a fresh process and reads the JSON line it prints last. */
+export const runProbe = <A>(script: string, args: ReadonlyArray<string>): A =>
+  JSON.parse(
+    execFileSync(process.execPath, [join(import.meta.dirname, script), ...args], { encoding: "utf8" })
+      .trim()
+      .split("\n")
+      .at(-1) ?? "{}"
+  ) as A
+
 export const jsFigures = (dir: string, rounds: number, requests: number): JsFigures => {
   mkdirSync(dir, { recursive: true })
   const gateway = join(dir, "gateway.mjs")
@@ -28,16 +37,7 @@ export const jsFigures = (dir: string, rounds: number, requests: number): JsFigu
   bundleForNode(join(import.meta.dirname, "startup-entry.ts"), gateway)
   bundleForNode(join(import.meta.dirname, "httpapi-floor", "floor.ts"), floor)
   const probe = (which: string, file: string) =>
-    (
-      JSON.parse(
-        execFileSync(process.execPath, [join(import.meta.dirname, "js-probe.mjs"), which, file, String(requests)], {
-          encoding: "utf8"
-        })
-          .trim()
-          .split("\n")
-          .at(-1) ?? "{}"
-      ) as { cpuMsPerRequest: number }
-    ).cpuMsPerRequest
+    runProbe<{ cpuMsPerRequest: number }>("js-probe.mjs", [which, file, String(requests)]).cpuMsPerRequest
   const gatewayCpuMs: Array<number> = []
   const floorCpuMs: Array<number> = []
   for (let round = 0; round < rounds; round++) {
