@@ -215,7 +215,8 @@ const memoryFigures = async (
   const figures = [
     await measureMemory(`${label} n: 1`, startGateway, images(1), 1),
     await measureMemory(`${label} n: 10`, startGateway, images(10), 1),
-    await measureMemory(`${label} 4 x n: 10`, startGateway, images(10), 4)
+    await measureMemory(`${label} 4 x n: 10`, startGateway, images(10), 4),
+    await measureMemory(`${label} n: 1, 12 MB`, startGateway, images(1), 1, LARGE_IMAGE_BYTES)
   ]
   if (startPassthrough !== undefined) {
     const forwarded = (passthrough: Worker, imageBytes: number) =>
@@ -230,8 +231,25 @@ const memoryFigures = async (
       })
     figures.push(await measureMemory("passthrough n: 1", startPassthrough, forwarded, 1))
     figures.push(await measureMemory("passthrough 4 x n: 1", startPassthrough, forwarded, 4))
+    figures.push(await measureMemory("passthrough n: 1, 12 MB", startPassthrough, forwarded, 1, LARGE_IMAGE_BYTES))
   }
   return figures
+}
+
+/**
+ * 12 MB of base64 per image, four times the usual: a Worker that holds the answer grows with it, one that streams
+ * it does not. What does not grow is the runtime's own cost of passing a large answer on, which the passthrough
+ * pays too and which no Worker code can shed; at 3 MB it is most of the `n: 1` ratio.
+ */
+const LARGE_IMAGE_BYTES = 4 * MEMORY_IMAGE_BYTES
+
+/** MB of growth per MB of answer between the 3 MB and the 12 MB `n: 1` figures: near 1 holds the answer, near 0 streams it. */
+const growthSlope = (figures: ReadonlyArray<MemoryFigure>, name: string) => {
+  const small = figures.find((figure) => figure.name === `${name} n: 1`)
+  const large = figures.find((figure) => figure.name === `${name} n: 1, 12 MB`)
+  return small === undefined || large === undefined
+    ? undefined
+    : { small, large, slope: (large.growth - small.growth) / (large.answerBytes - small.answerBytes) }
 }
 
 const printMemory = (figures: ReadonlyArray<MemoryFigure>) => {
@@ -241,6 +259,14 @@ const printMemory = (figures: ReadonlyArray<MemoryFigure>) => {
   for (const figure of figures) {
     console.log(
       `  ${figure.name.padEnd(28)} ${(figure.growth / 1048576).toFixed(1).padStart(6)} MB for ${(figure.answerBytes / 1048576).toFixed(1).padStart(5)} MB of answers: ${figure.ratio.toFixed(2)}x (samples ${figure.samples.map((sample) => (sample / 1048576).toFixed(1)).join(", ")} MB)`
+    )
+  }
+  const names = [...new Set(figures.map((figure) => figure.name.split(" ")[0] ?? ""))]
+  for (const name of names) {
+    const scaling = growthSlope(figures, name)
+    if (scaling === undefined) continue
+    console.log(
+      `  ${name} n: 1 from 3 MB to 12 MB images: growth ${(scaling.small.growth / 1048576).toFixed(1)} -> ${(scaling.large.growth / 1048576).toFixed(1)} MB, ${scaling.slope.toFixed(2)} MB per added MB of answer (1 holds the answer, 0 streams it)`
     )
   }
 }
@@ -264,7 +290,10 @@ const memoryOnly = async () => {
         : await memoryFigures("baseline", () => startWorker(gatewayVars, baselineCwd), undefined))
     ]
     printMemory(figures)
-    for (const figure of figures.filter((f) => f.name.startsWith("gateway "))) {
+    const targeted = figures.filter(
+      (f) => f.name.startsWith("gateway ") && Object.hasOwn(MEMORY_TARGETS, f.name.slice("gateway ".length))
+    )
+    for (const figure of targeted) {
       const target = MEMORY_TARGETS[figure.name.slice("gateway ".length)] ?? Number.POSITIVE_INFINITY
       console.log(
         `  ${figure.ratio <= target ? "ok  " : "MISS"} ${figure.name}: ${figure.ratio.toFixed(2)}x (target <= ${target}x)`
@@ -691,12 +720,7 @@ const editsOnly = async () => {
     })
   }
   try {
-    const memory = await measureMemory(
-      "gateway edit",
-      () => startWorker(gatewayVars, root),
-      (worker, imageBytes) => edit(worker, imageBytes === MEMORY_IMAGE_BYTES ? EDIT_UPLOAD_BYTES : imageBytes),
-      1
-    )
+    const memory = await measureMemory("gateway edit", () => startWorker(gatewayVars, root), edit, 1, EDIT_UPLOAD_BYTES)
     const uploadRatio = memory.growth / EDIT_UPLOAD_BYTES
     console.log(
       `\nmemory: one edit of a ${(EDIT_UPLOAD_BYTES / 1048576).toFixed(0)} MB upload grows the Worker by ${(memory.growth / 1048576).toFixed(1)} MB: ${uploadRatio.toFixed(2)}x the upload (samples ${memory.samples.map((sample) => (sample / 1048576).toFixed(1)).join(", ")} MB; target about 2 copies)`
@@ -713,11 +737,11 @@ const editsOnly = async () => {
           const form = new FormData()
           form.append("model", "gpt-image-1")
           form.append("prompt", "an edit")
-          const size = imageBytes === MEMORY_IMAGE_BYTES ? EDIT_UPLOAD_BYTES : imageBytes
-          form.append("image", new File([uploadBytes(size)], "upload.png", { type: "image/png" }))
+          form.append("image", new File([uploadBytes(imageBytes)], "upload.png", { type: "image/png" }))
           return new Request(`${worker.url}/${path}`, { method: "POST", headers: IDENTITY, body: form })
         },
-        1
+        1,
+        EDIT_UPLOAD_BYTES
       )
       floorRatios[path] = floor.growth / EDIT_UPLOAD_BYTES
       console.log(

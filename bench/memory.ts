@@ -56,14 +56,15 @@ export interface MemoryFigure {
 
 /**
  * `parallel` requests at once, each sample on a fresh Worker: started, its code paths warmed with small
- * images (so compilation is not counted), then measured once with 3 MB images. A Worker that has served
- * big answers before keeps the heap they grew, and would hide what the next one needs.
+ * images (so compilation is not counted), then measured once with `imageBytes` images (3 MB of base64 unless
+ * told). A Worker that has served big answers before keeps the heap they grew, and would hide what the next one needs.
  */
 export const measureMemory = async (
   name: string,
   start: () => Promise<LocalWorker>,
   request: (worker: LocalWorker, imageBytes: number) => Request,
   parallel: number,
+  imageBytes = MEMORY_IMAGE_BYTES,
   repeats = 3
 ): Promise<MemoryFigure> => {
   const send = (worker: LocalWorker, imageBytes: number) => async () => {
@@ -82,7 +83,7 @@ export const measureMemory = async (
     const worker = await start()
     try {
       for (let warm = 0; warm < 3; warm++) await send(worker, 4096)()
-      samples.push(await peakGrowth(worker, send(worker, MEMORY_IMAGE_BYTES)))
+      samples.push(await peakGrowth(worker, send(worker, imageBytes)))
     } finally {
       worker.stop()
     }
