@@ -290,11 +290,9 @@ const memoryOnly = async () => {
         : await memoryFigures("baseline", () => startWorker(gatewayVars, baselineCwd), undefined))
     ]
     printMemory(figures)
-    const targeted = figures.filter(
-      (f) => f.name.startsWith("gateway ") && Object.hasOwn(MEMORY_TARGETS, f.name.slice("gateway ".length))
-    )
-    for (const figure of targeted) {
-      const target = MEMORY_TARGETS[figure.name.slice("gateway ".length)] ?? Number.POSITIVE_INFINITY
+    for (const [name, target] of Object.entries(MEMORY_TARGETS)) {
+      const figure = figures.find((f) => f.name === `gateway ${name}`)
+      if (figure === undefined) continue
       console.log(
         `  ${figure.ratio <= target ? "ok  " : "MISS"} ${figure.name}: ${figure.ratio.toFixed(2)}x (target <= ${target}x)`
       )
