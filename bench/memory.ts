@@ -32,6 +32,16 @@ const statusBytes = (pid: number, field: "VmRSS" | "VmHWM") => {
   return Number(match?.[1] ?? 0) * 1024
 }
 
+/** Resident memory now, in bytes, of every workerd process below `pid` (a `wrangler dev`). */
+export const workerdResidentBytes = (pid: number) =>
+  descendants(pid).reduce((sum, id) => {
+    try {
+      return sum + statusBytes(id, "VmRSS")
+    } catch {
+      return sum // the process ended
+    }
+  }, 0)
+
 /** Runs `send` (which returns the bytes it received) and gives the peak growth of the Worker's processes. */
 const peakGrowth = async (worker: LocalWorker, send: () => Promise<number>) => {
   const pids = descendants(worker.child.pid ?? 0)
