@@ -11,7 +11,8 @@
  * 4. The `openai` upstream kind beside the `ai-sdk` one: CPU per request of the same gateway serving a
  *    model on an OpenAI-compatible instance (the fake's `/v1/images/generations`) and one on the ai-sdk app.
  * 5. Memory: the Worker process's peak growth per request with 3 MB images (`n: 1`, `n: 10`, four `n: 10` at
- *    once) as a multiple of the answer's size, beside the passthrough's (`bench/memory.ts`).
+ *    once) as a multiple of the answer's size, beside the passthrough's (`bench/memory.ts`), in workerd alone
+ *    (`bench/workerdAlone.ts`, where the targets are checked) and under `wrangler dev`.
  *    `BENCH_ONLY=memory` runs this part alone; `BENCH_BASELINE_CWD=<another checkout>` adds that
  *    checkout's gateway beside this one, to compare two versions in one run. `BENCH_ONLY=cpu` runs the CPU
  *    rounds alone, with the floor's endpoint piping natively beside it and the baseline's gateway when it is given.
@@ -24,13 +25,14 @@
  */
 import { execFileSync, spawnSync } from "node:child_process"
 import { createHash } from "node:crypto"
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs"
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { gzipSync } from "node:zlib"
 import { FAKE_OPENAI_KEY, startFakeUpstream } from "../test/support/fakeUpstream.ts"
 import { type LocalWorker, startWranglerDev } from "../test/support/wranglerDev.ts"
 import { bundleForNode, jsFigures, runProbe } from "./js.ts"
 import { MEMORY_IMAGE_BYTES, type MemoryFigure, measureMemory } from "./memory.ts"
+import { bundleWorker, startWorkerdAlone } from "./workerdAlone.ts"
 
 const KEY = "bench-key"
 const IMAGE_BYTES = 1024 * 1024
@@ -196,11 +198,15 @@ const bundleSize = () => {
   return { raw, gzip }
 }
 
-/** The memory figures of a gateway (and, when given, a passthrough) with 3 MB images, each sample on fresh Workers. */
+/**
+ * The memory figures of a gateway (and, when given, a passthrough) with 3 MB images, each sample on fresh Workers.
+ * Labels are one word: the print groups figures by it.
+ */
 const memoryFigures = async (
   label: string,
   startGateway: () => Promise<Worker>,
-  startPassthrough: (() => Promise<Worker>) | undefined
+  startPassthrough: (() => Promise<Worker>) | undefined,
+  passthroughLabel = "passthrough"
 ): Promise<Array<MemoryFigure>> => {
   const images = (n: number) => (gateway: Worker, imageBytes: number) =>
     new Request(`${gateway.url}/v1/images/generations`, {
@@ -229,11 +235,33 @@ const memoryFigures = async (
           modelId: "black-forest-labs/flux-schnell"
         })
       })
-    figures.push(await measureMemory("passthrough n: 1", startPassthrough, forwarded, 1))
-    figures.push(await measureMemory("passthrough 4 x n: 1", startPassthrough, forwarded, 4))
-    figures.push(await measureMemory("passthrough n: 1, 12 MB", startPassthrough, forwarded, 1, LARGE_IMAGE_BYTES))
+    figures.push(await measureMemory(`${passthroughLabel} n: 1`, startPassthrough, forwarded, 1))
+    figures.push(await measureMemory(`${passthroughLabel} 4 x n: 1`, startPassthrough, forwarded, 4))
+    figures.push(await measureMemory(`${passthroughLabel} n: 1, 12 MB`, startPassthrough, forwarded, 1, LARGE_IMAGE_BYTES))
   }
   return figures
+}
+
+/**
+ * The same figures in workerd alone (`bench/workerdAlone.ts`): the bundle `wrangler deploy` uploads, without
+ * wrangler's proxy and Miniflare's entry worker, which pass every answer on under `wrangler dev` and do not run
+ * on Cloudflare. The memory targets are checked here; the `wrangler dev` figures are printed beside them.
+ */
+const aloneMemoryFigures = async (upstreamUrl: string) => {
+  const dir = join(RESULTS, "alone")
+  rmSync(dir, { recursive: true, force: true })
+  const gateway = bundleWorker(join(import.meta.dirname, ".."), join(dir, "gateway"))
+  const passthrough = bundleWorker(join(import.meta.dirname, "passthrough"), join(dir, "passthrough"))
+  return memoryFigures(
+    "gateway-alone",
+    () =>
+      startWorkerdAlone(gateway, {
+        vars: { API_KEYS: KEY, UPSTREAM_URL: upstreamUrl, ENVIRONMENT: "production", LOG_LEVEL: "Warn" },
+        durableObjects: { USAGE_STATS: "UsageStatsObject", KEY_LIMITS: "KeyLimitsObject" }
+      }),
+    () => startWorkerdAlone(passthrough, { vars: { UPSTREAM_URL: upstreamUrl } }),
+    "passthrough-alone"
+  )
 }
 
 /**
@@ -254,7 +282,7 @@ const growthSlope = (figures: ReadonlyArray<MemoryFigure>, name: string) => {
 
 const printMemory = (figures: ReadonlyArray<MemoryFigure>) => {
   console.log(
-    "\nmemory: peak growth of the Worker process for one measured request (or four at once), 3 MB images, fresh Workers warmed with small images (median of 3)"
+    "\nmemory: peak growth of the Worker's workerd processes for one measured request (or four at once), 3 MB images, fresh Workers warmed with small images (median of 3); under wrangler dev, and -alone in workerd alone"
   )
   for (const figure of figures) {
     console.log(
@@ -280,6 +308,7 @@ const memoryOnly = async () => {
   try {
     const baselineCwd = process.env.BENCH_BASELINE_CWD
     const figures = [
+      ...(await aloneMemoryFigures(upstream.url)),
       ...(await memoryFigures(
         "gateway",
         () => startWorker(gatewayVars, root),
@@ -291,7 +320,7 @@ const memoryOnly = async () => {
     ]
     printMemory(figures)
     for (const [name, target] of Object.entries(MEMORY_TARGETS)) {
-      const figure = figures.find((f) => f.name === `gateway ${name}`)
+      const figure = figures.find((f) => f.name === `gateway-alone ${name}`)
       if (figure === undefined) continue
       console.log(
         `  ${figure.ratio <= target ? "ok  " : "MISS"} ${figure.name}: ${figure.ratio.toFixed(2)}x (target <= ${target}x)`
@@ -465,8 +494,11 @@ const main = async () => {
     }
 
     // Memory with 3 MB images, on the same pair of Workers.
-    const memory = await memoryFigures("gateway", startGateway, startPassthrough)
-    const memoryRatio = (name: string) => memory.find((figure) => figure.name === `gateway ${name}`)?.ratio ?? Number.NaN
+    const memory = [
+      ...(await aloneMemoryFigures(upstream.url)),
+      ...(await memoryFigures("gateway", startGateway, startPassthrough))
+    ]
+    const memoryRatio = (name: string) => memory.find((figure) => figure.name === `gateway-alone ${name}`)?.ratio ?? Number.NaN
 
     const results = {
       date: new Date().toISOString(),
@@ -540,7 +572,8 @@ const main = async () => {
       ["url path CPU vs b64_json path, less the local R2 simulator's write", urlWorkerCpuRatio, "<=", 1.3],
       ["cache HIT speed-up over MISS, 2 s upstream", cacheSpeedup, ">=", 10],
       ...Object.entries(MEMORY_TARGETS).map(
-        ([name, target]) => [`memory growth / answer, ${name}, 3 MB images`, memoryRatio(name), "<=", target] as const
+        ([name, target]) =>
+          [`memory growth / answer, ${name}, 3 MB images, workerd alone`, memoryRatio(name), "<=", target] as const
       )
     ] as const
     console.log("\nai-image-gateway bench (1 MiB images, loopback, workerd via wrangler dev)\n")
