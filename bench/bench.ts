@@ -880,7 +880,26 @@ const cpuOnly = async () => {
     })
   const generation = JSON.stringify({ prompt: "a bench", model: "replicate/flux-schnell", response_format: "b64_json" })
   const upstreamBody = JSON.stringify({ prompt: "a bench", provider: "replicate", modelId: "black-forest-labs/flux-schnell" })
-  const names = ["passthrough", "floor", "floor, pipe", "gateway", ...(baselineCwd === undefined ? [] : ["baseline"])]
+  // The same three in workerd alone, without wrangler's proxy and Miniflare's entry worker (bench/workerdAlone.ts):
+  // each is compared with the passthrough in its own runtime.
+  const alone = join(RESULTS, "alone")
+  rmSync(alone, { recursive: true, force: true })
+  const bundles = {
+    passthrough: bundleWorker(join(import.meta.dirname, "passthrough"), join(alone, "passthrough")),
+    floor: bundleWorker(join(import.meta.dirname, "httpapi-floor"), join(alone, "floor")),
+    gateway: bundleWorker(root, join(alone, "gateway"))
+  }
+  const names = [
+    "passthrough",
+    "floor",
+    "floor, pipe",
+    "gateway",
+    ...(baselineCwd === undefined ? [] : ["baseline"]),
+    "passthrough, workerd alone",
+    "floor, workerd alone",
+    "gateway, workerd alone"
+  ]
+  const reference = (name: string) => (name.endsWith("workerd alone") ? names.indexOf("passthrough, workerd alone") : 0)
   const samples = names.map(() => [] as Array<number>)
   const ratios = names.map(() => [] as Array<number>)
   const roundsPerSession = Math.max(1, Math.round(CPU_ROUNDS / CPU_SESSIONS))
@@ -896,16 +915,24 @@ const cpuOnly = async () => {
         )
         fresh.push(await startWorker(gatewayVars, root))
         if (baselineCwd !== undefined) fresh.push(await startWorker(gatewayVars, baselineCwd))
+        fresh.push(await startWorkerdAlone(bundles.passthrough, { vars: { UPSTREAM_URL: upstream.url } }))
+        fresh.push(await startWorkerdAlone(bundles.floor, { vars: { UPSTREAM_URL: upstream.url } }))
+        fresh.push(
+          await startWorkerdAlone(bundles.gateway, {
+            vars: { API_KEYS: KEY, UPSTREAM_URL: upstream.url, ENVIRONMENT: "production", LOG_LEVEL: "Warn" },
+            durableObjects: { USAGE_STATS: "UsageStatsObject", KEY_LIMITS: "KeyLimitsObject" }
+          })
+        )
         const targets: Array<Target> = fresh.map((worker, i) =>
-          i === 0
+          names[i]?.startsWith("passthrough")
             ? [worker, request(worker, "", upstreamBody, false)]
-            : [worker, request(worker, "/v1/images/generations", generation, i > 2)]
+            : [worker, request(worker, "/v1/images/generations", generation, !names[i]?.startsWith("floor"))]
         )
         for (const [worker, make] of targets) await load(worker, make, CPU_CONNECTIONS, SESSION_WARM_UP)
         const cpu = await alternatingCpu(roundsPerSession, targets)
         for (const [i, figures] of cpu.entries()) {
           samples[i]?.push(...figures)
-          ratios[i]?.push(median(figures) / median(cpu[0] ?? []))
+          ratios[i]?.push(median(figures) / median(cpu[reference(names[i] ?? "")] ?? []))
         }
       } finally {
         for (const worker of fresh) worker.stop()
@@ -914,9 +941,9 @@ const cpuOnly = async () => {
     console.log(`\nCPU per request, ${CPU_SESSIONS} sets of fresh instances x ${roundsPerSession} rounds, 1 MiB images\n`)
     for (const [i, name] of names.entries()) {
       const ms = median(samples[i] ?? [])
-      const ratio = ms / median(samples[0] ?? [])
+      const ratio = ms / median(samples[reference(name)] ?? [])
       const sets = (ratios[i] ?? []).map((r) => r.toFixed(2)).join(", ")
-      console.log(`  ${name.padEnd(12)} ${ms.toFixed(2)} ms   ${ratio.toFixed(2)}x the passthrough (per set: ${sets})`)
+      console.log(`  ${name.padEnd(26)} ${ms.toFixed(2)} ms   ${ratio.toFixed(2)}x the passthrough (per set: ${sets})`)
     }
     writeFileSync(join(RESULTS, "cpu.json"), JSON.stringify({ date: new Date().toISOString(), names, samples, ratios }, null, 2))
   } finally {
