@@ -243,25 +243,31 @@ const memoryFigures = async (
 }
 
 /**
- * The same figures in workerd alone (`bench/workerdAlone.ts`): the bundle `wrangler deploy` uploads, without
- * wrangler's proxy and Miniflare's entry worker, which pass every answer on under `wrangler dev` and do not run
- * on Cloudflare. The memory targets are checked here; the `wrangler dev` figures are printed beside them.
+ * The passthrough, the floor and the gateway in workerd alone (`bench/workerdAlone.ts`): the bundles `wrangler
+ * deploy` uploads, built once here, without wrangler's proxy and Miniflare's entry worker, which pass every answer
+ * on under `wrangler dev` and do not run on Cloudflare.
  */
-const aloneMemoryFigures = async (upstreamUrl: string) => {
+const workerdAloneStarters = (upstreamUrl: string) => {
   const dir = join(RESULTS, "alone")
   rmSync(dir, { recursive: true, force: true })
-  const gateway = bundleWorker(join(import.meta.dirname, ".."), join(dir, "gateway"))
   const passthrough = bundleWorker(join(import.meta.dirname, "passthrough"), join(dir, "passthrough"))
-  return memoryFigures(
-    "gateway-alone",
-    () =>
+  const floor = bundleWorker(join(import.meta.dirname, "httpapi-floor"), join(dir, "floor"))
+  const gateway = bundleWorker(join(import.meta.dirname, ".."), join(dir, "gateway"))
+  return {
+    passthrough: () => startWorkerdAlone(passthrough, { vars: { UPSTREAM_URL: upstreamUrl } }),
+    floor: () => startWorkerdAlone(floor, { vars: { UPSTREAM_URL: upstreamUrl } }),
+    gateway: () =>
       startWorkerdAlone(gateway, {
         vars: { API_KEYS: KEY, UPSTREAM_URL: upstreamUrl, ENVIRONMENT: "production", LOG_LEVEL: "Warn" },
         durableObjects: { USAGE_STATS: "UsageStatsObject", KEY_LIMITS: "KeyLimitsObject" }
-      }),
-    () => startWorkerdAlone(passthrough, { vars: { UPSTREAM_URL: upstreamUrl } }),
-    "passthrough-alone"
-  )
+      })
+  }
+}
+
+/** The memory figures in workerd alone, where the memory targets are checked; the `wrangler dev` ones are printed beside them. */
+const aloneMemoryFigures = (upstreamUrl: string) => {
+  const alone = workerdAloneStarters(upstreamUrl)
+  return memoryFigures("gateway-alone", alone.gateway, alone.passthrough, "passthrough-alone")
 }
 
 /**
@@ -880,15 +886,8 @@ const cpuOnly = async () => {
     })
   const generation = JSON.stringify({ prompt: "a bench", model: "replicate/flux-schnell", response_format: "b64_json" })
   const upstreamBody = JSON.stringify({ prompt: "a bench", provider: "replicate", modelId: "black-forest-labs/flux-schnell" })
-  // The same three in workerd alone, without wrangler's proxy and Miniflare's entry worker (bench/workerdAlone.ts):
-  // each is compared with the passthrough in its own runtime.
-  const alone = join(RESULTS, "alone")
-  rmSync(alone, { recursive: true, force: true })
-  const bundles = {
-    passthrough: bundleWorker(join(import.meta.dirname, "passthrough"), join(alone, "passthrough")),
-    floor: bundleWorker(join(import.meta.dirname, "httpapi-floor"), join(alone, "floor")),
-    gateway: bundleWorker(root, join(alone, "gateway"))
-  }
+  // The same three in workerd alone, each compared with the passthrough in its own runtime.
+  const alone = workerdAloneStarters(upstream.url)
   const names = [
     "passthrough",
     "floor",
@@ -915,14 +914,9 @@ const cpuOnly = async () => {
         )
         fresh.push(await startWorker(gatewayVars, root))
         if (baselineCwd !== undefined) fresh.push(await startWorker(gatewayVars, baselineCwd))
-        fresh.push(await startWorkerdAlone(bundles.passthrough, { vars: { UPSTREAM_URL: upstream.url } }))
-        fresh.push(await startWorkerdAlone(bundles.floor, { vars: { UPSTREAM_URL: upstream.url } }))
-        fresh.push(
-          await startWorkerdAlone(bundles.gateway, {
-            vars: { API_KEYS: KEY, UPSTREAM_URL: upstream.url, ENVIRONMENT: "production", LOG_LEVEL: "Warn" },
-            durableObjects: { USAGE_STATS: "UsageStatsObject", KEY_LIMITS: "KeyLimitsObject" }
-          })
-        )
+        fresh.push(await alone.passthrough())
+        fresh.push(await alone.floor())
+        fresh.push(await alone.gateway())
         const targets: Array<Target> = fresh.map((worker, i) =>
           names[i]?.startsWith("passthrough")
             ? [worker, request(worker, "", upstreamBody, false)]
