@@ -499,7 +499,7 @@ const main = async () => {
       cached.stop()
     }
 
-    // Memory with 3 MB images, on the same pair of Workers.
+    // Memory with 3 MB images, on fresh Workers of the same code: in workerd alone (the targets) and under wrangler dev.
     const memory = [
       ...(await aloneMemoryFigures(upstream.url)),
       ...(await memoryFigures("gateway", startGateway, startPassthrough))
