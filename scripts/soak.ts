@@ -166,21 +166,17 @@ try {
   })
   const gatewayMemory = memory(soaked.samples)
   const baselineMemory = memory(baseline.samples)
+  const answers = (statuses: ReadonlyMap<number | string, number>) =>
+    Object.fromEntries([...statuses].map(([status, count]) => [String(status), count]))
   const describe = (name: string, m: ReturnType<typeof memory>) =>
     console.log(
       `${name}: ${m.first.toFixed(0)} MB at the start, ${m.last.toFixed(0)} MB at the end, ${m.peak.toFixed(0)} MB peak; ${m.kbPerRequest.toFixed(1)} KB per request over the run; ${m.mbPerMinute.toFixed(1)} MB/min over the second half`
     )
 
   console.log(`\n${sent} requests in ${seconds.toFixed(0)} s (${(sent / seconds).toFixed(1)} req/s)`)
-  console.log(
-    "client-visible answers:",
-    Object.fromEntries([...soaked.statuses].map(([status, count]) => [String(status), count]))
-  )
+  console.log("client-visible answers:", answers(soaked.statuses))
   console.log(`statistics: ${counted} generations recorded for ${sent} sent`)
-  console.log(
-    `passthrough, the same load beside it: ${baseline.sent()} requests; answers`,
-    Object.fromEntries([...baseline.statuses].map(([status, count]) => [String(status), count]))
-  )
+  console.log(`passthrough, the same load beside it: ${baseline.sent()} requests; answers`, answers(baseline.statuses))
   console.log(`workerd memory (${soaked.samples.length} samples each)`)
   describe("  gateway    ", gatewayMemory)
   describe("  passthrough", baselineMemory)
