@@ -255,7 +255,9 @@ const workerdAloneStarters = (upstreamUrl: string) => {
   const gateway = bundleWorker(join(import.meta.dirname, ".."), join(dir, "gateway"))
   return {
     passthrough: () => startWorkerdAlone(passthrough, { vars: { UPSTREAM_URL: upstreamUrl } }),
-    floor: () => startWorkerdAlone(floor, { vars: { UPSTREAM_URL: upstreamUrl } }),
+    /** `mode`: the floor's `FLOOR_MODE`. */
+    floor: (mode?: string) =>
+      startWorkerdAlone(floor, { vars: { UPSTREAM_URL: upstreamUrl, ...(mode === undefined ? {} : { FLOOR_MODE: mode }) } }),
     gateway: () =>
       startWorkerdAlone(gateway, {
         vars: { API_KEYS: KEY, UPSTREAM_URL: upstreamUrl, ENVIRONMENT: "production", LOG_LEVEL: "Warn" },
@@ -869,12 +871,15 @@ const throughputOnly = async () => {
 
 /**
  * `BENCH_ONLY=cpu`: the CPU rounds alone (sessions of fresh passthrough, floor and gateway instances, as in the full
- * run), with the floor's endpoint piping the upstream's body natively (`FLOOR_MODE=pipe`: the framework's share
- * apart from the JavaScript byte path), and `BENCH_BASELINE_CWD`'s gateway as one more Worker in each session, to
- * compare two versions in one run.
+ * run), with the floor's endpoint piping the upstream's body natively (`FLOOR_MODE=pipe`), and `BENCH_BASELINE_CWD`'s
+ * gateway as one more Worker in each session, to compare two versions in one run. In workerd alone, where nothing
+ * else passes the answer on, the floor's cost is split: a bare Worker (no framework) piping the upstream's body
+ * through workerd's pipe, the same reading and writing the image with the gateway's `ImageTail`, and the floor's
+ * endpoint doing each.
  */
 const cpuOnly = async () => {
   const root = join(import.meta.dirname, "..")
+  const floorDir = join(import.meta.dirname, "httpapi-floor")
   const upstream = await startFakeUpstream({ imageBytes: IMAGE_BYTES })
   const gatewayVars = vars({ API_KEYS: KEY, UPSTREAM_URL: upstream.url, ENVIRONMENT: "production", LOG_LEVEL: "Warn" })
   const baselineCwd = process.env.BENCH_BASELINE_CWD
@@ -886,18 +891,23 @@ const cpuOnly = async () => {
     })
   const generation = JSON.stringify({ prompt: "a bench", model: "replicate/flux-schnell", response_format: "b64_json" })
   const upstreamBody = JSON.stringify({ prompt: "a bench", provider: "replicate", modelId: "black-forest-labs/flux-schnell" })
-  // The same three in workerd alone, each compared with the passthrough in its own runtime.
   const alone = workerdAloneStarters(upstream.url)
-  const names = [
-    "passthrough",
-    "floor",
-    "floor, pipe",
-    "gateway",
-    ...(baselineCwd === undefined ? [] : ["baseline"]),
-    "passthrough, workerd alone",
-    "floor, workerd alone",
-    "gateway, workerd alone"
+  const floorVars = (mode?: string) => vars({ UPSTREAM_URL: upstream.url, ...(mode === undefined ? {} : { FLOOR_MODE: mode }) })
+  /** Each Worker by name, with how it starts; the passthrough is loaded with the upstream's own request, the gateway with a key. */
+  const workers: ReadonlyArray<readonly [string, () => Promise<Worker>]> = [
+    ["passthrough", () => startWorker(vars({ UPSTREAM_URL: upstream.url }), join(import.meta.dirname, "passthrough"))],
+    ["floor", () => startWorker(floorVars(), floorDir)],
+    ["floor, pipe", () => startWorker(floorVars("pipe"), floorDir)],
+    ["gateway", () => startWorker(gatewayVars, root)],
+    ...(baselineCwd === undefined ? [] : [["baseline", () => startWorker(gatewayVars, baselineCwd)] as const]),
+    ["passthrough, workerd alone", alone.passthrough],
+    ["bare, pipe, workerd alone", () => alone.floor("bare-pipe")],
+    ["bare, workerd alone", () => alone.floor("bare")],
+    ["floor, pipe, workerd alone", () => alone.floor("pipe")],
+    ["floor, workerd alone", () => alone.floor()],
+    ["gateway, workerd alone", alone.gateway]
   ]
+  const names = workers.map(([name]) => name)
   const reference = (name: string) => (name.endsWith("workerd alone") ? names.indexOf("passthrough, workerd alone") : 0)
   const samples = names.map(() => [] as Array<number>)
   const ratios = names.map(() => [] as Array<number>)
@@ -906,21 +916,11 @@ const cpuOnly = async () => {
     for (let session = 0; session < CPU_SESSIONS; session++) {
       const fresh: Array<Worker> = []
       try {
-        fresh.push(await startWorker(vars({ UPSTREAM_URL: upstream.url }), join(import.meta.dirname, "passthrough")))
-        fresh.push(await startWorker(vars({ UPSTREAM_URL: upstream.url }), join(import.meta.dirname, "httpapi-floor")))
-        // The framework's share alone: the floor's endpoint with the upstream's body piped by the runtime.
-        fresh.push(
-          await startWorker(vars({ UPSTREAM_URL: upstream.url, FLOOR_MODE: "pipe" }), join(import.meta.dirname, "httpapi-floor"))
-        )
-        fresh.push(await startWorker(gatewayVars, root))
-        if (baselineCwd !== undefined) fresh.push(await startWorker(gatewayVars, baselineCwd))
-        fresh.push(await alone.passthrough())
-        fresh.push(await alone.floor())
-        fresh.push(await alone.gateway())
+        for (const [, start] of workers) fresh.push(await start())
         const targets: Array<Target> = fresh.map((worker, i) =>
           names[i]?.startsWith("passthrough")
             ? [worker, request(worker, "", upstreamBody, false)]
-            : [worker, request(worker, "/v1/images/generations", generation, !names[i]?.startsWith("floor"))]
+            : [worker, request(worker, "/v1/images/generations", generation, !/^(floor|bare)/.test(names[i] ?? ""))]
         )
         for (const [worker, make] of targets) await load(worker, make, CPU_CONNECTIONS, SESSION_WARM_UP)
         const cpu = await alternatingCpu(roundsPerSession, targets)
@@ -938,6 +938,17 @@ const cpuOnly = async () => {
       const ratio = ms / median(samples[reference(name)] ?? [])
       const sets = (ratios[i] ?? []).map((r) => r.toFixed(2)).join(", ")
       console.log(`  ${name.padEnd(26)} ${ms.toFixed(2)} ms   ${ratio.toFixed(2)}x the passthrough (per set: ${sets})`)
+    }
+    const aloneMs = (name: string) => median(samples[names.indexOf(`${name}, workerd alone`)] ?? [])
+    console.log("\n  in workerd alone, where the gateway's CPU above the passthrough goes (ms per request):")
+    for (const [label, from, to] of [
+      ["a body of its own, piped by workerd (bare, pipe)", "passthrough", "bare, pipe"],
+      ["the image read and written in JavaScript (bare)", "bare, pipe", "bare"],
+      ["the framework (floor - bare; with the pipe: floor, pipe - bare, pipe)", "bare", "floor"],
+      ["the gateway's own work (gateway - floor)", "floor", "gateway"]
+    ] as const) {
+      const extra = label.startsWith("the framework") ? `; ${(aloneMs("floor, pipe") - aloneMs("bare, pipe")).toFixed(2)}` : ""
+      console.log(`    ${label.padEnd(72)} ${(aloneMs(to) - aloneMs(from)).toFixed(2)}${extra}`)
     }
     writeFileSync(join(RESULTS, "cpu.json"), JSON.stringify({ date: new Date().toISOString(), names, samples, ratios }, null, 2))
   } finally {

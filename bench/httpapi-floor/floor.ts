@@ -11,9 +11,12 @@
  *
  * With `FLOOR_MODE=pipe` the same endpoint hands the upstream's body on
  * untouched through the runtime's own pipe: no byte passes through JavaScript,
- * as in the passthrough. What it costs is the framework's share alone; the
- * difference to the default mode is the share of reading and writing the
- * image in JavaScript.
+ * but the Worker builds its own answer instead of returning the upstream's.
+ * `FLOOR_MODE=bare` and `bare-pipe` do the same two without the framework: a
+ * plain fetch handler that parses the request with `JSON.parse`. Side by side,
+ * the four split the floor's cost above the passthrough into a Worker making
+ * its own body at all, reading and writing the image in JavaScript, and the
+ * framework.
  */
 import * as Effect from "effect/Effect"
 import * as HttpRouter from "effect/http/HttpRouter"
@@ -43,32 +46,50 @@ export interface FloorSettings {
 /** The floor's fetch handler. Built apart from the Worker's entry so that `BENCH_ONLY=js` can run it in Node. */
 export const makeFloorHandler = (settings: FloorSettings): ((request: Request) => Promise<Response>) => {
   const upstreamUrl = new URL("/api/generate-images", settings.UPSTREAM_URL)
-  const nativePipe = settings.FLOOR_MODE === "pipe"
+  const mode = settings.FLOOR_MODE ?? ""
+  const nativePipe = mode === "pipe" || mode === "bare-pipe"
 
-  const generate = async (prompt: string) => {
+  /** The answer's JSON body as a stream, or `undefined` when the upstream gave no image. */
+  const generate = async (prompt: string): Promise<ReadableStream<Uint8Array> | undefined> => {
     const upstream = await fetch(upstreamUrl, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ prompt, provider: "replicate", modelId: "black-forest-labs/flux-schnell" })
     })
-    if (upstream.body === null) return HttpServerResponse.text("no image", { status: 502 })
+    if (upstream.body === null) return undefined
     if (nativePipe) {
       const pipe = makePipe()
       void upstream.body.pipeTo(pipe.writable).catch(() => {})
-      return HttpServerResponse.raw(pipe.readable, { contentType: "application/json" })
+      return pipe.readable
     }
     const opened = await openImageValue(upstream.body, "image", limits)
-    if (opened._tag !== "Open") return HttpServerResponse.text("no image", { status: 502 })
+    if (opened._tag !== "Open") return undefined
     const created = Math.floor(Date.now() / 1000)
-    const body = opened.tail.frame(
+    return opened.tail.frame(
       [encoder.encode(`{"created":${created},"data":[{"b64_json":"`), opened.head],
       encoder.encode(`"}],"output_format":"png"}`)
     )
-    return HttpServerResponse.raw(body, { contentType: "application/json" })
+  }
+
+  if (mode.startsWith("bare")) {
+    return async (request) => {
+      const { prompt } = (await request.json()) as { readonly prompt: string }
+      const body = await generate(prompt)
+      return body === undefined
+        ? new Response("no image", { status: 502 })
+        : new Response(body, { headers: { "content-type": "application/json" } })
+    }
   }
 
   const ImagesLive = HttpApiBuilder.group(Api, "images", (handlers) =>
-    handlers.handle("generate", ({ payload }) => Effect.promise(() => generate(payload.prompt)))
+    handlers.handle("generate", ({ payload }) =>
+      Effect.promise(async () => {
+        const body = await generate(payload.prompt)
+        return body === undefined
+          ? HttpServerResponse.text("no image", { status: 502 })
+          : HttpServerResponse.raw(body, { contentType: "application/json" })
+      })
+    )
   )
 
   // Tracing off and no access log, as in the gateway: the cheapest settings the framework offers.
