@@ -30,7 +30,7 @@ import { join } from "node:path"
 import { gzipSync } from "node:zlib"
 import { FAKE_OPENAI_KEY, startFakeUpstream } from "../test/support/fakeUpstream.ts"
 import { type LocalWorker, startWranglerDev } from "../test/support/wranglerDev.ts"
-import { bundleForNode, jsFigures, runProbe } from "./js.ts"
+import { bundleForNode, bundleMarkedForNode, jsFigures, runProbe } from "./js.ts"
 import { MEMORY_IMAGE_BYTES, type MemoryFigure, measureMemory } from "./memory.ts"
 import { bundleWorker, startWorkerdAlone } from "./workerdAlone.ts"
 
@@ -969,7 +969,10 @@ interface StartupFigures {
   }
   /** The same start split into its steps, in V8 under Node (`bench/startup-probe.mjs`). */
   readonly node: Array<StartupSample>
+  /** The module scope's evaluation by whose modules run it, in V8 under Node (`bench/module-probe.mjs`). */
+  readonly modules: Array<ModuleSample>
 }
+type ModuleSample = Record<"ownMs" | "effectMs", number>
 
 /**
  * What a cold isolate pays. workerd: `wrangler check startup` bundles the Worker as `wrangler deploy` does and
@@ -1004,10 +1007,13 @@ const startupFigures = (): StartupFigures => {
   const bundle = join(dir, "app.mjs")
   bundleForNode(join(import.meta.dirname, "startup-entry.ts"), bundle)
   const node = Array.from({ length: STARTUP_SAMPLES }, () => runProbe<StartupSample>("startup-probe.mjs", [bundle]))
-  return { workerd, node }
+  const marked = join(dir, "app-marked.mjs")
+  bundleMarkedForNode(join(import.meta.dirname, "startup-entry.ts"), marked)
+  const modules = Array.from({ length: STARTUP_SAMPLES }, () => runProbe<ModuleSample>("module-probe.mjs", [marked]))
+  return { workerd, node, modules }
 }
 
-const printStartup = ({ workerd, node }: StartupFigures) => {
+const printStartup = ({ workerd, node, modules }: StartupFigures) => {
   const list = (values: ReadonlyArray<number>) => values.map((value) => value.toFixed(1)).join(", ")
   console.log(`\ncold start, median of ${STARTUP_SAMPLES} (CPU ms)`)
   console.log(
@@ -1024,6 +1030,14 @@ const printStartup = ({ workerd, node }: StartupFigures) => {
     ["second /health", "warmRequestMs"]
   ] as const) {
     const values = node.map((sample) => sample[name])
+    console.log(`    ${label.padEnd(42)} ${median(values).toFixed(1).padStart(7)}  (${list(values)})`)
+  }
+  console.log("  the module scope's evaluation alone (unminified, each module's top-level code timed apart):")
+  for (const [label, name] of [
+    ["the gateway's own modules (src/)", "ownMs"],
+    ["Effect's modules", "effectMs"]
+  ] as const) {
+    const values = modules.map((sample) => sample[name])
     console.log(`    ${label.padEnd(42)} ${median(values).toFixed(1).padStart(7)}  (${list(values)})`)
   }
 }

@@ -5,7 +5,7 @@
  * the gateway's own share with less noise; it is not what Cloudflare bills, which the CPU rounds measure.
  */
 import { execFileSync } from "node:child_process"
-import { mkdirSync } from "node:fs"
+import { mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 
 export interface JsFigures {
@@ -20,6 +20,29 @@ export const bundleForNode = (entry: string, outfile: string) =>
     ["esbuild", entry, "--bundle", "--format=esm", "--platform=node", "--minify", `--outfile=${outfile}`, "--log-level=warning"],
     { stdio: "inherit" }
   )
+
+/**
+ * The same entry unminified, with a mark before each bundled module's top-level code (esbuild heads each with a
+ * `// <path>` comment): `bench/module-probe.mjs` reads the CPU each module's evaluation took from the marks.
+ */
+export const bundleMarkedForNode = (entry: string, outfile: string) => {
+  const code = execFileSync("npx", ["esbuild", entry, "--bundle", "--format=esm", "--platform=node", "--log-level=warning"], {
+    encoding: "utf8",
+    maxBuffer: 64 * 1024 * 1024
+  })
+  const marked = code
+    .split("\n")
+    .map((line) => {
+      const module = /^\/\/ (\S+\.[cm]?[jt]s)$/.exec(line)?.[1]
+      if (module !== undefined) return `__mark(${JSON.stringify(module)});\n${line}`
+      return line.startsWith("export {") ? `__mark("");\n${line}` : line
+    })
+    .join("\n")
+  const prelude =
+    "const __marks = (globalThis.__moduleMarks = []);\n" +
+    "const __mark = (module) => { const { user, system } = process.cpuUsage(); __marks.push([module, (user + system) / 1000]) };\n"
+  writeFileSync(outfile, prelude + marked)
+}
 
 /** Runs one of the bench's Node probes in a fresh process and reads the JSON line it prints last. */
 export const runProbe = <A>(script: string, args: ReadonlyArray<string>): A =>
