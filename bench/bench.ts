@@ -242,17 +242,17 @@ const memoryFigures = async (
   return figures
 }
 
-/**
- * The passthrough, the floor and the gateway in workerd alone (`bench/workerdAlone.ts`): the bundles `wrangler
- * deploy` uploads, built once here, without wrangler's proxy and Miniflare's entry worker, which pass every answer
- * on under `wrangler dev` and do not run on Cloudflare.
- */
 /** The floor's settings; `mode`: its `FLOOR_MODE` (bench/httpapi-floor/floor.ts). */
 const floorSettings = (upstreamUrl: string, mode?: string): Record<string, string> => ({
   UPSTREAM_URL: upstreamUrl,
   ...(mode === undefined ? {} : { FLOOR_MODE: mode })
 })
 
+/**
+ * The passthrough, the floor and the gateway in workerd alone (`bench/workerdAlone.ts`): the bundles `wrangler
+ * deploy` uploads, built once here, without wrangler's proxy and Miniflare's entry worker, which pass every answer
+ * on under `wrangler dev` and do not run on Cloudflare.
+ */
 const workerdAloneStarters = (upstreamUrl: string) => {
   const dir = join(RESULTS, "alone")
   rmSync(dir, { recursive: true, force: true })
@@ -1025,6 +1025,8 @@ const printStartup = ({ workerd, node, modules }: StartupFigures) => {
   console.log(
     `  the HttpApi floor, one bare endpoint           ${median(workerd.floorActiveMs).toFixed(1).padStart(7)}  (${list(workerd.floorActiveMs)})`
   )
+  const row = (label: string, values: ReadonlyArray<number>) =>
+    console.log(`    ${label.padEnd(42)} ${median(values).toFixed(1).padStart(7)}  (${list(values)})`)
   console.log("  V8 under Node, the same start in steps:")
   for (const [label, name] of [
     ["module scope (parse, compile, evaluate)", "moduleMs"],
@@ -1032,17 +1034,20 @@ const printStartup = ({ workerd, node, modules }: StartupFigures) => {
     ["first /health", "firstRequestMs"],
     ["second /health", "warmRequestMs"]
   ] as const) {
-    const values = node.map((sample) => sample[name])
-    console.log(`    ${label.padEnd(42)} ${median(values).toFixed(1).padStart(7)}  (${list(values)})`)
+    row(
+      label,
+      node.map((sample) => sample[name])
+    )
   }
   console.log("  the module scope's evaluation alone (unminified, each module's top-level code timed apart):")
-  for (const [label, name] of [
-    ["the gateway's own modules (src/)", "ownMs"],
-    ["Effect's modules", "effectMs"]
-  ] as const) {
-    const values = modules.map((sample) => sample[name])
-    console.log(`    ${label.padEnd(42)} ${median(values).toFixed(1).padStart(7)}  (${list(values)})`)
-  }
+  row(
+    "the gateway's own modules (src/)",
+    modules.map((sample) => sample.ownMs)
+  )
+  row(
+    "Effect's modules",
+    modules.map((sample) => sample.effectMs)
+  )
 }
 
 const startupOnly = () => {
