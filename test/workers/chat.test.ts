@@ -77,6 +77,10 @@ describe("POST /v1/chat/completions", () => {
     const { prompt } = steered("faults=400")
     const response = await chat({ model: "replicate/flux-schnell", stream: true, messages: user(prompt) })
     expect(response.status).toBe(200)
+    // Proxies in front (nginx and the like) must pass each event on as it comes, not cache or buffer the stream.
+    expect(response.headers.get("content-type")).toContain("text/event-stream")
+    expect(response.headers.get("cache-control")).toBe("no-cache")
+    expect(response.headers.get("x-accel-buffering")).toBe("no")
     const body = await response.text()
     const data = body
       .split("\n")

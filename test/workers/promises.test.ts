@@ -110,15 +110,27 @@ describe("CORS_ORIGINS", () => {
       expect(allowed.headers.get("access-control-allow-origin")).toBe(origin)
       expect(allowed.headers.get("access-control-allow-headers")).toContain("authorization")
       expect(allowed.headers.get("vary")).toContain("origin")
+      // Browsers keep the preflight's answer a day instead of asking before every request.
+      expect(allowed.headers.get("access-control-max-age")).toBe("86400")
     }
+    const plain = await call("/v1/models", {
+      method: "OPTIONS",
+      key: null,
+      headers: { origin: "https://chat.example.com", "access-control-request-method": "GET" }
+    })
+    // A preflight that names no headers still learns the two every client sends.
+    expect(plain.headers.get("access-control-allow-headers")).toBe("authorization, content-type")
     const other = await preflight("https://evil.example.net")
     expect(other.headers.get("access-control-allow-origin")).toBeNull()
+    // Refusals vary on Origin too: a shared cache must not hand an allowed origin the answer without its header.
+    expect(other.headers.get("vary")).toContain("origin")
     const answer = await call("/v1/models", { headers: { origin: "https://ui.example.org" } })
     expect(answer.headers.get("access-control-allow-origin")).toBe("https://ui.example.org")
     expect(answer.headers.get("access-control-expose-headers")).toContain("x-request-id")
     expect(answer.headers.get("vary")).toContain("origin")
     const refused = await call("/v1/models", { headers: { origin: "https://evil.example.net" } })
     expect(refused.headers.get("access-control-allow-origin")).toBeNull()
+    expect(refused.headers.get("vary")).toContain("origin")
   })
 })
 
