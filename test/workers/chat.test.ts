@@ -113,6 +113,22 @@ describe("POST /v1/chat/completions", () => {
 
   // Before: only the first 160 characters were looked at, so a newline or a parenthesis deeper in an
   // upstream's base64 ended the SSE line or the markdown link, and the rest was the upstream's to write.
+  it("a partly failed stream: the images that came, then a note of how many failed, and no error chunk", async () => {
+    // Two calls for `--n 2`: the first answered, the second rejected (400 is not retried).
+    const { prompt } = steered("faults=ok,400")
+    const stream = await openai.chat.completions.create({
+      model: "replicate/flux-schnell",
+      messages: user(`${prompt} --n 2`) as never,
+      stream: true
+    })
+    let content = ""
+    for await (const chunk of stream) content += chunk.choices[0]?.delta.content ?? ""
+    // The progress line, the one image that came (hosted in the bucket), then what failed and why.
+    expect(content).toMatch(
+      /^Generating 2 images with replicate\/flux-schnell\.\.\.\n\n!\[image 1\]\(https:\/\/gateway\.test\/images\/[0-9a-f]{32}\.png\)\n\n\(1 of 2 images failed: The upstream rejected the request \(HTTP 400\): [^)]+\)$/
+    )
+  })
+
   it("an upstream image that is not plain base64 never reaches chat markdown or a stream's lines", async () => {
     const model = "replicate/flux-schnell"
     const plain = await chat({ model, messages: user(steered("faults=dirty").prompt) })
