@@ -2,8 +2,8 @@ import { exports } from "cloudflare:workers"
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible"
 import { streamText } from "ai"
 import OpenAI from "openai"
-import { describe, expect, it } from "vitest"
-import { call, errorOf, generate, KEY, steered, upstreamCalls, upstreamReaches } from "./helpers.ts"
+import { describe, expect, it, onTestFinished } from "vitest"
+import { call, errorOf, generate, isolatedGateway, KEY, steered, upstreamCalls, upstreamReaches } from "./helpers.ts"
 
 /** Real clients inside workerd, their requests answered by the Worker under test. */
 const workerFetch = (input: RequestInfo | URL, init?: RequestInit) => exports.default.fetch(new Request(input, init))
@@ -113,6 +113,26 @@ describe("POST /v1/chat/completions", () => {
 
   // Before: only the first 160 characters were looked at, so a newline or a parenthesis deeper in an
   // upstream's base64 ended the SSE line or the markdown link, and the rest was the upstream's to write.
+  it("without the progress line, a failed stream's text starts with the failure, not a blank line", async () => {
+    const quiet = isolatedGateway({ CHAT_PROGRESS: "off" })
+    onTestFinished(quiet.dispose)
+    const { prompt } = steered("faults=400")
+    const response = await quiet.call("/v1/chat/completions", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "replicate/flux-schnell", stream: true, messages: user(prompt) })
+    })
+    const visible = (await response.text())
+      .split("\n")
+      .filter((line) => line.startsWith("data: {") && line.includes('"choices"'))
+      .map(
+        (line) =>
+          (JSON.parse(line.slice(6)) as { choices: Array<{ delta: { content?: string } }> }).choices[0]?.delta.content ?? ""
+      )
+      .join("")
+    expect(visible).toMatch(/^Image generation failed: The upstream rejected the request \(HTTP 400\)/)
+  })
+
   it("a partly failed stream: the images that came, then a note of how many failed, and no error chunk", async () => {
     // Two calls for `--n 2`: the first answered, the second rejected (400 is not retried).
     const { prompt } = steered("faults=ok,400")
