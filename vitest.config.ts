@@ -68,6 +68,12 @@ const workersProject = (name: string, include: Array<string>, vars: Record<strin
   test: { name, include, globalSetup: ["test/support/globalSetup.ts"], testTimeout: 20_000 }
 })
 
+/** The two workerd projects; `npm run mutants:http` runs them beside the unit project. */
+export const workersProjects = [
+  workersProject("workers", ["test/workers/**/*.test.ts"], {}),
+  workersProject("workers-cache", ["test/workers-cache/**/*.test.ts"], { CACHE_TTL_SECONDS: "3600", LOG_PROMPTS: "true" })
+]
+
 export default defineConfig({
   test: {
     reporters: ["default", "./test/support/summaryReporter.ts"],
@@ -80,8 +86,7 @@ export default defineConfig({
           globalSetup: ["test/support/globalSetup.ts"]
         }
       },
-      workersProject("workers", ["test/workers/**/*.test.ts"], {}),
-      workersProject("workers-cache", ["test/workers-cache/**/*.test.ts"], { CACHE_TTL_SECONDS: "3600", LOG_PROMPTS: "true" }),
+      ...workersProjects,
       {
         test: {
           name: "e2e",
