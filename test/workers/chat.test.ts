@@ -14,6 +14,17 @@ const chat = (body: unknown) =>
 
 const user = (content: unknown) => [{ role: "user", content }]
 
+/** The text a client shows from a chat stream: its chunks' content deltas, in order (error chunks have none). */
+const visibleText = (body: string) =>
+  body
+    .split("\n")
+    .filter((line) => line.startsWith("data: {"))
+    .map(
+      (line) =>
+        (JSON.parse(line.slice(6)) as { choices?: Array<{ delta: { content?: string } }> }).choices?.[0]?.delta.content ?? ""
+    )
+    .join("")
+
 describe("POST /v1/chat/completions", () => {
   it("non-streaming: a chat.completion whose content is image markdown", async () => {
     const completion = await openai.chat.completions.create({
@@ -89,12 +100,7 @@ describe("POST /v1/chat/completions", () => {
     expect(data.at(-1)).toBe("[DONE]")
     const error = JSON.parse(data.at(-2) ?? "{}") as { error?: { message: string; code: string } }
     expect(error.error?.code).toBe("upstream_rejected")
-    const visible = data
-      .slice(0, -2)
-      .map((line) => JSON.parse(line) as { choices: Array<{ delta: { content?: string } }> })
-      .map((chunk) => chunk.choices[0]?.delta.content ?? "")
-      .join("")
-    expect(visible).toContain("Image generation failed")
+    expect(visibleText(body)).toContain("Image generation failed")
 
     const { prompt: again } = steered("faults=400")
     const stream = await openai.chat.completions.create({
@@ -111,8 +117,6 @@ describe("POST /v1/chat/completions", () => {
     ).rejects.toBeInstanceOf(OpenAI.APIError)
   })
 
-  // Before: only the first 160 characters were looked at, so a newline or a parenthesis deeper in an
-  // upstream's base64 ended the SSE line or the markdown link, and the rest was the upstream's to write.
   it("without the progress line, a failed stream's text starts with the failure, not a blank line", async () => {
     const quiet = isolatedGateway({ CHAT_PROGRESS: "off" })
     onTestFinished(quiet.dispose)
@@ -122,15 +126,7 @@ describe("POST /v1/chat/completions", () => {
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ model: "replicate/flux-schnell", stream: true, messages: user(prompt) })
     })
-    const visible = (await response.text())
-      .split("\n")
-      .filter((line) => line.startsWith("data: {") && line.includes('"choices"'))
-      .map(
-        (line) =>
-          (JSON.parse(line.slice(6)) as { choices: Array<{ delta: { content?: string } }> }).choices[0]?.delta.content ?? ""
-      )
-      .join("")
-    expect(visible).toMatch(/^Image generation failed: The upstream rejected the request \(HTTP 400\)/)
+    expect(visibleText(await response.text())).toMatch(/^Image generation failed: The upstream rejected the request \(HTTP 400\)/)
   })
 
   it("a partly failed stream: the images that came, then a note of how many failed, and no error chunk", async () => {
@@ -149,6 +145,8 @@ describe("POST /v1/chat/completions", () => {
     )
   })
 
+  // Before: only the first 160 characters were looked at, so a newline or a parenthesis deeper in an
+  // upstream's base64 ended the SSE line or the markdown link, and the rest was the upstream's to write.
   it("an upstream image that is not plain base64 never reaches chat markdown or a stream's lines", async () => {
     const model = "replicate/flux-schnell"
     const plain = await chat({ model, messages: user(steered("faults=dirty").prompt) })
