@@ -96,25 +96,15 @@ const developmentKeyRemote = new Unauthorized({
   code: "invalid_api_key"
 })
 
-/** The host the request was addressed to: on Workers, the web Request's own URL. */
-const hostOf = (request: HttpServerRequest.HttpServerRequest): string => {
-  try {
-    return new URL(
-      request.source instanceof Request ? request.source.url : request.url,
-      `http://${request.headers.host ?? "unknown"}`
-    ).hostname
-  } catch {
-    return ""
-  }
-}
+/**
+ * The host the request was addressed to: on Workers, the web Request's own URL, which is always absolute.
+ * URL writes the hostname in one form: lower case, `127.0.0.1` for `127.1` or `2130706433`, `[::1]` bracketed.
+ */
+const hostOf = (request: HttpServerRequest.HttpServerRequest): string => new URL((request.source as Request).url).hostname
 
-/** `localhost`, `*.localhost`, 127.0.0.0/8 and [::1]: what `npm start` (wrangler dev) is reached on. */
+/** `localhost`, `*.localhost`, 127.0.0.0/8 and [::1], as URL writes them: what `npm start` (wrangler dev) is reached on. */
 export const isLoopbackHost = (hostname: string): boolean =>
-  hostname === "localhost" ||
-  hostname.endsWith(".localhost") ||
-  hostname === "[::1]" ||
-  hostname === "::1" ||
-  /^127(?:\.\d{1,3}){3}$/.test(hostname)
+  hostname === "localhost" || hostname.endsWith(".localhost") || hostname === "[::1]" || /^127(?:\.\d{1,3}){3}$/.test(hostname)
 
 export const AuthorizationLive = Layer.effect(
   Authorization,

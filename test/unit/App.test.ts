@@ -1,7 +1,7 @@
 import { ConfigProvider, Context, Redacted } from "effect"
 import { afterAll, afterEach, describe, expect, it, vi } from "vitest"
 import { type Bindings, makeHandler } from "../../src/App.ts"
-import { keyMatcher } from "../../src/http/AuthorizationLive.ts"
+import { isLoopbackHost, keyMatcher } from "../../src/http/AuthorizationLive.ts"
 import { DEVELOPMENT_API_KEY } from "../../src/services/GatewayConfig.ts"
 import { WorkerContext } from "../../src/services/WorkerContext.ts"
 
@@ -238,12 +238,27 @@ describe("lookups keyed by client input", () => {
 describe("the development key outside localhost", () => {
   // A Worker deployed with ENVIRONMENT=development by mistake must not be open to anyone who read the README.
   it("is refused on any host but a loopback one, with a 401 that says why", async () => {
-    for (const origin of ["https://my-gateway.example.workers.dev", "http://gateway.test", "http://10.0.0.5:8787"]) {
+    // Names that start like a loopback one but are not (a wildcard route answers them too) are refused as well.
+    for (const origin of [
+      "https://my-gateway.example.workers.dev",
+      "http://gateway.test",
+      "http://10.0.0.5:8787",
+      "http://127.0.0.1.example.com",
+      "http://localhost.example.com"
+    ]) {
       const response = await gateway({ ENVIRONMENT: "development" }, {}, origin)("/v1/models", bearer(DEVELOPMENT_API_KEY))
       expect(response.status, origin).toBe(401)
       expect((await errorOf(response)).message).toContain("loopback")
     }
-    for (const origin of ["http://localhost:8787", "http://127.0.0.1:8787", "http://[::1]:8787", "http://gateway.localhost"]) {
+    // 127.0.0.0/8 as a whole, in the forms URL writes (127.1 is 127.0.0.1).
+    for (const origin of [
+      "http://localhost:8787",
+      "http://127.0.0.1:8787",
+      "http://127.10.200.3",
+      "http://127.1:8787",
+      "http://[::1]:8787",
+      "http://gateway.localhost"
+    ]) {
       const response = await gateway({ ENVIRONMENT: "development" }, {}, origin)("/v1/models", bearer(DEVELOPMENT_API_KEY))
       expect(response.status, origin).toBe(200)
     }
@@ -254,6 +269,15 @@ describe("the development key outside localhost", () => {
   it("/health does not publish the environment", async () => {
     const body = (await (await local({ ENVIRONMENT: "development" })("/health")).json()) as Record<string, unknown>
     expect(Object.keys(body).sort()).toEqual(["models", "status", "version"])
+  })
+})
+
+describe("isLoopbackHost", () => {
+  it("takes whole hostnames only: localhost and its subdomains, 127.0.0.0/8, [::1]", () => {
+    for (const host of ["localhost", "a.b.localhost", "127.0.0.1", "127.255.10.2", "[::1]"])
+      expect(isLoopbackHost(host), host).toBe(true)
+    for (const host of ["localhost.example.com", "notlocalhost", "127.0.0.1.example.com", "x127.0.0.1", "128.0.0.1", "[::2]", ""])
+      expect(isLoopbackHost(host), host).toBe(false)
   })
 })
 
