@@ -1,0 +1,190 @@
+import { Effect } from "effect"
+import * as HttpServerRequest from "effect/http/HttpServerRequest"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
+import { describe, expect, it } from "vitest"
+import { type Checked, makeBodyCheck } from "../../src/http/edge/RequestBody.ts"
+import { allowedMethods, takesUpload, usageEndpoint } from "../../src/http/edge/Routes.ts"
+
+/**
+ * The edge's decisions on their own, in Node: which requests the statistics record and as what, which
+ * methods a path serves, and the body check's answers before any handler. The workerd tests see the same
+ * through whole requests; here every branch is named.
+ */
+
+describe("usageEndpoint: what the statistics record a request as", () => {
+  it.each([
+    ["POST", "/v1/images/generations", "images"],
+    ["POST", "/v1/images/edits", "edits"],
+    ["POST", "/v1/images/variations", "edits"],
+    ["POST", "/v1/chat/completions", "chat"],
+    ["GET", "/v1/models", "models"],
+    ["GET", "/v1/models/", "models"],
+    ["GET", "/v1/models/dall-e-3", "models"],
+    ["GET", "/v1/models/openai/gpt-image-1", "models"],
+    ["HEAD", "/v1/models", "models"],
+    ["POST", "/v1/gateway/probe", "probe"],
+    // The cockpit's own reads, the key's report, liveness and preflights are not recorded.
+    ["GET", "/v1/gateway/stats", undefined],
+    ["GET", "/v1/gateway/status", undefined],
+    ["GET", "/v1/me", undefined],
+    ["GET", "/health", undefined],
+    ["OPTIONS", "/v1/images/generations", undefined],
+    // A recorded route asked with the wrong method, and a /v1 path nobody serves: unknown.
+    ["GET", "/v1/images/generations", "unknown"],
+    ["DELETE", "/v1/models", "unknown"],
+    ["GET", "/v1/no/such/route", "unknown"],
+    ["POST", "/v1", "unknown"],
+    // An unrecorded route with the wrong method stays unrecorded; so do paths outside /v1.
+    ["POST", "/v1/gateway/stats", undefined],
+    ["GET", "/v1x/images/generations", undefined],
+    ["GET", "/images/abc.png", undefined],
+    ["GET", "/openapi.json", undefined]
+  ] as const)("%s %s: %s", (method, path, expected) => {
+    expect(usageEndpoint(method, path)).toBe(expected)
+  })
+})
+
+describe("allowedMethods and takesUpload", () => {
+  it("names the methods a path is served with, from the contract", () => {
+    expect(allowedMethods("/v1/images/generations")).toEqual(["POST"])
+    expect(allowedMethods("/v1/models/some-model")).toEqual(["GET"])
+    expect(allowedMethods("/health")).toEqual(["GET"])
+    expect(allowedMethods("/v1/nothing")).toEqual([])
+    // A path's pattern is the whole path: a longer one or a prefix is another path.
+    expect(allowedMethods("/v1/images/generations/more")).toEqual([])
+    expect(allowedMethods("/x/v1/images/generations")).toEqual([])
+  })
+
+  it("knows the edit routes, and only with their method, take uploads", () => {
+    expect(takesUpload("POST", "/v1/images/edits")).toBe(true)
+    expect(takesUpload("POST", "/v1/images/variations")).toBe(true)
+    expect(takesUpload("GET", "/v1/images/edits")).toBe(false)
+    expect(takesUpload("POST", "/v1/images/generations")).toBe(false)
+    expect(takesUpload("POST", "/v1/chat/completions")).toBe(false)
+  })
+})
+
+describe("makeBodyCheck: what is refused before any handler", () => {
+  const MAX_BODY = 100
+  const MAX_UPLOAD = 1000
+  const check = makeBodyCheck(MAX_BODY, MAX_UPLOAD)
+  const request = (path: string, init: RequestInit & { duplex?: "half" }) =>
+    HttpServerRequest.fromWeb(new Request(`http://gateway.test${path}`, init))
+  const decided = async (path: string, init: RequestInit & { duplex?: "half" }): Promise<Checked | undefined> => {
+    const result = check(request(path, init))
+    return Effect.isEffect(result) ? Effect.runPromise(result) : result
+  }
+  /** The edge's own answer: its status, code and message, as the client reads them. */
+  const answerOf = async (checked: Checked | undefined) => {
+    if (checked === undefined || !("response" in checked)) throw new Error(`no answer: ${JSON.stringify(checked)}`)
+    const body = (await HttpServerResponse.toWeb(checked.response).json()) as { error: { code: string; message: string } }
+    expect(checked.error).toBe(body.error.code)
+    return { status: checked.response.status, code: body.error.code, message: body.error.message }
+  }
+  /** The request handed on instead of the original: its content type and body. */
+  const handedOn = async (checked: Checked | undefined) => {
+    if (checked === undefined || !("request" in checked)) throw new Error(`not handed on: ${JSON.stringify(checked)}`)
+    const source = checked.request.source as Request
+    return { contentType: source.headers.get("content-type"), body: await source.text() }
+  }
+  const sized = (type: string, length: number, body = "{}") => ({
+    method: "POST",
+    headers: { "content-type": type, "content-length": String(length) },
+    body
+  })
+  const chunked = (type: string, text: string) => ({
+    method: "POST",
+    headers: { "content-type": type },
+    body: new Blob([text]).stream(),
+    duplex: "half" as const
+  })
+
+  it("lets requests without a body through untouched", async () => {
+    expect(await decided("/v1/models", { method: "GET" })).toBeUndefined()
+    expect(await decided("/v1/models", { method: "DELETE", headers: { "content-type": "text/plain" } })).toBeUndefined()
+  })
+
+  it("takes JSON in any of its spellings, and no content type as JSON", async () => {
+    for (const type of ["application/json", "Application/JSON; charset=utf-8", "  application/json ;charset=utf-8"])
+      expect(await decided("/v1/images/generations", sized(type, 2)), type).toBeUndefined()
+    // A string body would be typed text/plain by Request itself; bytes stay untyped.
+    const untyped = { method: "POST", headers: { "content-length": "2" }, body: new TextEncoder().encode("{}") }
+    expect(await decided("/v1/images/generations", untyped)).toBeUndefined()
+  })
+
+  it("hands a +json body on as application/json, the same bytes", async () => {
+    const checked = await decided("/v1/images/generations", sized("application/vnd.api+json", 2))
+    expect(await handedOn(checked)).toEqual({ contentType: "application/json", body: "{}" })
+    const streamed = await decided("/v1/images/generations", chunked("application/merge-patch+json", '{"a":1}'))
+    expect(await handedOn(streamed)).toEqual({ contentType: "application/json", body: '{"a":1}' })
+  })
+
+  it("refuses any other type with a 415 that says what to send: JSON, or multipart on the edit routes", async () => {
+    for (const type of [
+      "text/plain",
+      "application/jsonx",
+      "application/x-www-form-urlencoded",
+      "multipart/form-data; boundary=x"
+    ]) {
+      const answer = await answerOf(await decided("/v1/images/generations", sized(type, 2)))
+      expect(answer, type).toMatchObject({ status: 415, code: "unsupported_media_type" })
+      expect(answer.message).toContain(`'${type}'`)
+      expect(answer.message).toContain("'Content-Type: application/json'")
+      expect(answer.message).not.toContain("Send the edit as multipart")
+    }
+    for (const method of ["PUT", "PATCH"]) {
+      const answer = await answerOf(await decided("/v1/models", { ...sized("text/plain", 2), method }))
+      expect(answer.status, method).toBe(415)
+    }
+    // multipart without its boundary is no form a parser could read.
+    const edit = await answerOf(await decided("/v1/images/edits", sized("multipart/form-data", 2)))
+    expect(edit.status).toBe(415)
+    expect(edit.message).toContain("Send the edit as multipart/form-data")
+  })
+
+  it("refuses a declared length over the limit with a 413 naming it, and takes one at the limit", async () => {
+    const over = await answerOf(await decided("/v1/images/generations", sized("application/json", MAX_BODY + 1)))
+    expect(over).toMatchObject({ status: 413, code: "request_too_large" })
+    expect(over.message).toContain(`(${MAX_BODY} bytes)`)
+    expect(await decided("/v1/images/generations", sized("application/json", MAX_BODY, "x".repeat(MAX_BODY)))).toBeUndefined()
+  })
+
+  it("gives the edit routes the upload limit, for multipart and for JSON", async () => {
+    const form = "multipart/form-data; boundary=x"
+    expect(await decided("/v1/images/edits", sized(form, MAX_UPLOAD))).toBeUndefined()
+    // A form without a declared length is left to the handler's own limit as it is read.
+    expect(await decided("/v1/images/edits", chunked(form, "--x--"))).toBeUndefined()
+    const over = await answerOf(await decided("/v1/images/edits", sized(form, MAX_UPLOAD + 1)))
+    expect(over).toMatchObject({ status: 413, code: "request_too_large" })
+    expect(over.message).toContain(`(${MAX_UPLOAD} bytes)`)
+    expect(await decided("/v1/images/variations", sized("application/json", MAX_BODY + 1))).toBeUndefined()
+    expect((await answerOf(await decided("/v1/images/edits", sized("application/json", MAX_UPLOAD + 1)))).status).toBe(413)
+  })
+
+  it("reads a body without Content-Length up to the limit: a buffered copy under it, a 413 over it", async () => {
+    const under = await decided("/v1/images/generations", chunked("application/json", "x".repeat(MAX_BODY)))
+    expect(await handedOn(under)).toEqual({ contentType: "application/json", body: "x".repeat(MAX_BODY) })
+    const over = await answerOf(await decided("/v1/images/generations", chunked("application/json", "x".repeat(MAX_BODY + 1))))
+    expect(over).toMatchObject({ status: 413, code: "request_too_large" })
+    const upload = await decided("/v1/images/edits", chunked("application/json", "x".repeat(MAX_UPLOAD)))
+    expect((await handedOn(upload)).body).toHaveLength(MAX_UPLOAD)
+  })
+
+  it("answers a body that breaks off while it is read with a 400 invalid_body", async () => {
+    const broken = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        controller.enqueue(new TextEncoder().encode('{"prompt":"a fo'))
+        controller.error(new Error("client went away"))
+      }
+    })
+    const answer = await answerOf(
+      await decided("/v1/images/generations", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: broken,
+        duplex: "half"
+      })
+    )
+    expect(answer).toMatchObject({ status: 400, code: "invalid_body" })
+  })
+})
