@@ -1,7 +1,9 @@
-import { Effect } from "effect"
+import { Cause, Effect, Logger } from "effect"
+import * as HttpServerError from "effect/http/HttpServerError"
 import * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import { describe, expect, it } from "vitest"
+import { answerFailure } from "../../src/http/edge/Fallbacks.ts"
 import { type Checked, makeBodyCheck } from "../../src/http/edge/RequestBody.ts"
 import { allowedMethods, takesUpload, usageEndpoint } from "../../src/http/edge/Routes.ts"
 
@@ -186,5 +188,68 @@ describe("makeBodyCheck: what is refused before any handler", () => {
       })
     )
     expect(answer).toMatchObject({ status: 400, code: "invalid_body" })
+  })
+})
+
+describe("answerFailure: what HttpApi left unanswered", () => {
+  const answered = async (
+    method: string,
+    path: string,
+    cause: (request: HttpServerRequest.HttpServerRequest) => Cause.Cause<unknown>
+  ) => {
+    const request = HttpServerRequest.fromWeb(new Request(`http://gateway.test${path}`, { method }))
+    const logged: Array<string> = []
+    const capture = Logger.layer([Logger.make((options) => logged.push(`${options.message} ${Cause.pretty(options.cause)}`))])
+    const { response, error } = await Effect.runPromise(answerFailure(request, cause(request)).pipe(Effect.provide(capture)))
+    const web = HttpServerResponse.toWeb(response)
+    const body = (await web.json()) as { error: { type: string; code: string; message: string; param: unknown } }
+    expect(body.error.code).toBe(error)
+    return { status: web.status, headers: web.headers, error: body.error, logged }
+  }
+  const noRoute = (request: HttpServerRequest.HttpServerRequest) =>
+    Cause.fail(new HttpServerError.HttpServerError({ reason: new HttpServerError.RouteNotFound({ request }) }))
+
+  it("a served path with another method: 405 naming the methods, with Allow", async () => {
+    const answer = await answered("DELETE", "/v1/images/generations", noRoute)
+    expect(answer.status).toBe(405)
+    expect(answer.headers.get("allow")).toBe("POST, OPTIONS")
+    expect(answer.error).toEqual({
+      type: "invalid_request_error",
+      code: "method_not_allowed",
+      param: null,
+      message: "Method DELETE is not allowed on /v1/images/generations. Use POST."
+    })
+  })
+
+  it("a path nobody serves: 404 unknown_url naming the method and path", async () => {
+    const answer = await answered("GET", "/v1/nothing", noRoute)
+    expect(answer.status).toBe(404)
+    expect(answer.headers.get("allow")).toBeNull()
+    expect(answer.error).toMatchObject({ code: "unknown_url", message: "Unknown request URL: GET /v1/nothing." })
+    // A client's wrong URL is no fault of the gateway's: nothing is logged as one.
+    expect(answer.logged).toEqual([])
+  })
+
+  it("anything else: a 500 that says nothing of the failure and tells the SDKs not to retry", async () => {
+    const causes: ReadonlyArray<(request: HttpServerRequest.HttpServerRequest) => Cause.Cause<unknown>> = [
+      () => Cause.die(new Error("secret detail")),
+      () => Cause.fail(new Error("secret detail")),
+      (request) =>
+        Cause.fail(
+          new HttpServerError.HttpServerError({
+            reason: new HttpServerError.InternalError({ request, description: "secret detail" })
+          })
+        )
+    ]
+    for (const cause of causes) {
+      const answer = await answered("POST", "/v1/images/generations", cause)
+      expect(answer.status).toBe(500)
+      expect(answer.headers.get("x-should-retry")).toBe("false")
+      expect(answer.error).toMatchObject({ type: "server_error", code: "internal_error" })
+      expect(answer.error.message).not.toContain("secret")
+      // The operator finds the failure in the log instead.
+      expect(answer.logged).toHaveLength(1)
+      expect(answer.logged[0]).toMatch(/^unhandled failure .*secret detail/s)
+    }
   })
 })
