@@ -1,4 +1,5 @@
 import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServerRequest from "effect/http/HttpServerRequest"
@@ -44,7 +45,7 @@ export const EdgeMiddleware = HttpRouter.middleware(
     ): Effect.Effect<HttpServerResponse.HttpServerResponse, E, HttpServerRequest.HttpServerRequest> {
       // Every failure is answered here; E stays in the type only because the router's middleware contract asks for it.
       return Effect.gen(function* () {
-        const started = Date.now()
+        const started = yield* Clock.currentTimeMillis
         const original = yield* HttpServerRequest.HttpServerRequest
         const notes = RequestUsage.make()
         const path = pathOf(original.url)
@@ -81,7 +82,7 @@ export const EdgeMiddleware = HttpRouter.middleware(
                 notes.clientClosed = true
                 const closed = HttpServerResponse.empty({ status: CLIENT_CLOSED.status })
                 return Effect.andThen(
-                  usage.record(undefined, () => usageEvent(recorded, closed, notes, config.logPrompts)),
+                  usage.record(undefined, (now) => usageEvent(recorded, closed, notes, config.logPrompts, now)),
                   limits.settle(notes)
                 )
               })
@@ -92,10 +93,10 @@ export const EdgeMiddleware = HttpRouter.middleware(
           method: original.method,
           path,
           status: response.status,
-          latencyMs: Date.now() - started
+          latencyMs: (yield* Clock.currentTimeMillis) - started
         })
         if (recorded !== undefined) {
-          yield* usage.record(notes.settled, () => usageEvent(recorded, response, notes, config.logPrompts))
+          yield* usage.record(notes.settled, (now) => usageEvent(recorded, response, notes, config.logPrompts, now))
         }
         // A key's images reserved for this request and not served go back to its quota once the answer has ended.
         yield* limits.settle(notes)

@@ -1,3 +1,4 @@
+import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServerRequest from "effect/http/HttpServerRequest"
@@ -45,8 +46,9 @@ const r2Range = (range: NonNullable<ReturnType<typeof parseRange>>, size: number
   return { offset: start, length: end - start + 1 }
 }
 
-const headersOf = (object: R2Object): Record<string, string> => {
-  const remaining = Math.max(0, Math.floor((Number(object.customMetadata?.expiresAt ?? 0) - Date.now()) / 1000))
+/** The headers of a hosted image, cacheable until it expires (`now`: the Clock's time). */
+const headersOf = (object: R2Object, now: number): Record<string, string> => {
+  const remaining = Math.max(0, Math.floor((Number(object.customMetadata?.expiresAt ?? 0) - now) / 1000))
   return {
     ...SAFE,
     "content-type": object.httpMetadata?.contentType ?? "application/octet-stream",
@@ -84,7 +86,7 @@ const serve = (store: ImageStore["Service"]) =>
       if (resolved === "unsatisfiable") {
         return HttpServerResponse.empty({
           status: 416,
-          headers: { ...headersOf(meta.value), "content-range": `bytes */${meta.value.size}` }
+          headers: { ...headersOf(meta.value, yield* Clock.currentTimeMillis), "content-range": `bytes */${meta.value.size}` }
         })
       }
       range = resolved
@@ -95,7 +97,7 @@ const serve = (store: ImageStore["Service"]) =>
         : yield* store.get(file, new Headers(request.headers as Record<string, string>), range)
     if (Option.isNone(found)) return notFound
     const object = found.value
-    const headers = headersOf(object)
+    const headers = headersOf(object, yield* Clock.currentTimeMillis)
     if (method === "HEAD") {
       return HttpServerResponse.empty({ status: 200, headers: { ...headers, "content-length": String(object.size) } })
     }

@@ -35,8 +35,11 @@ export class UsageStats extends Context.Service<
   UsageStats,
   {
     readonly enabled: boolean
-    /** Records `event()` once `settled` (a streamed body's end) resolves; written after the response, in batches. */
-    record(settled: Promise<unknown> | undefined, event: () => UsageEvent): Effect.Effect<void>
+    /**
+     * Records `event(now)` once `settled` (a streamed body's end) resolves, `now` read from the Clock then;
+     * written after the response, in batches.
+     */
+    record(settled: Promise<unknown> | undefined, event: (now: number) => UsageEvent): Effect.Effect<void>
     summary(window: UsageWindow): Effect.Effect<UsageSummary, UsageStoreUnavailable>
     recent(limit: number): Effect.Effect<ReadonlyArray<UsageEvent>, UsageStoreUnavailable>
     readonly upstreams: Effect.Effect<ReadonlyArray<UpstreamHealth>, UsageStoreUnavailable>
@@ -143,18 +146,20 @@ const make = (namespace: UsageStoreNamespace) => {
   }
 
   /** A streamed answer's event: recorded when its body has ended, or dropped after SETTLE_LIMIT. */
-  const afterSettled = Effect.fnUntraced(function* (settled: Promise<unknown>, event: () => UsageEvent) {
+  const afterSettled = Effect.fnUntraced(function* (settled: Promise<unknown>, event: (now: number) => UsageEvent) {
     const ended = yield* Effect.promise(() => settled).pipe(Effect.timeoutOption(SETTLE_LIMIT))
     if (Option.isNone(ended)) return yield* Effect.logWarning("usage event dropped: the stream did not end in time")
-    const flushNow = enqueue(event(), yield* Clock.currentTimeMillis)
+    const now = yield* Clock.currentTimeMillis
+    const flushNow = enqueue(event(now), now)
     if (flushNow !== undefined) yield* flushNow
   })
 
   // Most calls only add their event to the buffer: that path stays one synchronous step.
-  const record = (settled: Promise<unknown> | undefined, event: () => UsageEvent) =>
+  const record = (settled: Promise<unknown> | undefined, event: (now: number) => UsageEvent) =>
     Clock.clockWith((clock) => {
       if (settled !== undefined) return inBackground(afterSettled(settled, event))
-      const flushNow = enqueue(event(), clock.currentTimeMillisUnsafe())
+      const now = clock.currentTimeMillisUnsafe()
+      const flushNow = enqueue(event(now), now)
       return flushNow === undefined ? Effect.void : inBackground(flushNow)
     })
 

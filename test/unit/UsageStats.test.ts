@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Fiber, Layer } from "effect"
+import { Clock, Effect, Fiber, Layer } from "effect"
 import { TestClock } from "effect/testing"
 import type { UsageEvent } from "../../src/domain/Usage.ts"
 import { UsageStats } from "../../src/services/UsageStats.ts"
@@ -49,6 +49,33 @@ describe("usage statistics buffer (virtual time)", () => {
       yield* stats.record(undefined, () => event("c"))
       yield* advance(1)
       assert.deepStrictEqual(batches, [["a", "b"], ["c"]])
+    }).pipe(Effect.provide(withStore(store)))
+  })
+
+  it.effect("builds a streamed answer's event when its body has ended, with the Clock's time then", () => {
+    const seen: Array<UsageEvent> = []
+    const store = {
+      record: (events: ReadonlyArray<UsageEvent>) => {
+        seen.push(...events)
+        return Promise.resolve()
+      }
+    }
+    return Effect.gen(function* () {
+      const stats = yield* UsageStats
+      const started = yield* Clock.currentTimeMillis
+      let end = () => {}
+      const body = new Promise<void>((resolve) => {
+        end = resolve
+      })
+      yield* stats.record(body, (now) => usageEvent({ requestId: "streamed", latencyMs: now - started }))
+      yield* advance(3)
+      assert.deepStrictEqual(seen, [])
+      end()
+      yield* advance(1)
+      assert.deepStrictEqual(
+        seen.map((e) => [e.requestId, e.latencyMs]),
+        [["streamed", 3000]]
+      )
     }).pipe(Effect.provide(withStore(store)))
   })
 

@@ -22,20 +22,17 @@ export interface Recorded {
   readonly started: number
 }
 
-/** A request's usage event, built when it is complete: at once, or when a streamed body ends. */
+/** A request's usage event, built when it is complete (`now`): at once, or when a streamed body ends. */
 export const usageEvent = (
   recorded: Recorded,
   response: HttpServerResponse.HttpServerResponse,
   notes: UsageNotes,
-  logPrompts: boolean
+  logPrompts: boolean,
+  now: number
 ): UsageEvent => {
   // A stream (or a probe) answers 200 before or regardless of its images; when all failed, record the error it reported.
-  const failedInBand = response.status < 400 && notes.images === 0 && notes.failure !== undefined
-  const outcome = notes.clientClosed
-    ? CLIENT_CLOSED
-    : failedInBand && notes.failure !== undefined
-      ? recordedOutcome(notes.failure)
-      : undefined
+  const failedInBand = response.status < 400 && notes.images === 0 ? notes.failure : undefined
+  const outcome = notes.clientClosed ? CLIENT_CLOSED : failedInBand === undefined ? undefined : recordedOutcome(failedInBand)
   const status = outcome?.status ?? response.status
   // Noted where the error was made (the middlewares, the handlers' error mapping, the edge); an error answer
   // that nothing noted (one the framework made itself) is kept by its status.
@@ -51,7 +48,7 @@ export const usageEvent = (
     model: notes.model,
     upstream: notes.upstream,
     status,
-    latencyMs: Date.now() - recorded.started,
+    latencyMs: now - recorded.started,
     attempts: notes.attempts,
     images: notes.images,
     failedImages: notes.failedImages,
