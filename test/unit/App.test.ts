@@ -213,8 +213,27 @@ describe("request bodies", () => {
       duplex: "half"
     } as RequestInit)
     expect(response.status).toBe(400)
-    expect(response.headers.get("x-request-id")).toMatch(/^req_/)
+    expect(response.headers.get("x-request-id")).toMatch(/^req_[0-9a-f]{32}$/)
     expect((await errorOf(response)).code).toBe("invalid_body")
+  })
+
+  it("an edit may send 16 images and a mask as base64 plus the other fields; a declared length over that is a 413 naming it", async () => {
+    const call = gateway({ API_KEYS: "k", MAX_BODY_BYTES: "1000", MAX_IMAGE_BYTES: "3000" })
+    // 17 images of 3000 bytes are 68,000 as base64; with MAX_BODY_BYTES for the rest, 69,000.
+    const edit = (length: number) =>
+      call("/v1/images/edits", {
+        method: "POST",
+        headers: {
+          authorization: "Bearer k",
+          "content-type": "multipart/form-data; boundary=x",
+          "content-length": String(length)
+        },
+        body: "--x--"
+      })
+    const over = await edit(69_001)
+    expect(over.status).toBe(413)
+    expect((await errorOf(over)).message).toContain("(69000 bytes)")
+    expect((await edit(69_000)).status).not.toBe(413)
   })
 })
 

@@ -3,9 +3,13 @@ import * as HttpServerError from "effect/http/HttpServerError"
 import * as HttpServerRequest from "effect/http/HttpServerRequest"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import { describe, expect, it } from "vitest"
+import { UpstreamError, UpstreamRejected } from "../../src/domain/Errors.ts"
 import { answerFailure } from "../../src/http/edge/Fallbacks.ts"
 import { type Checked, makeBodyCheck } from "../../src/http/edge/RequestBody.ts"
+import { pathOf } from "../../src/http/edge/Responses.ts"
 import { allowedMethods, takesUpload, usageEndpoint } from "../../src/http/edge/Routes.ts"
+import { type Recorded, usageEvent } from "../../src/http/edge/UsageEvents.ts"
+import { RequestUsage, type UsageNotes } from "../../src/services/RequestUsage.ts"
 
 /**
  * The edge's decisions on their own, in Node: which requests the statistics record and as what, which
@@ -24,6 +28,8 @@ describe("usageEndpoint: what the statistics record a request as", () => {
     ["GET", "/v1/models/dall-e-3", "models"],
     ["GET", "/v1/models/openai/gpt-image-1", "models"],
     ["HEAD", "/v1/models", "models"],
+    // HEAD is served by a GET route only.
+    ["HEAD", "/v1/images/generations", "unknown"],
     ["POST", "/v1/gateway/probe", "probe"],
     // The cockpit's own reads, the key's report, liveness and preflights are not recorded.
     ["GET", "/v1/gateway/stats", undefined],
@@ -43,6 +49,14 @@ describe("usageEndpoint: what the statistics record a request as", () => {
     ["GET", "/openapi.json", undefined]
   ] as const)("%s %s: %s", (method, path, expected) => {
     expect(usageEndpoint(method, path)).toBe(expected)
+  })
+})
+
+describe("pathOf", () => {
+  it("reads the path of what Effect gives as a request's URL (a path with its query) and of a whole URL", () => {
+    expect(pathOf("/v1/models?limit=5")).toBe("/v1/models")
+    expect(pathOf("/v1/images/generations")).toBe("/v1/images/generations")
+    expect(pathOf("https://gateway.example/v1/models/x?y=1")).toBe("/v1/models/x")
   })
 })
 
@@ -69,18 +83,21 @@ describe("allowedMethods and takesUpload", () => {
 describe("makeBodyCheck: what is refused before any handler", () => {
   const MAX_BODY = 100
   const MAX_UPLOAD = 1000
-  const check = makeBodyCheck(MAX_BODY, MAX_UPLOAD)
   const request = (path: string, init: RequestInit & { duplex?: "half" }) =>
     HttpServerRequest.fromWeb(new Request(`http://gateway.test${path}`, init))
   const decided = async (path: string, init: RequestInit & { duplex?: "half" }): Promise<Checked | undefined> => {
-    const result = check(request(path, init))
+    // Built per request: a mutation test switches a mutant on per test, after what runs when the file loads.
+    const result = makeBodyCheck(MAX_BODY, MAX_UPLOAD)(request(path, init))
     return Effect.isEffect(result) ? Effect.runPromise(result) : result
   }
   /** The edge's own answer: its status, code and message, as the client reads them. */
   const answerOf = async (checked: Checked | undefined) => {
     if (checked === undefined || !("response" in checked)) throw new Error(`no answer: ${JSON.stringify(checked)}`)
-    const body = (await HttpServerResponse.toWeb(checked.response).json()) as { error: { code: string; message: string } }
+    const body = (await HttpServerResponse.toWeb(checked.response).json()) as {
+      error: { type: string; code: string; message: string }
+    }
     expect(checked.error).toBe(body.error.code)
+    expect(body.error.type).toBe("invalid_request_error")
     return { status: checked.response.status, code: body.error.code, message: body.error.message }
   }
   /** The request handed on instead of the original: its content type and body. */
@@ -104,6 +121,8 @@ describe("makeBodyCheck: what is refused before any handler", () => {
   it("lets requests without a body through untouched", async () => {
     expect(await decided("/v1/models", { method: "GET" })).toBeUndefined()
     expect(await decided("/v1/models", { method: "DELETE", headers: { "content-type": "text/plain" } })).toBeUndefined()
+    // A POST without a body or a length has nothing to read: handed on, for the handler to refuse.
+    expect(await decided("/v1/images/generations", { method: "POST" })).toBeUndefined()
   })
 
   it("takes JSON in any of its spellings, and no content type as JSON", async () => {
@@ -117,6 +136,9 @@ describe("makeBodyCheck: what is refused before any handler", () => {
   it("hands a +json body on as application/json, the same bytes", async () => {
     const checked = await decided("/v1/images/generations", sized("application/vnd.api+json", 2))
     expect(await handedOn(checked)).toEqual({ contentType: "application/json", body: "{}" })
+    // Only the type itself counts: `application/json` in a parameter does not make the type plain JSON.
+    const profiled = await decided("/v1/images/generations", sized("application/ld+json; profile=application/json", 2))
+    expect(await handedOn(profiled)).toEqual({ contentType: "application/json", body: "{}" })
     const streamed = await decided("/v1/images/generations", chunked("application/merge-patch+json", '{"a":1}'))
     expect(await handedOn(streamed)).toEqual({ contentType: "application/json", body: '{"a":1}' })
   })
@@ -126,7 +148,8 @@ describe("makeBodyCheck: what is refused before any handler", () => {
       "text/plain",
       "application/jsonx",
       "application/x-www-form-urlencoded",
-      "multipart/form-data; boundary=x"
+      "multipart/form-data; boundary=x",
+      "text/plain; profile=application/json"
     ]) {
       const answer = await answerOf(await decided("/v1/images/generations", sized(type, 2)))
       expect(answer, type).toMatchObject({ status: 415, code: "unsupported_media_type" })
@@ -142,6 +165,8 @@ describe("makeBodyCheck: what is refused before any handler", () => {
     const edit = await answerOf(await decided("/v1/images/edits", sized("multipart/form-data", 2)))
     expect(edit.status).toBe(415)
     expect(edit.message).toContain("Send the edit as multipart/form-data")
+    const notMultipart = await answerOf(await decided("/v1/images/edits", sized("text/x-multipart/form-data; boundary=x", 2)))
+    expect(notMultipart.status).toBe(415)
   })
 
   it("refuses a declared length over the limit with a 413 naming it, and takes one at the limit", async () => {
@@ -154,6 +179,7 @@ describe("makeBodyCheck: what is refused before any handler", () => {
   it("gives the edit routes the upload limit, for multipart and for JSON", async () => {
     const form = "multipart/form-data; boundary=x"
     expect(await decided("/v1/images/edits", sized(form, MAX_UPLOAD))).toBeUndefined()
+    expect(await decided("/v1/images/edits", sized("Multipart/Form-Data ; boundary=x", MAX_UPLOAD))).toBeUndefined()
     // A form without a declared length is left to the handler's own limit as it is read.
     expect(await decided("/v1/images/edits", chunked(form, "--x--"))).toBeUndefined()
     const over = await answerOf(await decided("/v1/images/edits", sized(form, MAX_UPLOAD + 1)))
@@ -187,7 +213,7 @@ describe("makeBodyCheck: what is refused before any handler", () => {
         duplex: "half"
       })
     )
-    expect(answer).toMatchObject({ status: 400, code: "invalid_body" })
+    expect(answer).toEqual({ status: 400, code: "invalid_body", message: "The request body could not be read to its end." })
   })
 })
 
@@ -225,7 +251,11 @@ describe("answerFailure: what HttpApi left unanswered", () => {
     const answer = await answered("GET", "/v1/nothing", noRoute)
     expect(answer.status).toBe(404)
     expect(answer.headers.get("allow")).toBeNull()
-    expect(answer.error).toMatchObject({ code: "unknown_url", message: "Unknown request URL: GET /v1/nothing." })
+    expect(answer.error).toMatchObject({
+      type: "invalid_request_error",
+      code: "unknown_url",
+      message: "Unknown request URL: GET /v1/nothing."
+    })
     // A client's wrong URL is no fault of the gateway's: nothing is logged as one.
     expect(answer.logged).toEqual([])
   })
@@ -245,11 +275,97 @@ describe("answerFailure: what HttpApi left unanswered", () => {
       const answer = await answered("POST", "/v1/images/generations", cause)
       expect(answer.status).toBe(500)
       expect(answer.headers.get("x-should-retry")).toBe("false")
-      expect(answer.error).toMatchObject({ type: "server_error", code: "internal_error" })
+      expect(answer.error).toMatchObject({
+        type: "server_error",
+        code: "internal_error",
+        message: "The gateway failed unexpectedly while handling this request."
+      })
       expect(answer.error.message).not.toContain("secret")
       // The operator finds the failure in the log instead.
       expect(answer.logged).toHaveLength(1)
       expect(answer.logged[0]).toMatch(/^unhandled failure .*secret detail/s)
+    }
+  })
+})
+
+describe("usageEvent: what a request is recorded as", () => {
+  const STARTED = 1_700_000_000_000
+  const recorded: Recorded = {
+    request: HttpServerRequest.fromWeb(new Request("http://gateway.test/v1/images/generations", { method: "POST" })),
+    path: "/v1/images/generations",
+    endpoint: "images",
+    requestId: "req_1",
+    started: STARTED
+  }
+  const answered = (status: number) => HttpServerResponse.empty({ status })
+  const notes = (overrides: Partial<UsageNotes> = {}): UsageNotes => ({
+    ...RequestUsage.make(),
+    model: "m/one",
+    upstream: "primary",
+    attempts: 1,
+    prompt: "a fox",
+    ...overrides
+  })
+  const rejected = new UpstreamError({
+    reason: new UpstreamRejected({ status: 400, detail: "no" }),
+    attempts: 1,
+    upstream: "primary",
+    failovers: 0
+  })
+
+  it("a served request: its status, no error, its latency at the moment given, the prompt only when asked to log it", () => {
+    const event = usageEvent(recorded, answered(200), notes({ images: 2, key: "team" }), false, STARTED + 250)
+    expect(event).toEqual({
+      ts: STARTED,
+      requestId: "req_1",
+      method: "POST",
+      path: "/v1/images/generations",
+      endpoint: "images",
+      key: "team",
+      model: "m/one",
+      upstream: "primary",
+      status: 200,
+      latencyMs: 250,
+      attempts: 1,
+      images: 2,
+      failedImages: 0,
+      error: null,
+      stream: false,
+      prompt: null,
+      failovers: 0
+    })
+    expect(usageEvent(recorded, answered(200), notes({ images: 2 }), true, STARTED).prompt).toBe("a fox")
+  })
+
+  it("an error answer: the code noted where it was made, else its status; a 401 counted apart", () => {
+    const noted = usageEvent(recorded, answered(400), notes({ error: "invalid_value" }), false, STARTED)
+    expect([noted.status, noted.error, noted.endpoint]).toEqual([400, "invalid_value", "images"])
+    expect(usageEvent(recorded, answered(400), notes(), false, STARTED).error).toBe("http_400")
+    expect(usageEvent(recorded, answered(399), notes(), false, STARTED).error).toBeNull()
+    const refused = usageEvent(recorded, answered(401), notes({ error: "invalid_api_key" }), false, STARTED)
+    expect([refused.endpoint, refused.error]).toEqual(["unauthorized", "invalid_api_key"])
+  })
+
+  it("a stream that answered 200 and whose images all failed: the error it reported in-band", () => {
+    const failed = usageEvent(recorded, answered(200), notes({ images: 0, failure: rejected }), false, STARTED)
+    expect([failed.status, failed.error]).toEqual([400, "upstream_rejected"])
+    // Some images came: a partial success, recorded as served.
+    const partial = usageEvent(recorded, answered(200), notes({ images: 1, failure: rejected }), false, STARTED)
+    expect([partial.status, partial.error]).toEqual([200, null])
+    // An error answer keeps its own status and code.
+    for (const status of [400, 502]) {
+      const refused = usageEvent(recorded, answered(status), notes({ failure: rejected, error: "noted" }), false, STARTED)
+      expect([refused.status, refused.error], String(status)).toEqual([status, "noted"])
+    }
+    // No failure noted: nothing to report but the status.
+    const empty = usageEvent(recorded, answered(200), notes({ images: 0 }), false, STARTED)
+    expect([empty.status, empty.error]).toEqual([200, null])
+  })
+
+  it("a client that went away: 499 client_closed_request, whatever was answered", () => {
+    for (const status of [200, 502]) {
+      const closed = usageEvent(recorded, answered(status), notes({ clientClosed: true, failure: rejected }), false, STARTED)
+      expect([closed.status, closed.error], String(status)).toEqual([499, "client_closed_request"])
     }
   })
 })

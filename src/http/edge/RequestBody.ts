@@ -10,13 +10,14 @@ import { takesUpload } from "./Routes.ts"
  * (400). Effect's own body limit applies when a handler reads the body; this answers before, in OpenAI's shape.
  */
 
+// Header values come trimmed (Fetch strips the whitespace around them), so the patterns start at the type.
 const isJsonContentType = (value: string | undefined) =>
-  value === undefined || /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(value.trim())
+  value === undefined || /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i.test(value)
 
-const isMultipart = (value: string | undefined) => value !== undefined && /^multipart\/form-data\s*;/i.test(value.trim())
+const isMultipart = (value: string | undefined) => value !== undefined && /^multipart\/form-data\s*;/i.test(value)
 
 /** `application/json` itself (HttpApi decodes only that); a `+json` type is JSON too, and is passed on as it. */
-const isPlainJson = (value: string | undefined) => value === undefined || /^application\/json\s*(?:;|$)/i.test(value.trim())
+const isPlainJson = (value: string | undefined) => value === undefined || /^application\/json\s*(?:;|$)/i.test(value)
 
 /** What the check decided: an answer of its own, or the request to hand on (a buffered or retyped copy). */
 export type Checked = EdgeAnswer | { readonly request: HttpServerRequest.HttpServerRequest }
@@ -76,9 +77,7 @@ export const makeBodyCheck = (maxBodyBytes: number, maxUploadBytes: number) => {
           body === undefined
             ? tooLarge(limit)
             : {
-                request: HttpServerRequest.fromWeb(
-                  new Request(source, { body, ...(asJson === undefined ? {} : { headers: asJson }) })
-                )
+                request: HttpServerRequest.fromWeb(new Request(source, { body, headers: asJson ?? source.headers }))
               }
       ),
       // A body that breaks off while it is read: the client's request is incomplete, and says so.
