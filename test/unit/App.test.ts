@@ -237,6 +237,63 @@ describe("request bodies", () => {
   })
 })
 
+describe("request validation", () => {
+  // The first issue of a bad request, phrased as OpenAI phrases it, with param naming the field (a path for a nested one).
+  it.each([
+    ["/v1/images/generations", "{}", "prompt", null, "Missing required parameter: 'prompt'."],
+    ["/v1/images/generations", '{"prompt":"x","n":"two"}', "n", "invalid_value", "Invalid value for 'n': expected number."],
+    ["/v1/images/generations", '{"prompt":"x","n":11}', "n", "invalid_value", "'n' must be an integer from 1 to 10"],
+    [
+      "/v1/images/generations",
+      '{"prompt":"x","response_format":"png"}',
+      "response_format",
+      "invalid_value",
+      `Invalid value for 'response_format': expected "url" | "b64_json".`
+    ],
+    [
+      "/v1/images/generations",
+      "{not json",
+      null,
+      null,
+      "We could not parse the JSON body of your request. The OpenAI API expects a JSON payload."
+    ],
+    ["/v1/images/generations", "[1,2]", null, null, "The request body is invalid: Expected object. Expected a JSON object."],
+    [
+      "/v1/chat/completions",
+      '{"messages":[{"content":"x"}]}',
+      "messages.0.role",
+      null,
+      "Missing required parameter: 'messages.0.role'."
+    ],
+    [
+      "/v1/chat/completions",
+      '{"messages":[{"role":3}]}',
+      "messages.0.role",
+      "invalid_value",
+      "Invalid value for 'messages.0.role': expected string."
+    ]
+  ] as const)("%s %s: 400 on %s", async (path, body, param, code, message) => {
+    const response = await gateway({ API_KEYS: "k" })(path, {
+      method: "POST",
+      headers: { authorization: "Bearer k", "content-type": "application/json" },
+      body
+    })
+    expect(response.status).toBe(400)
+    expect(await errorOf(response)).toEqual({ type: "invalid_request_error", param, code, message })
+  })
+
+  it("a query parameter too, and nullable fields are named by the type to send", async () => {
+    const stats = await gateway({ API_KEYS: "k" })("/v1/gateway/stats?window=2y", bearer("k"))
+    expect(await errorOf(stats)).toMatchObject({ param: "window", code: "invalid_value" })
+    const nulled = await gateway({ API_KEYS: "k" })("/v1/images/generations", {
+      method: "POST",
+      headers: { authorization: "Bearer k", "content-type": "application/json" },
+      body: '{"prompt":"x","size":5}'
+    })
+    expect((await errorOf(nulled)).message).toBe("Invalid value for 'size': expected string.")
+  })
+})
+
 describe("lookups keyed by client input", () => {
   // `model: "constructor"` once read an inherited property of the alias table and answered 500.
   it("treat inherited property names as unknown models: 404 model_not_found, never a 500", async () => {
