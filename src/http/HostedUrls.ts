@@ -14,11 +14,8 @@ export const publicOrigin = (config: GatewaySettings) =>
     const request = yield* HttpServerRequest.HttpServerRequest
     return Option.match(config.publicBaseUrl, {
       onSome: (url) => `${url.origin}${url.pathname.replace(/\/+$/, "")}`,
-      // On Workers the source is the web Request, whose URL is absolute; the Host header is a fallback.
-      onNone: () =>
-        request.source instanceof Request
-          ? new URL(request.source.url).origin
-          : Option.match(HttpServerRequest.toURL(request), { onNone: () => "", onSome: (url) => url.origin })
+      // On Workers (and in the Node tests) the source is the web Request, whose URL is always absolute.
+      onNone: () => new URL((request.source as Request).url).origin
     })
   })
 
