@@ -28,17 +28,17 @@ const notFound = HttpServerResponse.jsonUnsafe(
  * RFC 9110 allows.
  */
 export const parseRange = (header: string | undefined): { start?: number; end?: number; suffix?: number } | undefined => {
-  const match = header === undefined ? null : /^bytes=(\d{0,15})-(\d{0,15})$/.exec(header.trim())
+  const match = header === undefined ? null : /^bytes=(\d{0,15})-(\d{0,15})$/.exec(header)
   if (match === null) return undefined
   const [, from = "", to = ""] = match
-  if (from === "" && to === "") return undefined
+  // `bytes=-` and `bytes=-0` ask for nothing.
   if (from === "") return Number(to) === 0 ? undefined : { suffix: Number(to) }
   if (to !== "" && Number(to) < Number(from)) return undefined
   return to === "" ? { start: Number(from) } : { start: Number(from), end: Number(to) }
 }
 
 /** The range as R2 takes it, or "unsatisfiable" when it starts past the end. */
-const r2Range = (range: NonNullable<ReturnType<typeof parseRange>>, size: number): R2Range | "unsatisfiable" => {
+export const r2Range = (range: NonNullable<ReturnType<typeof parseRange>>, size: number): R2Range | "unsatisfiable" => {
   if (range.suffix !== undefined) return { suffix: Math.min(range.suffix, size) }
   const start = range.start ?? 0
   if (start >= size) return "unsatisfiable"
@@ -60,7 +60,7 @@ const headersOf = (object: R2Object, now: number): Record<string, string> => {
 }
 
 /** `Content-Range` for what R2 served: an offset and length, an offset to the end, or a suffix. */
-const rangeOf = (range: R2Range, size: number) => {
+export const rangeOf = (range: R2Range, size: number) => {
   if ("suffix" in range && range.suffix !== undefined) {
     const length = Math.min(range.suffix, size)
     return { start: size - length, end: size - 1 }
