@@ -50,6 +50,7 @@ describe("hosted image URLs on R2", () => {
     const first = await call(url.pathname, { key: null, headers: { range: "bytes=0-9" } })
     expect(first.status).toBe(206)
     expect(first.headers.get("content-range")).toBe(`bytes 0-9/${bytes.length}`)
+    expect(first.headers.get("content-length")).toBe("10")
     expect(new Uint8Array(await first.arrayBuffer())).toEqual(bytes.slice(0, 10))
     const suffix = await call(url.pathname, { key: null, headers: { range: "bytes=-5" } })
     expect(suffix.status).toBe(206)
@@ -57,6 +58,7 @@ describe("hosted image URLs on R2", () => {
     expect(new Uint8Array(await suffix.arrayBuffer())).toEqual(bytes.slice(-5))
     const open = await call(url.pathname, { key: null, headers: { range: `bytes=${bytes.length - 3}-` } })
     expect(open.status).toBe(206)
+    expect(open.headers.get("content-length")).toBe("3")
     expect(new Uint8Array(await open.arrayBuffer())).toEqual(bytes.slice(-3))
   })
 
@@ -70,6 +72,9 @@ describe("hosted image URLs on R2", () => {
     const past = await call(url.pathname, { key: null, headers: { range: `bytes=${bytes.length}-` } })
     expect(past.status).toBe(416)
     expect(past.headers.get("content-range")).toBe(`bytes */${bytes.length}`)
+    // A range asks for the size first: an image that does not exist is a 404 either way.
+    const missing = await call(`/images/${"0".repeat(32)}.png`, { key: null, headers: { range: "bytes=0-9" } })
+    expect(missing.status).toBe(404)
   })
 
   it("serves images so that no browser sniffs or runs them", async () => {
