@@ -4,6 +4,7 @@ import { type Bindings, makeHandler } from "../../src/App.ts"
 import { isLoopbackHost, keyMatcher } from "../../src/http/AuthorizationLive.ts"
 import { DEVELOPMENT_API_KEY } from "../../src/services/GatewayConfig.ts"
 import { WorkerContext } from "../../src/services/WorkerContext.ts"
+import { brokenBody } from "../support/brokenBody.ts"
 
 /** The whole gateway in Node, under configurations that a single workerd run cannot vary. */
 const handlers: Array<{ dispose: () => Promise<void> }> = []
@@ -200,12 +201,7 @@ describe("the workers-ai upstream, through the whole gateway with a fake AI bind
 
 describe("request bodies", () => {
   it("a chunked body whose stream fails while it is read is a 400 invalid_body with a request id, not an escaped failure", async () => {
-    const broken = new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        controller.enqueue(new TextEncoder().encode('{"prompt":"a fo'))
-        controller.error(new Error("client went away"))
-      }
-    })
+    const broken = brokenBody()
     const response = await gateway({ API_KEYS: "k" })("/v1/images/generations", {
       method: "POST",
       headers: { authorization: "Bearer k", "content-type": "application/json" },

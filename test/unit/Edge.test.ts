@@ -10,6 +10,7 @@ import { pathOf } from "../../src/http/edge/Responses.ts"
 import { allowedMethods, takesUpload, usageEndpoint } from "../../src/http/edge/Routes.ts"
 import { type Recorded, usageEvent } from "../../src/http/edge/UsageEvents.ts"
 import { RequestUsage, type UsageNotes } from "../../src/services/RequestUsage.ts"
+import { brokenBody } from "../support/brokenBody.ts"
 
 /**
  * The edge's decisions on their own, in Node: which requests the statistics record and as what, which
@@ -199,12 +200,7 @@ describe("makeBodyCheck: what is refused before any handler", () => {
   })
 
   it("answers a body that breaks off while it is read with a 400 invalid_body", async () => {
-    const broken = new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        controller.enqueue(new TextEncoder().encode('{"prompt":"a fo'))
-        controller.error(new Error("client went away"))
-      }
-    })
+    const broken = brokenBody()
     const answer = await answerOf(
       await decided("/v1/images/generations", {
         method: "POST",

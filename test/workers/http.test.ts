@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest"
+import { brokenBody } from "../support/brokenBody.ts"
 import { call, errorOf, generate } from "./helpers.ts"
 
 describe("auth", () => {
@@ -87,12 +88,7 @@ describe("request validation", () => {
   })
 
   it("a chunked body that breaks off is a 400 in OpenAI's shape, with a request id", async () => {
-    const broken = new ReadableStream<Uint8Array>({
-      start: (controller) => {
-        controller.enqueue(new TextEncoder().encode('{"prompt":"a fo'))
-        controller.error(new Error("client went away"))
-      }
-    })
+    const broken = brokenBody()
     const response = await generate(broken)
     // workerd hands the Worker what arrived before the break, so here it is malformed JSON; Node's test sees the read fail.
     expect(response.status).toBe(400)
