@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers"
 import OpenAI from "openai"
 import { describe, expect, it } from "vitest"
 import worker from "../../src/main.ts"
-import { call, errorOf, generate, KEY, steered } from "./helpers.ts"
+import { call, errorOf, fakeImage, generate, KEY, steered } from "./helpers.ts"
 
 const bucket = (env as unknown as { IMAGES: R2Bucket }).IMAGES
 const bytesOf = (base64: string) => Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))
@@ -110,6 +110,28 @@ describe("hosted image URLs on R2", () => {
     await waitOnExecutionContext(ctx)
     expect(await bucket.head(`images/${expired}`)).toBeNull()
     expect(await bucket.head(liveKey)).not.toBeNull()
+  })
+
+  it("hosts each image of an n: 2 answer whole under its own URL, and counts no failures when none failed", async () => {
+    // Images large enough to arrive in several reads: each must reach the bucket whole before its URL is written.
+    const { prompt } = steered("format=jpeg bytes=200000")
+    const response = await generate({ prompt, model: "replicate/flux-schnell", n: 2, response_format: "url" })
+    expect(response.status).toBe(200)
+    expect(response.headers.get("x-images-failed")).toBeNull()
+    const body = (await response.json()) as { data: Array<Record<string, string>> }
+    expect(Object.keys(body).sort()).toEqual(["created", "data", "output_format"])
+    const urls = body.data.map((entry) => {
+      expect(Object.keys(entry)).toEqual(["url"])
+      return new URL(entry.url ?? "")
+    })
+    expect(new Set(urls.map((url) => url.pathname)).size).toBe(2)
+    const expected = await fakeImage("jpeg", 200000)
+    for (const url of urls) {
+      expect(url.origin).toBe("https://gateway.test")
+      const hosted = await call(url.pathname, { key: null })
+      expect(hosted.headers.get("content-type")).toBe("image/jpeg")
+      expect(new Uint8Array(await hosted.arrayBuffer())).toEqual(expected)
+    }
   })
 
   it("chat replies use hosted URLs", async () => {
