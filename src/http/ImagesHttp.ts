@@ -32,6 +32,10 @@ const imageParts = (
   return [head, image.base64, `"}`]
 }
 
+/** The end of `data` and of the answer; `images_failed` only when some of the `n` images failed (not an OpenAI field). */
+const closing = (format: string | undefined, failed: number) =>
+  `]${format === undefined ? "" : `,"output_format":"${format}"`}${failed > 0 ? `,"images_failed":${failed}` : ""}}`
+
 /**
  * The `ImagesResponse` of the contract, assembled from parts: the images are
  * the upstream's own bytes, copied once into the body (a Blob), never turned
@@ -48,8 +52,7 @@ export const imagesResponseBody = (
   result.images.forEach((image, i) => {
     parts.push(i === 0 ? "" : ",", ...imageParts(request, image, hostedUrls[i] ?? Option.none()))
   })
-  const format = result.images[0]?.format
-  parts.push(format === undefined ? "]}" : `],"output_format":"${format}"}`)
+  parts.push(closing(result.images[0]?.format, result.failed))
   return new Blob(parts)
 }
 
@@ -110,9 +113,7 @@ export const answerPieces = (
               imagePieces(request, entry, state.written === 0 ? opening : ",")
             ],
       {
-        onHalt: (state) => [
-          `],"output_format":"${answer.first.format}"${state.failed > 0 ? `,"images_failed":${state.failed}` : ""}}`
-        ]
+        onHalt: (state) => [closing(answer.first.format, state.failed)]
       }
     )
   )
@@ -171,7 +172,7 @@ const passedThroughBody = (
   const image = result.images[0]!
   const [head, , close] = imageParts(request, image, Option.none())
   const opening = encoder.encode(`{"created":${result.created},"data":[${head}`)
-  return tail.frame([opening, image.base64], encoder.encode(`${close}],"output_format":"${image.format}"}`))
+  return tail.frame([opening, image.base64], encoder.encode(`${close}${closing(image.format, result.failed)}`))
 }
 
 export const respond = (

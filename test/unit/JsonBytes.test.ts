@@ -116,4 +116,10 @@ describe("imagesResponseBody", () => {
       ["data:image/png;base64,iVBORw0KGgo=", "data:image/jpeg;base64,/9j/4AAQ"]
     )
   })
+  it("ends with images_failed when some of the images failed, as a written-as-they-finish answer does", async () => {
+    const partial = { ...result, failed: 2 }
+    const body = decode(JSON.parse(await imagesResponseBody(new ImageGenerationRequest({ prompt: "x" }), partial).text()))
+    assert.strictEqual(body.images_failed, 2)
+    assert.strictEqual(body.data.length, 2)
+  })
 })
