@@ -70,10 +70,17 @@ export interface GeneratedImage {
 export const isBase64Text = (bytes: Uint8Array): boolean => {
   const length = bytes.byteLength
   if (length === 0) return false
-  const padding = bytes[length - 1] === 0x3d ? (bytes[length - 2] === 0x3d ? 2 : 1) : 0
   // No base64 text is one past a multiple of four long; with that excluded, one skipped byte or more
   // always makes the decoded length fall short of the length the text promises.
-  if ((length - padding) % 4 === 1) return false
+  if ((length - paddingOf(bytes)) % 4 === 1) return false
   const text = Buffer.from(bytes.buffer, bytes.byteOffset, length).toString("latin1")
-  return Buffer.from(text, "base64").byteLength === Math.floor(((length - padding) * 3) / 4)
+  return Buffer.from(text, "base64").byteLength === decodedLength(bytes)
 }
+
+const paddingOf = (bytes: Uint8Array) => {
+  const length = bytes.byteLength
+  return bytes[length - 1] === 0x3d ? (bytes[length - 2] === 0x3d ? 2 : 1) : 0
+}
+
+/** How many bytes base64 text decodes to: three per four characters, less what its `=` padding stands for. */
+export const decodedLength = (bytes: Uint8Array): number => Math.floor(((bytes.byteLength - paddingOf(bytes)) * 3) / 4)

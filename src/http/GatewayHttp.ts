@@ -3,6 +3,7 @@ import * as Effect from "effect/Effect"
 import * as HttpApiBuilder from "effect/http-api/HttpApiBuilder"
 import * as Result from "effect/Result"
 import { hasLimits } from "../domain/ApiKey.ts"
+import { decodedLength } from "../domain/ImageFormat.ts"
 import type { UpstreamHealth } from "../domain/Usage.ts"
 import { CircuitBreaker } from "../services/CircuitBreaker.ts"
 import { GatewayConfig } from "../services/GatewayConfig.ts"
@@ -138,7 +139,7 @@ export const GatewayHttp = HttpApiBuilder.group(
               latencyMs,
               attempts: image?.attempts ?? 1,
               outputFormat: image?.format ?? null,
-              bytes: image === undefined ? null : Math.floor((image.base64.byteLength * 3) / 4),
+              bytes: image === undefined ? null : decodedLength(image.base64),
               error: null
             }
           }

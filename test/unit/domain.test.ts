@@ -2,7 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Schema } from "effect"
 import { HttpApiError } from "effect/http-api"
 import fc from "fast-check"
-import { detectBase64ImageFormat, detectImageFormat, isBase64Text } from "../../src/domain/ImageFormat.ts"
+import { decodedLength, detectBase64ImageFormat, detectImageFormat, isBase64Text } from "../../src/domain/ImageFormat.ts"
 import { ImageGenerationRequest } from "../../src/domain/ImageGeneration.ts"
 import { nearestAspectRatio, parseSize } from "../../src/domain/ImageSize.ts"
 import { splitImages } from "../../src/domain/Upstream.ts"
@@ -122,6 +122,18 @@ describe("ImageGenerationRequest", () => {
       assert.strictEqual(request.prompt.length, 32000)
     })
   )
+})
+
+describe("decodedLength", () => {
+  it("is the length of the bytes base64 text stands for, padded or not (property)", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 400 }), fc.boolean(), (data, padded) => {
+        const text = btoa(String.fromCharCode(...data))
+        const written = padded ? text : text.replace(/=+$/, "")
+        return decodedLength(new TextEncoder().encode(written)) === data.length
+      })
+    )
+  })
 })
 
 describe("isBase64Text", () => {

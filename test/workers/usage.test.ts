@@ -152,6 +152,21 @@ describe("POST /v1/gateway/probe", () => {
     expect(await eventOf(response)).toMatchObject({ endpoint: "probe", status: 200, images: 1 })
   })
 
+  it("reports the image's exact size, its format and the attempts it took", async () => {
+    // 4096 bytes are 5464 base64 characters, the last two padding: three quarters of the text would be 4098.
+    const { prompt } = steered("format=jpeg bytes=4096 faults=503,ok")
+    const response = await probe({ model: "replicate/flux-schnell", prompt })
+    expect(await response.json()).toMatchObject({
+      model: "replicate/flux-schnell",
+      upstream: "ai-sdk",
+      ok: true,
+      attempts: 2,
+      outputFormat: "jpeg",
+      bytes: 4096,
+      error: null
+    })
+  })
+
   it("reports a failing upstream as the error a client would get, and records it as one", async () => {
     const { prompt } = steered("faults=400")
     const response = await probe({ model: "replicate/flux-schnell", prompt })
