@@ -9,7 +9,8 @@
  * - `faults`: consumed one per call, then `ok` forever. Items: `ok`, a status
  *   (`400`, `500`, `503`...), `429:<seconds>` (429 with Retry-After), `hang`
  *   (never answers), `html` (200 with an HTML page), `noimage` (200 JSON, no image), `dirty` (an image whose
- *   base64 hides markdown and a raw newline past its first 200 characters),
+ *   base64 hides markdown and a raw newline past its first 200 characters; on the OpenAI API a valid JSON
+ *   string that decodes to the same),
  *   `html502` (502 with an HTML page).
  * - `format`: png (default), jpeg, webp. `delay`: ms before answering. `bytes`: image size.
  * - `vary=1`: each call's image differs (the call's number is written into it), so a test can tell a fresh
@@ -364,6 +365,12 @@ export const startFakeUpstream = (options: FakeUpstreamOptions = {}): Promise<Fa
     }
     const format = steer.format ?? "png"
     const size = Number(steer.bytes ?? options.imageBytes ?? 64)
+    if (fault === "dirty") {
+      // As on the ai-sdk protocol, but valid JSON: the markdown and the newline are in the decoded string.
+      const clean = imageBase64(format, size)
+      const dirty = `${clean.slice(0, 200)})![x](https://evil.example/x.png)\ndata: injected${clean.slice(200)}`
+      return sendJson(response, 200, { created: 1, data: Array.from({ length: n }, () => ({ b64_json: dirty })) })
+    }
     const origin = `http://${request.headers.host}`
     const data = Array.from({ length: n }, () =>
       steer.answer === "url"

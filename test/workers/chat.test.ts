@@ -145,6 +145,29 @@ describe("POST /v1/chat/completions", () => {
     )
   })
 
+  it("a partly failed answer, not streamed: the image that came, a note of how many failed, and x-images-failed", async () => {
+    const { prompt } = steered("faults=ok,400")
+    const response = await chat({ model: "replicate/flux-schnell", messages: user(`${prompt} --n 2`) })
+    expect(response.status).toBe(200)
+    expect(response.headers.get("x-images-failed")).toBe("1")
+    const completion = (await response.json()) as OpenAI.Chat.ChatCompletion
+    expect(completion.choices[0]?.message.content).toMatch(
+      /^!\[image 1\]\(https:\/\/gateway\.test\/images\/[0-9a-f]{32}\.png\)\n\n\(1 of 2 images failed\.\)$/
+    )
+    const whole = await chat({ model: "replicate/flux-schnell", messages: user(steered("").prompt) })
+    expect(whole.headers.has("x-images-failed")).toBe(false)
+  })
+
+  it("refuses a prompt over 32000 characters, naming messages", async () => {
+    const response = await chat({ model: "local/preview", messages: user("a".repeat(32_001)) })
+    expect(response.status).toBe(400)
+    expect(await errorOf(response)).toMatchObject({
+      param: "messages",
+      code: "invalid_value",
+      message: "The prompt in 'messages' is longer than 32000 characters."
+    })
+  })
+
   // Before: only the first 160 characters were looked at, so a newline or a parenthesis deeper in an
   // upstream's base64 ended the SSE line or the markdown link, and the rest was the upstream's to write.
   it("an upstream image that is not plain base64 never reaches chat markdown or a stream's lines", async () => {

@@ -2,7 +2,7 @@ import { exports } from "cloudflare:workers"
 import { decode as decodePng, encode as encodePng } from "fast-png"
 import OpenAI from "openai"
 import { describe, expect, it } from "vitest"
-import { call, decodeBase64, errorOf, eventOf, KEY, steered, upstreamCalls } from "./helpers.ts"
+import { call, decodeBase64, errorOf, eventOf, jsonPost, KEY, steered, upstreamCalls } from "./helpers.ts"
 
 /**
  * `POST /v1/images/edits`: the `openai` SDK's `images.edit` against the offline model (a real edit made in the
@@ -214,6 +214,64 @@ describe("image edits", () => {
     expect((refused as InstanceType<typeof OpenAI.BadRequestError>).param).toBe("model")
   })
 
+  it("answers response_format url with hosted copies of the same bytes, and stream: false as one JSON answer", async () => {
+    const input = file(flatPng(16, 16, RED), "photo.png")
+    const edit = (fields: Record<string, string>) =>
+      postEdit(editForm({ model: "local/preview", prompt: "make it blue", size: "64x64", ...fields }, [["image", input]]))
+    const inline = await edit({ stream: "false" })
+    expect(inline.headers.get("content-type")).toContain("application/json")
+    const expected = decodeBase64(((await inline.json()) as { data: Array<{ b64_json: string }> }).data[0]?.b64_json ?? "")
+    const hosted = await edit({ response_format: "url" })
+    const image = ((await hosted.json()) as { data: Array<{ url?: string; b64_json?: string }> }).data[0]
+    expect(image?.b64_json).toBeUndefined()
+    expect(image?.url).toMatch(/^https:\/\/gateway\.test\/images\/[0-9a-f]{32}\.png$/)
+    const stored = await call(new URL(image?.url ?? "").pathname, { key: null })
+    expect(new Uint8Array(await stored.arrayBuffer())).toEqual(expected)
+  })
+
+  it("refuses a JSON variation, a body that does not parse, and an unknown model, each as an OpenAI error", async () => {
+    const png = flatPng(8, 8, RED)
+    const variation = await call("/v1/images/variations", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "local/preview", image: `data:image/png;base64,${btoa(String.fromCharCode(...png))}` })
+    })
+    expect(variation.status).toBe(400)
+    expect(await errorOf(variation)).toMatchObject({
+      param: "image",
+      message: "Send a variation as multipart/form-data, with the image as 'image'."
+    })
+    const json = await postEdit('{"model": "local/preview", "prompt": ', "application/json")
+    expect(json.status).toBe(400)
+    expect(await errorOf(json)).toMatchObject({ type: "invalid_request_error", code: "invalid_body", param: null })
+    const multipart = await postEdit("--x\r\nnot a part", "multipart/form-data; boundary=x")
+    expect(multipart.status).toBe(400)
+    expect(await errorOf(multipart)).toMatchObject({
+      code: "invalid_body",
+      param: null,
+      message: "The multipart/form-data body could not be parsed."
+    })
+    const unknown = await postEdit(editForm({ model: "nobody/nothing", prompt: "x" }, [["image", file(png, "a.png")]]))
+    expect(unknown.status).toBe(404)
+    expect(await errorOf(unknown)).toMatchObject({ code: "model_not_found", param: "model" })
+    const huge = await postEdit(
+      editForm({ model: "local/preview", prompt: "x" }, [["image", file(new Uint8Array(21 * 1024 * 1024), "huge.png")]])
+    )
+    expect(await errorOf(huge)).toMatchObject({ code: "image_too_large", param: "image" })
+    const text = await postEdit(
+      editForm({ model: "local/preview", prompt: "x" }, [["image", file(new TextEncoder().encode("just text"), "a.png")]])
+    )
+    expect(await errorOf(text)).toMatchObject({ code: "invalid_value", param: "image" })
+  })
+
+  it("answers an upstream's refusal of an edit as that refusal, after one call", async () => {
+    const { id, prompt } = steered("faults=400")
+    const response = await postEdit(editForm({ model: "fake/gpt-image", prompt }, [["image", file(flatPng(8, 8, RED), "a.png")]]))
+    expect(response.status).toBe(400)
+    expect(await errorOf(response)).toMatchObject({ type: "invalid_request_error", code: "upstream_rejected" })
+    expect((await upstreamCalls(id)).calls).toBe(1)
+  })
+
   it("describes both endpoints in /openapi.json as multipart", async () => {
     const spec = (await (await call("/openapi.json")).json()) as {
       paths: Record<string, Record<string, { requestBody?: { content?: Record<string, unknown> } }>>
@@ -234,6 +292,7 @@ describe("chat with pasted images", () => {
       { type: "image_url", image_url: { url } }
     ]
   })
+  const chat = (body: unknown) => call("/v1/chat/completions", jsonPost(body))
   /** The hosted image a chat reply links to, as a decoded PNG. */
   const linked = async (content: string) => {
     const url = /\((https:\/\/gateway\.test\/images\/[^)]+)\)/.exec(content)?.[1]
@@ -276,6 +335,13 @@ describe("chat with pasted images", () => {
       .create({ model: "local/preview", messages: [pasted(`data:image/png;base64,${btoa("plain text")}`)] })
       .catch((error: unknown) => error)
     expect((notImage as InstanceType<typeof OpenAI.BadRequestError>).param).toBe("messages")
+    // An edit's images are written into the reply's text, so only plain base64 may pass, as for generations.
+    const dirty = await chat({
+      model: "fake/gpt-image",
+      messages: [pasted(dataUrl(flatPng(8, 8, RED)), steered("faults=dirty").prompt)]
+    })
+    expect(dirty.status).toBe(502)
+    expect(await dirty.text()).not.toContain("evil")
     const noEdits = await openai.chat.completions
       .create({ model: "replicate/flux-schnell", messages: [pasted(dataUrl(flatPng(8, 8, RED)))] })
       .catch((error: unknown) => error)
