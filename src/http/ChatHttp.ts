@@ -11,7 +11,7 @@ import { type GenerationResult, ImageGenerator } from "../services/ImageGenerato
 import { ImageInputs } from "../services/ImageInputs.ts"
 import { ImageStore } from "../services/ImageStore.ts"
 import { Api } from "./Api.ts"
-import { failWith, invalidRequest, limitFailures, modelNotFound, upstreamError } from "./ErrorMapping.ts"
+import { failWith, invalidRequest, limitFailures, modelNotFound, upstreamError, upstreamOutcome } from "./ErrorMapping.ts"
 import { chatCompletionId, chatFrames, eventStreamResponse, markdownImage, progressLine } from "./EventStream.ts"
 import { imageHostFor, publicOrigin } from "./HostedUrls.ts"
 
@@ -54,7 +54,13 @@ const completionBody = (
   result.images.forEach((image, i) => {
     parts.push(i === 0 ? "" : "\\n\\n", ...markdownImage(i + 1, image, hosted[i] ?? Option.none()))
   })
-  if (result.failed > 0) parts.push(`\\n\\n(${result.failed} of ${result.failed + result.images.length} images failed.)`)
+  if (result.failed > 0) {
+    // The note the streamed reply ends with, escaped here as it goes straight into the JSON string.
+    const why = result.failure === undefined ? "" : `: ${upstreamOutcome(result.failure).body.error.message}`
+    parts.push(
+      JSON.stringify(`\n\n(${result.failed} of ${result.failed + result.images.length} images failed${why})`).slice(1, -1)
+    )
+  }
   parts.push(
     `","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}}`
   )

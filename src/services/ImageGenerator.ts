@@ -99,6 +99,8 @@ export interface GenerationResult {
   readonly images: ReadonlyArray<GeneratedImage>
   /** How many of the `n` images failed after retries. */
   readonly failed: number
+  /** The first of those failures, so an answer can say why (chat's note). */
+  readonly failure?: UpstreamError | undefined
 }
 
 /** One result per image, in completion order; failures arrive as values, after retries and fallbacks. */
@@ -340,7 +342,13 @@ export class ImageGenerator extends Context.Service<
         yield* settleTails(images, n)
         const firstFailure = failures[0]
         if (images.length === 0 && firstFailure !== undefined) return yield* Effect.fail(firstFailure)
-        return { created: Math.floor(started / 1000), model, images, failed: n - images.length } satisfies GenerationResult
+        return {
+          created: Math.floor(started / 1000),
+          model,
+          images,
+          failed: n - images.length,
+          failure: firstFailure
+        } satisfies GenerationResult
       })
 
       /**

@@ -145,14 +145,14 @@ describe("POST /v1/chat/completions", () => {
     )
   })
 
-  it("a partly failed answer, not streamed: the image that came, a note of how many failed, and x-images-failed", async () => {
+  it("a partly failed answer, not streamed: the image that came, the stream's note of what failed and why, and x-images-failed", async () => {
     const { prompt } = steered("faults=ok,400")
     const response = await chat({ model: "replicate/flux-schnell", messages: user(`${prompt} --n 2`) })
     expect(response.status).toBe(200)
     expect(response.headers.get("x-images-failed")).toBe("1")
     const completion = (await response.json()) as OpenAI.Chat.ChatCompletion
     expect(completion.choices[0]?.message.content).toMatch(
-      /^!\[image 1\]\(https:\/\/gateway\.test\/images\/[0-9a-f]{32}\.png\)\n\n\(1 of 2 images failed\.\)$/
+      /^!\[image 1\]\(https:\/\/gateway\.test\/images\/[0-9a-f]{32}\.png\)\n\n\(1 of 2 images failed: The upstream rejected the request \(HTTP 400\): [^)]+\)$/
     )
     const whole = await chat({ model: "replicate/flux-schnell", messages: user(steered("").prompt) })
     expect(whole.headers.has("x-images-failed")).toBe(false)
