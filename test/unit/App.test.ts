@@ -469,13 +469,16 @@ describe("usage statistics never cost a request", () => {
     }
   )
 
-  it("without the binding, status says statistics are off and stats answer 503 naming the binding", async () => {
+  it("without the binding, status says statistics are off, and stats and requests answer 503 naming the binding", async () => {
     const call = gateway({ API_KEYS: "k" })
     const stats = await call("/v1/gateway/stats", bearer("k"))
     expect(stats.status).toBe(503)
     const error = await errorOf(stats)
     expect(error.code).toBe("usage_stats_unavailable")
     expect(error.message).toContain("USAGE_STATS")
+    const requests = await call("/v1/gateway/requests", bearer("k"))
+    expect(requests.status).toBe(503)
+    expect(await errorOf(requests)).toMatchObject({ code: "usage_stats_unavailable" })
     const status = (await (await call("/v1/gateway/status", bearer("k"))).json()) as { config: { usageStats: boolean } }
     expect(status.config.usageStats).toBe(false)
   })

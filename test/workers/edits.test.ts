@@ -243,7 +243,12 @@ describe("image edits", () => {
     })
     const json = await postEdit('{"model": "local/preview", "prompt": ', "application/json")
     expect(json.status).toBe(400)
-    expect(await errorOf(json)).toMatchObject({ type: "invalid_request_error", code: "invalid_body", param: null })
+    expect(await errorOf(json)).toMatchObject({
+      type: "invalid_request_error",
+      code: "invalid_body",
+      param: null,
+      message: "We could not parse the JSON body of your request. The OpenAI API expects a JSON payload."
+    })
     const multipart = await postEdit("--x\r\nnot a part", "multipart/form-data; boundary=x")
     expect(multipart.status).toBe(400)
     expect(await errorOf(multipart)).toMatchObject({

@@ -146,6 +146,20 @@ describe("rpm", () => {
   })
 })
 
+describe("probes", () => {
+  it("count against an admin key's limits, and past them answer 429 as a generation would, not a failed probe", async () => {
+    const LIMITED = "sk-ops-limited-0123456789"
+    const { call } = await gateway({ KEYS: await keys([{ name: "ops-limited", key: LIMITED, role: "admin", rpm: 1 }]) })
+    const probe = () => call("/v1/gateway/probe", { ...jsonPost({ model: "local/preview" }), key: LIMITED })
+    const first = await probe()
+    expect(first.status).toBe(200)
+    expect(await first.json()).toMatchObject({ ok: true })
+    const limited = await probe()
+    expect(limited.status).toBe(429)
+    expect(await errorOf(limited)).toMatchObject({ type: "rate_limit_error", code: "rate_limit_exceeded" })
+  })
+})
+
 describe("imagesPerDay", () => {
   it("counts n, refuses a request that would pass the quota with 429 insufficient_quota, and /v1/me shows the count", async () => {
     const { call } = await gateway()

@@ -1,5 +1,5 @@
-import { describe, expect, inject, it } from "vitest"
-import { call, errorOf, eventOf, generate, recent, steered, upstreamReaches } from "./helpers.ts"
+import { describe, expect, inject, it, onTestFinished } from "vitest"
+import { call, errorOf, eventOf, generate, isolatedGateway, jsonPost, recent, steered, upstreamReaches } from "./helpers.ts"
 
 /**
  * Usage statistics in the real runtime: events go to the SQLite Durable Object
@@ -133,6 +133,32 @@ describe("GET /v1/gateway/status", () => {
   })
 })
 
+describe("GET /v1/gateway/status, each upstream's health", () => {
+  it("is that upstream's own last hour: its last answer, or null when it has had none", async () => {
+    const gateway = isolatedGateway()
+    onTestFinished(gateway.dispose)
+    const local = await gateway.call(
+      "/v1/images/generations",
+      jsonPost({ model: "local/preview", prompt: "health", size: "64x64" })
+    )
+    await local.arrayBuffer()
+    const rejected = await gateway.call(
+      "/v1/images/generations",
+      jsonPost({ model: "replicate/flux-schnell", prompt: steered("faults=400").prompt })
+    )
+    expect(rejected.status).toBe(400)
+    await rejected.arrayBuffer()
+    await gateway.settled()
+    const status = (await (await gateway.call("/v1/gateway/status")).json()) as {
+      upstreams: Array<{ id: string; health: { last: { status: number } } | null }>
+    }
+    const health = new Map(status.upstreams.map((upstream) => [upstream.id, upstream.health]))
+    expect(health.get("local")?.last.status).toBe(200)
+    expect(health.get("ai-sdk")?.last.status).toBe(400)
+    expect(health.get("fake-openai")).toBeNull()
+  })
+})
+
 describe("POST /v1/gateway/probe", () => {
   const probe = (body: unknown) =>
     call("/v1/gateway/probe", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) })
@@ -156,7 +182,11 @@ describe("POST /v1/gateway/probe", () => {
     // 4096 bytes are 5464 base64 characters, the last two padding: three quarters of the text would be 4098.
     const { prompt } = steered("format=jpeg bytes=4096 faults=503,ok")
     const response = await probe({ model: "replicate/flux-schnell", prompt })
-    expect(await response.json()).toMatchObject({
+    const report = (await response.json()) as { latencyMs: number }
+    // Wall time of one retried call (backoff at most 200 ms in the tests), not a clock reading.
+    expect(report.latencyMs).toBeGreaterThanOrEqual(0)
+    expect(report.latencyMs).toBeLessThan(10_000)
+    expect(report).toMatchObject({
       model: "replicate/flux-schnell",
       upstream: "ai-sdk",
       ok: true,
