@@ -68,6 +68,38 @@ describe("hosting settings", () => {
     expect(maxAge).toBeLessThanOrEqual(2 * 3600)
   })
 
+  it("only a url answer writes to the bucket: b64_json generations and edits store nothing", async () => {
+    const written: Array<string> = []
+    const counting = {
+      head: (key: string) => bucket.head(key),
+      get: (key: string, options?: R2GetOptions) => bucket.get(key, options),
+      list: (options?: R2ListOptions) => bucket.list(options),
+      delete: (keys: string | Array<string>) => bucket.delete(keys),
+      put: (key: string, value: ReadableStream | ArrayBuffer | string, options?: R2PutOptions) => {
+        written.push(key)
+        return bucket.put(key, value, options)
+      }
+    } as unknown as R2Bucket
+    const { call } = gateway({}, { images: counting })
+    const png = await call(
+      "/v1/images/generations",
+      jsonPost({ model: "local/preview", prompt: "a kite", size: "32x32", response_format: "b64_json" })
+    )
+    const b64 = ((await png.json()) as ImagesJson).data[0]?.b64_json ?? ""
+    const edit = (format: string) => {
+      const form = new FormData()
+      form.append("model", "local/preview")
+      form.append("prompt", "in blue")
+      form.append("response_format", format)
+      form.append("image", new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], "kite.png", { type: "image/png" }))
+      return call("/v1/images/edits", { method: "POST", body: form })
+    }
+    expect(((await (await edit("b64_json")).json()) as ImagesJson).data[0]?.b64_json).toBeDefined()
+    expect(written).toEqual([])
+    expect(((await (await edit("url")).json()) as ImagesJson).data[0]?.url).toMatch(/^https:\/\/gateway\.test\/images\//)
+    expect(written).toHaveLength(1)
+  })
+
   it("a failed R2 write falls back to a data: URL, in images and in chat", async () => {
     const failing = {
       head: (key: string) => bucket.head(key),
