@@ -11,8 +11,16 @@ import { type GenerationResult, ImageGenerator } from "../services/ImageGenerato
 import { ImageInputs } from "../services/ImageInputs.ts"
 import { ImageStore } from "../services/ImageStore.ts"
 import { Api } from "./Api.ts"
-import { failWith, invalidRequest, limitFailures, modelNotFound, upstreamError, upstreamOutcome } from "./ErrorMapping.ts"
-import { chatCompletionId, chatFrames, eventStreamResponse, markdownImage, progressLine } from "./EventStream.ts"
+import { failWith, invalidRequest, limitFailures, modelNotFound, upstreamError } from "./ErrorMapping.ts"
+import {
+  chatCompletionId,
+  chatFrames,
+  eventStreamResponse,
+  jsonText,
+  markdownImage,
+  partialFailureNote,
+  progressLine
+} from "./EventStream.ts"
 import { imageHostFor, publicOrigin } from "./HostedUrls.ts"
 
 const decodeImageRequest = Schema.decodeUnknownEffect(ImageGenerationRequest)
@@ -55,11 +63,7 @@ const completionBody = (
     parts.push(i === 0 ? "" : "\\n\\n", ...markdownImage(i + 1, image, hosted[i] ?? Option.none()))
   })
   if (result.failed > 0) {
-    // The note the streamed reply ends with, escaped here as it goes straight into the JSON string.
-    const why = result.failure === undefined ? "" : `: ${upstreamOutcome(result.failure).body.error.message}`
-    parts.push(
-      JSON.stringify(`\n\n(${result.failed} of ${result.failed + result.images.length} images failed${why})`).slice(1, -1)
-    )
+    parts.push(jsonText(partialFailureNote(result.failed, result.failed + result.images.length, result.failure)))
   }
   parts.push(
     `","refusal":null,"annotations":[]},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}}`

@@ -50,6 +50,10 @@ export interface ChatStreamOptions {
 /** A string's content as it appears inside a JSON string, without the quotes. */
 export const jsonText = (value: string) => JSON.stringify(value).slice(1, -1)
 
+/** The end of a chat reply whose images partly failed, streamed or not: how many failed, and why (the first failure). */
+export const partialFailureNote = (failed: number, requested: number, failure: UpstreamError | undefined) =>
+  `\n\n(${failed} of ${requested} images failed${failure === undefined ? "" : `: ${upstreamOutcome(failure).body.error.message}`})`
+
 /**
  * `![image N](...)` as JSON string content, for chat replies streamed or not:
  * the hosted URL when there is one, else a data URL whose base64 is the image's own bytes.
@@ -120,7 +124,7 @@ export const chatFrames = (images: ImageStream, options: ChatStreamOptions): Str
         content(
           index === 0
             ? `${options.progress === undefined ? "" : "\n\n"}Image generation failed: ${error.error.message}`
-            : `\n\n(${failures.length} of ${index + failures.length} images failed: ${error.error.message})`
+            : partialFailureNote(failures.length, index + failures.length, first)
         )
       )
       if (index === 0) {

@@ -18,6 +18,18 @@ afterAll(async () => {
   for (const made of gateways) await made.dispose()
 })
 
+/** The real bucket with its writes replaced. */
+const bucketWithPut = (
+  put: (key: string, value: ReadableStream | ArrayBuffer | string, options?: R2PutOptions) => Promise<unknown>
+) =>
+  ({
+    head: (key: string) => bucket.head(key),
+    get: (key: string, options?: R2GetOptions) => bucket.get(key, options),
+    list: (options?: R2ListOptions) => bucket.list(options),
+    delete: (keys: string | Array<string>) => bucket.delete(keys),
+    put
+  }) as unknown as R2Bucket
+
 interface ImagesJson {
   readonly data: ReadonlyArray<{ readonly b64_json?: string; readonly url?: string }>
 }
@@ -70,16 +82,10 @@ describe("hosting settings", () => {
 
   it("only a url answer writes to the bucket: b64_json generations and edits store nothing", async () => {
     const written: Array<string> = []
-    const counting = {
-      head: (key: string) => bucket.head(key),
-      get: (key: string, options?: R2GetOptions) => bucket.get(key, options),
-      list: (options?: R2ListOptions) => bucket.list(options),
-      delete: (keys: string | Array<string>) => bucket.delete(keys),
-      put: (key: string, value: ReadableStream | ArrayBuffer | string, options?: R2PutOptions) => {
-        written.push(key)
-        return bucket.put(key, value, options)
-      }
-    } as unknown as R2Bucket
+    const counting = bucketWithPut((key, value, options) => {
+      written.push(key)
+      return bucket.put(key, value, options)
+    })
     const { call } = gateway({}, { images: counting })
     const png = await call(
       "/v1/images/generations",
@@ -101,13 +107,7 @@ describe("hosting settings", () => {
   })
 
   it("a failed R2 write falls back to a data: URL, in images and in chat", async () => {
-    const failing = {
-      head: (key: string) => bucket.head(key),
-      get: (key: string, options?: R2GetOptions) => bucket.get(key, options),
-      list: (options?: R2ListOptions) => bucket.list(options),
-      delete: (keys: string | Array<string>) => bucket.delete(keys),
-      put: () => Promise.reject(new Error("R2 is down"))
-    } as unknown as R2Bucket
+    const failing = bucketWithPut(() => Promise.reject(new Error("R2 is down")))
     const { call } = gateway({}, { images: failing })
     const images = await call(
       "/v1/images/generations",
