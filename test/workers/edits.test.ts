@@ -30,6 +30,8 @@ const file = (bytes: Uint8Array, name: string, type = "image/png") => new File([
 
 const RED = [200, 30, 30, 255] as const
 
+const dataUrl = (bytes: Uint8Array) => `data:image/png;base64,${btoa(String.fromCharCode(...bytes))}`
+
 const editForm = (fields: Record<string, string>, files: ReadonlyArray<readonly [string, File]>) => {
   const form = new FormData()
   for (const [name, value] of Object.entries(fields)) form.append(name, value)
@@ -105,7 +107,7 @@ describe("image edits", () => {
   })
 
   it("takes the JSON form with data URLs, and records edits as their own endpoint", async () => {
-    const url = `data:image/png;base64,${btoa(String.fromCharCode(...flatPng(16, 16, RED)))}`
+    const url = dataUrl(flatPng(16, 16, RED))
     const response = await postEdit(
       JSON.stringify({ model: "local/preview", prompt: "in the rain", images: [{ image_url: url }], size: "32x32" }),
       "application/json"
@@ -231,11 +233,7 @@ describe("image edits", () => {
 
   it("refuses a JSON variation, a body that does not parse, and an unknown model, each as an OpenAI error", async () => {
     const png = flatPng(8, 8, RED)
-    const variation = await call("/v1/images/variations", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ model: "local/preview", image: `data:image/png;base64,${btoa(String.fromCharCode(...png))}` })
-    })
+    const variation = await call("/v1/images/variations", jsonPost({ model: "local/preview", image: dataUrl(png) }))
     expect(variation.status).toBe(400)
     expect(await errorOf(variation)).toMatchObject({
       param: "image",
@@ -289,7 +287,6 @@ describe("image edits", () => {
 
 /** An image pasted into the last user message makes the chat reply an edit of it (the Vercel AI SDK's turn: in e2e). */
 describe("chat with pasted images", () => {
-  const dataUrl = (bytes: Uint8Array) => `data:image/png;base64,${btoa(String.fromCharCode(...bytes))}`
   const pasted = (url: string, text = "make it blue"): OpenAI.Chat.ChatCompletionMessageParam => ({
     role: "user",
     content: [

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers"
 import { afterAll, describe, expect, it } from "vitest"
 import type { UsageEvent, UsageSummary } from "../../src/domain/Usage.ts"
-import { isolatedGateway, jsonPost, releaseUpstream, steered, upstreamCalls, upstreamReaches } from "./helpers.ts"
+import { decodeBase64, isolatedGateway, jsonPost, releaseUpstream, steered, upstreamCalls, upstreamReaches } from "./helpers.ts"
 
 /**
  * What the README promises about settings and failure paths, each on a gateway of its own inside workerd,
@@ -97,7 +97,7 @@ describe("hosting settings", () => {
       form.append("model", "local/preview")
       form.append("prompt", "in blue")
       form.append("response_format", format)
-      form.append("image", new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], "kite.png", { type: "image/png" }))
+      form.append("image", new File([decodeBase64(b64)], "kite.png", { type: "image/png" }))
       return call("/v1/images/edits", { method: "POST", body: form })
     }
     expect(((await (await edit("b64_json")).json()) as ImagesJson).data[0]?.b64_json).toBeDefined()
