@@ -59,4 +59,13 @@ describe("KeyLedger", () => {
     limits.refund(admitted.day + 1, 1)
     expect(limits.today(T0 + DAY_MS)).toBe(0)
   })
+
+  it("a refund of no images or of a negative count charges nothing", () => {
+    const limits = ledger()
+    const admitted = limits.admit({ rpm: null, imagesPerDay: 4, images: 2 }, T0)
+    if (!admitted.ok) throw new Error("not admitted")
+    limits.refund(admitted.day, 0)
+    limits.refund(admitted.day, -3)
+    expect(limits.today(T0)).toBe(2)
+  })
 })

@@ -8,8 +8,10 @@ import {
   HOUR,
   MAX_EVENTS,
   MINUTE,
+  PRUNE_EVERY_MS,
   percentileFromHistogram,
   ROLLUP_RETENTION_MS,
+  succeeded,
   UsageDb
 } from "../../src/durable/UsageDb.ts"
 import { usageEvent } from "../support/usageEvent.ts"
@@ -189,7 +191,7 @@ describe("UsageDb retention", () => {
     db.record([event({ ts: NOW - ROLLUP_RETENTION_MS - 2 * HOUR, error: "upstream_error", status: 502, images: 0 })], NOW)
     db.record([event({ ts: NOW - MINUTE })], NOW)
     const removed = db.prune(NOW)
-    expect(removed.events).toBe(2)
+    expect(removed).toEqual({ events: 2, rollups: 1 })
     expect(db.count("events")).toBe(1)
     expect(db.recent(10).map((row) => row.ts)).toEqual([NOW - MINUTE])
     // The 8-day-old request survives in the 30-day rollups; the 90-day-old one is gone, errors included.
@@ -213,10 +215,10 @@ describe("UsageDb retention", () => {
     expect(db.recent(1)[0]?.requestId).toBe(`req_${counter}`)
   })
 
-  it("prunes on its own when writes arrive after the pruning interval", () => {
+  it("prunes on its own when a write arrives once the pruning interval has passed", () => {
     const db = open()
-    db.prune(NOW - 11 * MINUTE)
-    db.record([event({ ts: NOW - EVENT_RETENTION_MS - DAY })], NOW - 10 * MINUTE)
+    db.prune(NOW - PRUNE_EVERY_MS)
+    db.record([event({ ts: NOW - EVENT_RETENTION_MS - DAY })], NOW - 1)
     expect(db.count("events")).toBe(1)
     db.record([event({ ts: NOW })], NOW)
     expect(db.count("events")).toBe(1)
@@ -265,7 +267,10 @@ describe("UsageDb recent requests and upstream health", () => {
     db.record([event({ ts: NOW - 2 * MINUTE, requestId: "req_old" })], NOW)
     db.record([event({ ts: NOW - MINUTE, requestId: "req_new", stream: true, prompt: "a cat" })], NOW)
     expect(db.recent(1)).toEqual([expect.objectContaining({ requestId: "req_new", stream: true, prompt: "a cat" })])
-    expect(db.recent(10).map((row) => row.requestId)).toEqual(["req_new", "req_old"])
+    expect(db.recent(10).map((row) => [row.requestId, row.stream])).toEqual([
+      ["req_new", true],
+      ["req_old", false]
+    ])
   })
 
   it("reports each upstream's last hour and its latest generation", () => {
@@ -279,6 +284,138 @@ describe("UsageDb recent requests and upstream health", () => {
       lastHour: { requests: 2, succeeded: 1, successRate: 0.5, latencyMs: { p50: 1200, p95: 1200 } },
       last: { status: 502, error: "upstream_error", latencyMs: 300 }
     })
-    expect(health[1]).toMatchObject({ lastHour: { requests: 0, successRate: null }, last: { model: "local/preview" } })
+    expect(health[1]).toMatchObject({
+      lastHour: { requests: 0, successRate: null, latencyMs: { p50: null, p95: null } },
+      last: { model: "local/preview" }
+    })
+  })
+
+  it("lists an upstream seen only outside generations without a latest generation", () => {
+    const db = open()
+    db.record([event({ endpoint: "models", method: "GET", path: "/v1/models", images: 0, upstream: "local" })], NOW)
+    expect(db.upstreams(NOW)).toEqual([
+      {
+        upstream: "local",
+        lastHour: { requests: 0, succeeded: 0, successRate: null, latencyMs: { p50: null, p95: null } },
+        last: null
+      }
+    ])
+  })
+})
+
+describe("UsageDb what counts as a success", () => {
+  it("a generation succeeded when it answered below 400 with at least one image", () => {
+    expect(succeeded(usageEvent())).toBe(true)
+    expect(succeeded(usageEvent({ status: 399 }))).toBe(true)
+    expect(succeeded(usageEvent({ status: 400 }))).toBe(false)
+    expect(succeeded(usageEvent({ images: 0 }))).toBe(false)
+    expect(succeeded(usageEvent({ endpoint: "models", method: "GET", path: "/v1/models" }))).toBe(false)
+    expect(succeeded(usageEvent({ endpoint: "unauthorized", status: 401 }))).toBe(false)
+  })
+})
+
+describe("UsageDb per key", () => {
+  const traffic = () => [
+    event({ key: "alice", latencyMs: 300 }),
+    event({ key: "alice", latencyMs: 800, images: 2 }),
+    event({ key: "alice", status: 502, images: 0, error: "upstream_error", latencyMs: 90_000 }),
+    event({ key: "alice", endpoint: "models", method: "GET", path: "/v1/models", images: 0, model: null }),
+    event({ key: "bob", status: 504, images: 0, error: "upstream_timeout", latencyMs: 60_000 }),
+    event({ key: null, status: 401, endpoint: "unauthorized", images: 0, error: "invalid_api_key" }),
+    event({ key: "k".repeat(100) })
+  ]
+
+  it("counts each key's requests, generations, images and errors, and the latency of its successful generations", () => {
+    const db = open()
+    const [first, ...rest] = traffic()
+    db.record(first === undefined ? [] : [first], NOW) // a second write adds to the hour's row of the same key
+    db.record(rest, NOW)
+    const longKey = "k".repeat(64)
+    expect(db.keys("24h", NOW)).toEqual([
+      { key: "alice", requests: 4, generations: 3, images: 3, errors: 1, latencyMs: { p50: 300, p95: 800 } },
+      { key: "bob", requests: 1, generations: 1, images: 0, errors: 1, latencyMs: { p50: null, p95: null } },
+      { key: longKey, requests: 1, generations: 1, images: 1, errors: 0, latencyMs: { p50: 1000, p95: 1000 } }
+    ])
+    // The 30-day window reads the hourly key rollups: the same counts, latency as histogram bounds.
+    expect(db.keys("30d", NOW)).toEqual([
+      { key: "alice", requests: 4, generations: 3, images: 3, errors: 1, latencyMs: { p50: 500, p95: 800 } },
+      { key: "bob", requests: 1, generations: 1, images: 0, errors: 1, latencyMs: { p50: null, p95: null } },
+      { key: longKey, requests: 1, generations: 1, images: 1, errors: 0, latencyMs: { p50: 1000, p95: 1000 } }
+    ])
+    expect(db.count("key_rollups")).toBe(3)
+  })
+
+  it("keeps keys out of windows they are older than", () => {
+    const db = open()
+    db.record([event({ key: "old", ts: NOW - 2 * HOUR }), event({ key: "older", ts: NOW - 40 * DAY })], NOW)
+    expect(db.keys("1h", NOW)).toEqual([])
+    expect(db.keys("24h", NOW).map((row) => row.key)).toEqual(["old"])
+    expect(db.keys("30d", NOW).map((row) => row.key)).toEqual(["old"])
+  })
+})
+
+describe("UsageDb rollup sums", () => {
+  it("add up failed images and each error's count, and leave failures out of the latency", () => {
+    const db = open()
+    const failed = { status: 502, images: 0, failedImages: 2, error: "upstream_error", latencyMs: 90_000 }
+    db.record([event(failed), event(failed), event({ latencyMs: 700 })], NOW)
+    db.record([event(failed)], NOW)
+    const month = db.summary("30d", NOW)
+    expect(month).toMatchObject({
+      failedImages: 6,
+      errors: [{ error: "upstream_error", count: 3 }],
+      latencyMs: { p50: 700, p95: 700 }
+    })
+    expect(month.models).toEqual([
+      {
+        model: "openai/dall-e-3",
+        requests: 4,
+        succeeded: 1,
+        successRate: 0.25,
+        images: 1,
+        latencyMs: { p50: 700, p95: 700 }
+      }
+    ])
+  })
+
+  it("list in the 30-day window only the models that had generations, as the shorter windows do", () => {
+    const db = open()
+    db.record(
+      [
+        event({ model: "a/drawn" }),
+        event({ model: "b/refused-key", endpoint: "unauthorized", status: 401, images: 0, error: "invalid_api_key" }),
+        event({ model: null, status: 400, images: 0, error: "invalid_request_error" })
+      ],
+      NOW
+    )
+    const names = (window: "7d" | "30d") => db.summary(window, NOW).models.map((row) => row.model)
+    expect(names("7d")).toEqual(["a/drawn"])
+    expect(names("30d")).toEqual(["a/drawn"])
+  })
+
+  it("give a model whose generations all failed no latency", () => {
+    const db = open()
+    db.record([event({ status: 502, images: 0, error: "upstream_error" })], NOW)
+    for (const window of ["1h", "30d"] as const) {
+      expect(db.summary(window, NOW).models[0]?.latencyMs).toEqual({ p50: null, p95: null })
+    }
+  })
+})
+
+describe("UsageDb series", () => {
+  it("puts a 1 h window's requests in their minute, up to and including the minute of `to`", () => {
+    const db = open()
+    db.record([event({ ts: NOW - 5 * MINUTE, latencyMs: 700 })], NOW)
+    db.record([event({ ts: NOW - 3 * MINUTE, status: 502, images: 0, error: "upstream_error" })], NOW)
+    db.record([event({ ts: NOW })], NOW)
+    const { series } = db.summary("1h", NOW)
+    expect(series).toHaveLength(61)
+    expect(series[0]?.t).toBe(NOW - HOUR)
+    const busy = series.filter((point) => point.requests > 0)
+    expect(busy.map((point) => [point.t - NOW, point.succeeded, point.failed, point.p95Ms])).toEqual([
+      [-5 * MINUTE, 1, 0, 700],
+      [-3 * MINUTE, 0, 1, null],
+      [0, 1, 0, 1000]
+    ])
   })
 })
