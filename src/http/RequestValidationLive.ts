@@ -41,7 +41,7 @@ const requestKinds = new Set(["Params", "Headers", "Query", "Payload"])
 export const RequestValidationLive = HttpApiMiddleware.layerSchemaErrorTransform(RequestValidation, (error) => {
   if (!requestKinds.has(error.kind)) return Effect.fail(error)
   const bad = toBadRequest(error)
-  // Noted for the usage record here too, in case this runs outside the authorization middleware.
+  // Noted for the usage record here: the authorization middleware, which notes the errors of handlers, does not see it.
   return noteUsage((notes) => {
     notes.error = recordedErrorOf(bad)
   }).pipe(Effect.andThen(Effect.fail(bad)))

@@ -200,6 +200,8 @@ describe("imagesPerDay", () => {
     await settled()
     const me = (await (await call("/v1/me", { key: CAROL })).json()) as KeyReport
     expect(me.today.images).toBe(2)
+    // Without a window, /v1/me reports the last 24 hours.
+    expect(me.usage).toMatchObject({ key: "carol", requests: 2, generations: 2, images: 2, errors: 1 })
   })
 
   it("20 requests racing for the last 5 images of a quota: exactly 5 are served", async () => {

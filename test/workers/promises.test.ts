@@ -63,6 +63,18 @@ describe("hosting settings", () => {
     expect((await call(url.pathname, { key: null })).status).toBe(200)
   })
 
+  it("PUBLIC_BASE_URL may carry a path, with or without trailing slashes, and hosted URLs go under it", async () => {
+    for (const base of ["https://example.com/gallery", "https://example.com/gallery//"]) {
+      const { call } = gateway({ PUBLIC_BASE_URL: base })
+      const response = await call(
+        "/v1/images/generations",
+        jsonPost({ model: "local/preview", prompt: "a kite", size: "32x32", response_format: "url" })
+      )
+      const url = ((await response.json()) as ImagesJson).data[0]?.url ?? ""
+      expect(url).toMatch(/^https:\/\/example\.com\/gallery\/images\/[0-9a-f]{32}\.png$/)
+    }
+  })
+
   it("IMAGE_TTL_HOURS sets how long an image lives, in R2 and in its Cache-Control", async () => {
     const { call } = gateway({ IMAGE_TTL_HOURS: "2" })
     const before = Date.now()

@@ -59,6 +59,18 @@ describe("usage statistics", () => {
       model: "no/such-model",
       upstream: null
     })
+
+    // A request that does not decode is recorded with the code (else the type) its 400 carried.
+    const outOfRange = await generate({ model: "local/preview", prompt: "x", n: 99 })
+    expect(await errorOf(outOfRange)).toMatchObject({ param: "n", code: "invalid_value" })
+    expect(await eventOf(outOfRange)).toMatchObject({ status: 400, error: "invalid_value" })
+    const missing = await call("/v1/images/generations", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}"
+    })
+    expect(await errorOf(missing)).toMatchObject({ param: "prompt", code: null })
+    expect(await eventOf(missing)).toMatchObject({ status: 400, error: "invalid_request_error" })
   })
 
   it("records a stream when it ends, with the error it reported in-band", async () => {
