@@ -46,28 +46,24 @@ const advance = (seconds: number) =>
  */
 const answeredByHand = () => {
   const written: Array<string> = []
-  const calls: Array<{ readonly ids: ReadonlyArray<string>; settle(ok: boolean): void }> = []
+  const calls: Array<(ok: boolean) => void> = []
   const record = (events: ReadonlyArray<UsageEvent>) =>
     new Promise<void>((resolve, reject) => {
-      const ids = events.map((e) => e.requestId)
-      calls.push({
-        ids,
-        settle: (ok) => {
-          if (!ok) return reject(new Error("storage is down"))
-          written.push(...ids)
-          resolve()
-        }
+      calls.push((ok) => {
+        if (!ok) return reject(new Error("storage is down"))
+        written.push(...events.map((e) => e.requestId))
+        resolve()
       })
     })
   /** Answers the oldest unanswered call and lets the flush go on. */
   const answer = (ok: boolean) =>
     Effect.gen(function* () {
-      const call = calls.shift()
-      assert.isDefined(call, "no call is waiting for an answer")
-      call?.settle(ok)
+      const settle = calls.shift()
+      assert.isDefined(settle, "no call is waiting for an answer")
+      settle?.(ok)
       yield* ticks
     })
-  return { written, calls, answer, store: { record } }
+  return { written, answer, store: { record } }
 }
 
 /** The requests' `waitUntil`: how many carried a flush, and whether each has ended. */
