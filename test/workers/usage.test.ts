@@ -1,4 +1,5 @@
 import { describe, expect, inject, it, onTestFinished } from "vitest"
+import type { UsageEvent } from "../../src/domain/Usage.ts"
 import { call, errorOf, eventOf, generate, isolatedGateway, jsonPost, recent, steered, upstreamReaches } from "./helpers.ts"
 
 /**
@@ -93,6 +94,23 @@ describe("usage statistics", () => {
     await upstreamReaches(id, { inFlight: 1 })
     await reader.cancel()
     expect(await eventOf(response)).toMatchObject({ stream: true, status: 499, error: "client_closed_request", images: 0 })
+  })
+
+  it("records a request whose client went away before the answer began as 499, and its upstream call is cancelled", async () => {
+    const { id, prompt } = steered("hold=1")
+    const client = new AbortController()
+    const answer = generate({ model: "fake/patient", prompt, response_format: "b64_json" }, { signal: client.signal })
+    answer.catch(() => {}) // it rejects with the abort
+    await upstreamReaches(id, { inFlight: 1 })
+    const since = Date.now()
+    client.abort()
+    expect(await upstreamReaches(id, { aborted: 1 })).toMatchObject({ aborted: 1 })
+    let event: UsageEvent | undefined
+    for (let i = 0; i < 100 && event === undefined; i++) {
+      event = (await recent()).find((e) => e.ts >= since - 60_000 && e.model === "fake/patient" && e.status === 499 && !e.stream)
+      if (event === undefined) await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    expect(event).toMatchObject({ endpoint: "images", status: 499, error: "client_closed_request", images: 0 })
   })
 
   it("does not record the cockpit's own reads", async () => {
