@@ -87,16 +87,21 @@ export const recent = async (): Promise<Array<UsageEvent>> => {
   return ((await response.json()) as { data: Array<UsageEvent> }).data
 }
 
+/** The first recorded event that `matches`, once it is written (events go to the store after the response). */
+export const eventWhere = async (matches: (event: UsageEvent) => boolean, what: string): Promise<UsageEvent> => {
+  for (let i = 0; i < 100; i++) {
+    const found = (await recent()).find(matches)
+    if (found !== undefined) return found
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  throw new Error(`no usage event for ${what}`)
+}
+
 /** The recorded event of the request that answered with `response`, once it is written. */
 export const eventOf = async (response: Response): Promise<UsageEvent> => {
   const requestId = response.headers.get("x-request-id")
   expect(requestId).toMatch(/^req_/)
-  for (let i = 0; i < 100; i++) {
-    const found = (await recent()).find((event) => event.requestId === requestId)
-    if (found !== undefined) return found
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  throw new Error(`no usage event for ${requestId}`)
+  return eventWhere((event) => event.requestId === requestId, String(requestId))
 }
 
 /** The exact bytes the fake upstream puts in its images of this format and size, to compare what a client gets. */

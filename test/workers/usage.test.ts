@@ -1,6 +1,16 @@
 import { describe, expect, inject, it, onTestFinished } from "vitest"
-import type { UsageEvent } from "../../src/domain/Usage.ts"
-import { call, errorOf, eventOf, generate, isolatedGateway, jsonPost, recent, steered, upstreamReaches } from "./helpers.ts"
+import {
+  call,
+  errorOf,
+  eventOf,
+  eventWhere,
+  generate,
+  isolatedGateway,
+  jsonPost,
+  recent,
+  steered,
+  upstreamReaches
+} from "./helpers.ts"
 
 /**
  * Usage statistics in the real runtime: events go to the SQLite Durable Object
@@ -102,14 +112,10 @@ describe("usage statistics", () => {
     const answer = generate({ model: "fake/patient", prompt, response_format: "b64_json" }, { signal: client.signal })
     answer.catch(() => {}) // it rejects with the abort
     await upstreamReaches(id, { inFlight: 1 })
-    const since = Date.now()
     client.abort()
     expect(await upstreamReaches(id, { aborted: 1 })).toMatchObject({ aborted: 1 })
-    let event: UsageEvent | undefined
-    for (let i = 0; i < 100 && event === undefined; i++) {
-      event = (await recent()).find((e) => e.ts >= since - 60_000 && e.model === "fake/patient" && e.status === 499 && !e.stream)
-      if (event === undefined) await new Promise((resolve) => setTimeout(resolve, 50))
-    }
+    // No response, so no request id: the only non-streamed 499 of this model.
+    const event = await eventWhere((e) => e.model === "fake/patient" && e.status === 499 && !e.stream, "the aborted request")
     expect(event).toMatchObject({ endpoint: "images", status: 499, error: "client_closed_request", images: 0 })
   })
 
