@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from "vitest"
 import type { KeyReport } from "../../src/domain/ApiKey.ts"
 import type { UsageEvent } from "../../src/domain/Usage.ts"
-import { errorOf, isolatedGateway, jsonPost, steered, upstreamCalls } from "./helpers.ts"
+import { errorOf, isolatedGateway, jsonPost, steered, upstreamCalls, upstreamReaches } from "./helpers.ts"
 
 /**
  * Named keys (KEYS), each case on a gateway of its own inside workerd with the real limits Durable
@@ -202,6 +202,29 @@ describe("imagesPerDay", () => {
     expect(me.today.images).toBe(2)
     // Without a window, /v1/me reports the last 24 hours.
     expect(me.usage).toMatchObject({ key: "carol", requests: 2, generations: 2, images: 2, errors: 1 })
+  })
+
+  it("a request whose client went away before the answer began gives its reserved images back", async () => {
+    const { call, settled } = await gateway()
+    const { id, prompt } = steered("hold=1")
+    const client = new AbortController()
+    const answer = call("/v1/images/generations", {
+      ...jsonPost({ model: "fake/patient", prompt, n: 3, response_format: "b64_json" }),
+      key: CAROL,
+      signal: client.signal
+    })
+    answer.catch(() => {}) // it rejects with the abort
+    await upstreamReaches(id, { inFlight: 1 })
+    const held = (await (await call("/v1/me", { key: CAROL })).json()) as KeyReport
+    expect(held.today.images).toBe(3)
+    client.abort()
+    await upstreamReaches(id, { aborted: 1 })
+    await settled()
+    const me = (await (await call("/v1/me", { key: CAROL })).json()) as KeyReport
+    expect(me.today.images).toBe(0)
+    const five = await call("/v1/images/generations", { ...image("all five", { n: 5 }), key: CAROL })
+    expect(five.status).toBe(200)
+    await five.arrayBuffer()
   })
 
   it("20 requests racing for the last 5 images of a quota: exactly 5 are served", async () => {
