@@ -4,8 +4,9 @@
  *
  * 1. Throughput at 8 connections and CPU per request, gateway vs a minimal
  *    passthrough Worker, both against a local fake upstream returning 1 MiB images.
- *    CPU is also measured for a reference Worker between the two: the same work
+ *    Both are also measured for a reference Worker between the two: the same work
  *    as one bare Effect HttpApi endpoint (`bench/httpapi-floor`), the framework's own cost.
+ *    `BENCH_ONLY=throughput` runs the throughput rounds of the three alone.
  * 2. `n: 4` vs `n: 1` wall time against a 2 s upstream.
  * 3. Worker bundle size, gzipped, from `wrangler deploy --dry-run --outdir`.
  * 4. The `openai` upstream kind beside the `ai-sdk` one: CPU per request of the same gateway serving a
@@ -394,10 +395,20 @@ const main = async () => {
     // Rounds alternate between the two workers so that drift on the machine hits both alike.
     const gatewayRuns: Array<LoadResult> = []
     const passthroughRuns: Array<LoadResult> = []
+    const floorRuns: Array<LoadResult> = []
     const throughput = { durationMs: DURATION_MS, requests: 100_000 }
-    for (let round = 0; round < ROUNDS; round++) {
-      passthroughRuns.push(await load(passthrough, passthroughRequest(), CONNECTIONS, throughput))
-      gatewayRuns.push(await load(gateway, gatewayRequest(), CONNECTIONS, throughput))
+    // The floor's throughput beside them shows what one bare HttpApi endpoint streaming the same bytes reaches.
+    const throughputFloor = await startFloor()
+    try {
+      for (let round = 0; round < ROUNDS; round++) {
+        passthroughRuns.push(await load(passthrough, passthroughRequest(), CONNECTIONS, throughput))
+        floorRuns.push(
+          await load(throughputFloor, gatewayRequest(IDENTITY, "b64_json", throughputFloor), CONNECTIONS, throughput)
+        )
+        gatewayRuns.push(await load(gateway, gatewayRequest(), CONNECTIONS, throughput))
+      }
+    } finally {
+      throughputFloor.stop()
     }
     // CPU per request: each session starts fresh instances of the three Workers and alternates rounds between them.
     const passthroughCpu: Array<number> = []
@@ -533,7 +544,7 @@ const main = async () => {
         requests: sum(passthroughRuns, "requests"),
         failures: sum(passthroughRuns, "failures")
       },
-      floor: { cpuMsPerRequest: median(floorCpu), cpuSamples: floorCpu },
+      floor: { rps: rps(floorRuns), cpuMsPerRequest: median(floorCpu), cpuSamples: floorCpu },
       cpuSessions: { sessions: CPU_SESSIONS, roundsPerSession, ratios: sessionRatios },
       gzip: {
         gatewayCpuMsPerRequest: median(gzipGatewayCpu),
@@ -562,6 +573,7 @@ const main = async () => {
       memory
     }
     const throughputRatio = results.gateway.rps / results.passthrough.rps
+    const floorThroughputRatio = results.floor.rps / results.passthrough.rps
     const cpuRatio = results.gateway.cpuMsPerRequest / results.passthrough.cpuMsPerRequest
     // Rounds alternate, so round i of each Worker ran under the same machine conditions: their ratio shows the spread.
     const roundRatios = gatewayCpu.map((cpu, i) => cpu / (passthroughCpu[i] ?? Number.NaN))
@@ -599,7 +611,7 @@ const main = async () => {
       `CPU ratio per round ${roundRatios.map((ratio) => ratio.toFixed(2)).join(" ")} (middle half ${roundSpread.q1.toFixed(2)}-${roundSpread.q3.toFixed(2)}, ${roundRatios.length} rounds of ${CPU_REQUESTS} requests; per set of instances ${sessionRatios.map((ratio) => ratio.toFixed(2)).join(" ")})`
     )
     console.log(
-      `HttpApi floor (bench/httpapi-floor: the same work as one bare HttpApi endpoint) ${results.floor.cpuMsPerRequest.toFixed(2)} ms CPU/req, ${floorCpuRatio.toFixed(2)}x the passthrough`
+      `HttpApi floor (bench/httpapi-floor: the same work as one bare HttpApi endpoint) ${results.floor.cpuMsPerRequest.toFixed(2)} ms CPU/req, ${floorCpuRatio.toFixed(2)}x the passthrough; ${results.floor.rps.toFixed(1)} req/s at ${CONNECTIONS} connections, ${floorThroughputRatio.toFixed(2)}x the passthrough`
     )
     console.log(
       `with gzip answers (the runtime compressing, as before this bench asked for identity): gateway ${results.gzip.gatewayCpuMsPerRequest.toFixed(2)} ms, passthrough ${results.gzip.passthroughCpuMsPerRequest.toFixed(2)} ms, ${gzipCpuRatio.toFixed(2)}x (${GZIP_ROUNDS} rounds)`
@@ -624,7 +636,7 @@ const main = async () => {
     }
     writeFileSync(
       join(RESULTS, "latest.json"),
-      `${JSON.stringify({ ...results, throughputRatio, cpuRatio, roundRatios, roundSpread, floorCpuRatio, gzipCpuRatio, fanOutRatio, urlCpuRatio, urlWorkerCpuRatio, cacheSpeedup, openAiKindRatio }, null, 2)}\n`
+      `${JSON.stringify({ ...results, throughputRatio, floorThroughputRatio, cpuRatio, roundRatios, roundSpread, floorCpuRatio, gzipCpuRatio, fanOutRatio, urlCpuRatio, urlWorkerCpuRatio, cacheSpeedup, openAiKindRatio }, null, 2)}\n`
     )
     if (results.gateway.failures > 0 || results.passthrough.failures > 0) failed = true
     process.exitCode = failed ? 1 : 0
@@ -823,17 +835,19 @@ const editsOnly = async () => {
 const CPU_ROUNDS_EDITS = 5
 
 /**
- * `BENCH_ONLY=throughput`: the throughput rounds alone (passthrough and gateway alternating, 8 connections), with
- * the bench process's own CPU beside each, to tell a slower Worker from a load generator that is the bottleneck.
+ * `BENCH_ONLY=throughput`: the throughput rounds alone (passthrough, the HttpApi floor and the gateway alternating, 8
+ * connections), with the bench process's own CPU beside each, to tell a slower Worker from a load generator that is the bottleneck.
  */
 const throughputOnly = async () => {
   const root = join(import.meta.dirname, "..")
   const upstream = await startFakeUpstream({ imageBytes: IMAGE_BYTES })
   const passthrough = await startWorker(vars({ UPSTREAM_URL: upstream.url }), join(import.meta.dirname, "passthrough"))
+  const floor = await startWorker(vars(floorSettings(upstream.url)), join(import.meta.dirname, "httpapi-floor"))
   const gateway = await startWorker(
     vars({ API_KEYS: KEY, UPSTREAM_URL: upstream.url, ENVIRONMENT: "production", LOG_LEVEL: "Warn" }),
     root
   )
+  const gatewayBody = JSON.stringify({ prompt: "a bench", model: "replicate/flux-schnell" })
   const post = (url: string, body: string, key: boolean) => () =>
     new Request(url, {
       method: "POST",
@@ -850,24 +864,29 @@ const throughputOnly = async () => {
         false
       )
     ],
-    [
-      "gateway",
-      gateway,
-      post(`${gateway.url}/v1/images/generations`, JSON.stringify({ prompt: "a bench", model: "replicate/flux-schnell" }), true)
-    ]
+    // The floor checks no key; it gets the gateway's request as it is.
+    ["floor", floor, post(`${floor.url}/v1/images/generations`, gatewayBody, false)],
+    ["gateway", gateway, post(`${gateway.url}/v1/images/generations`, gatewayBody, true)]
   ]
+  const rps = new Map<string, Array<number>>()
   try {
     console.log(`\nthroughput, ${CONNECTIONS} connections, ${ROUNDS} alternating rounds of ${DURATION_MS} ms, 1 MiB images\n`)
     for (let round = 0; round < ROUNDS; round++) {
       for (const [name, worker, request] of targets) {
         const result = await load(worker, request, CONNECTIONS, { durationMs: DURATION_MS, requests: 100_000 })
+        rps.set(name, [...(rps.get(name) ?? []), result.rps])
         console.log(
           `  ${name.padEnd(12)} ${result.rps.toFixed(1)} req/s, Worker ${result.cpuMsPerRequest.toFixed(2)} ms CPU/req, bench process ${result.benchCores.toFixed(2)} cores`
         )
       }
     }
+    const passthroughRps = median(rps.get("passthrough") ?? [])
+    for (const name of ["floor", "gateway"]) {
+      console.log(`  ${name} / passthrough, medians: ${(median(rps.get(name) ?? []) / passthroughRps).toFixed(2)}`)
+    }
   } finally {
     passthrough.stop()
+    floor.stop()
     gateway.stop()
     await upstream.close()
   }
