@@ -214,11 +214,12 @@ describe("imagesPerDay", () => {
       signal: client.signal
     })
     answer.catch(() => {}) // it rejects with the abort
-    await upstreamReaches(id, { inFlight: 1 })
+    // The openai kind asks for each of the 3 images in a call of its own; the fake counts exact values.
+    await upstreamReaches(id, { inFlight: 3 })
     const held = (await (await call("/v1/me", { key: CAROL })).json()) as KeyReport
     expect(held.today.images).toBe(3)
     client.abort()
-    await upstreamReaches(id, { aborted: 1 })
+    await upstreamReaches(id, { aborted: 3 })
     await settled()
     const me = (await (await call("/v1/me", { key: CAROL })).json()) as KeyReport
     expect(me.today.images).toBe(0)
