@@ -22,7 +22,7 @@
  *   JSON that does not parse).
  * - `hold=1`: the answer waits until the test releases it (`POST /__release?id=t1`) or the client goes away,
  *   so a test can act while calls are known to be in flight, with no sleep.
- * - `GET /__wait?id=t1&inFlight=2` (or `aborted=`, `calls=`) answers once the count has reached that value:
+ * - `GET /__wait?id=t1&inFlight=2` (or `aborted=`, `calls=`) answers once the count has reached at least that value:
  *   tests wait on the fake's own events instead of polling against a deadline.
  *
  * It also speaks the OpenAI images API, as the `openai` upstream kind calls it: `POST /v1/images/generations`
@@ -215,7 +215,8 @@ export const startFakeUpstream = (options: FakeUpstreamOptions = {}): Promise<Fa
     if (request.method === "GET" && url.pathname === "/__wait") {
       const id = url.searchParams.get("id") ?? ""
       const [name, target] = ([...url.searchParams].find(([key]) => key !== "id") ?? ["calls", "0"]) as [string, string]
-      const reached = () => (counts(id) as Record<string, number>)[name] === Number(target)
+      // At least the value: a wait asked after the count went past it (three calls arriving at once) still ends.
+      const reached = () => ((counts(id) as Record<string, number>)[name] ?? 0) >= Number(target)
       const answer = () => sendJson(response, 200, counts(id))
       if (reached()) return answer()
       const waiter = { id, reached, answer }
