@@ -392,7 +392,7 @@ const main = async () => {
           body: upstreamBody
         })
 
-    // Rounds alternate between the two workers so that drift on the machine hits both alike.
+    // Rounds alternate between the Workers so that drift on the machine hits them alike.
     const gatewayRuns: Array<LoadResult> = []
     const passthroughRuns: Array<LoadResult> = []
     const floorRuns: Array<LoadResult> = []

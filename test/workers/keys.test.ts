@@ -214,7 +214,7 @@ describe("imagesPerDay", () => {
       signal: client.signal
     })
     answer.catch(() => {}) // it rejects with the abort
-    // The openai kind asks for each of the 3 images in a call of its own; the fake counts exact values.
+    // The openai kind asks for each of the 3 images in a call of its own: all three held, then all three cancelled.
     await upstreamReaches(id, { inFlight: 3 })
     const held = (await (await call("/v1/me", { key: CAROL })).json()) as KeyReport
     expect(held.today.images).toBe(3)
