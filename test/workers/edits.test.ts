@@ -267,6 +267,27 @@ describe("image edits", () => {
     expect(await errorOf(text)).toMatchObject({ code: "invalid_value", param: "image" })
   })
 
+  it("refuses an edit or a variation for a model that cannot take it with 400 model_not_supported, naming the models that can edit", async () => {
+    const png = flatPng(8, 8, RED)
+    const edit = await postEdit(
+      editForm({ model: "replicate/flux-schnell", prompt: "recolour" }, [["image", file(png, "a.png")]])
+    )
+    expect(edit.status).toBe(400)
+    const error = await errorOf(edit)
+    expect(error).toMatchObject({ type: "invalid_request_error", code: "model_not_supported", param: "model" })
+    expect(error.message).toContain("The model 'replicate/flux-schnell' does not edit images.")
+    expect(error.message).toContain("Models that do: ")
+    expect(error.message).toContain("local/preview")
+    const variation = await call("/v1/images/variations", {
+      method: "POST",
+      body: editForm({ model: "replicate/flux-schnell" }, [["image", file(png, "a.png")]])
+    })
+    expect(variation.status).toBe(400)
+    const refusal = await errorOf(variation)
+    expect(refusal).toMatchObject({ code: "model_not_supported", param: "model" })
+    expect(refusal.message).toContain("does not make variations of images")
+  })
+
   it("answers an upstream's refusal of an edit as that refusal, after one call", async () => {
     const { id, prompt } = steered("faults=400")
     const response = await postEdit(editForm({ model: "fake/gpt-image", prompt }, [["image", file(flatPng(8, 8, RED), "a.png")]]))
